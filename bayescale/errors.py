@@ -1,0 +1,61 @@
+"""The small exception and warning hierarchy every user-facing failure goes through.
+
+The CLI maps each error class to an exit code (``EXIT_CODES``) and prints only its message.
+"""
+
+from __future__ import annotations
+
+
+class BayescaleError(Exception):
+    """Base class of every error bayescale raises on user input, files or specs."""
+
+    exit_code = 2
+
+
+class RunTableError(BayescaleError, ValueError):
+    """A run table (or a table of forecast targets) that cannot be used as given."""
+
+    exit_code = 3
+
+
+class ModelSpecError(BayescaleError, ValueError):
+    """A model spec (TOML or dict) that names an unknown form, prior, parameter or column."""
+
+    exit_code = 4
+
+
+class FitFileError(BayescaleError, OSError):
+    """A saved fit that is missing, truncated, corrupted, foreign or from an incompatible version."""
+
+    exit_code = 5
+
+
+class SamplerError(BayescaleError, RuntimeError):
+    """A sampler that is unknown, not installed, or failed to produce a posterior."""
+
+    exit_code = 6
+
+
+class ConvergenceWarning(UserWarning):
+    """The sampler did not converge (R-hat, ESS, divergences or tree depth): do not trust the fit."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """A forecast target lies far outside the data the law was fitted to."""
+
+
+class DataWarning(UserWarning):
+    """A run table value that is allowed but suspicious (e.g. flops inconsistent with 6·N·D)."""
+
+
+#: Exit codes of the CLI, documented in the README.
+EXIT_CODES = {
+    "ok": 0,
+    "internal error": 1,
+    "usage / generic bayescale error": BayescaleError.exit_code,
+    "bad run table or targets": RunTableError.exit_code,
+    "bad model spec": ModelSpecError.exit_code,
+    "bad fit file": FitFileError.exit_code,
+    "sampler unavailable or failed": SamplerError.exit_code,
+    "not converged under --strict": 7,
+}

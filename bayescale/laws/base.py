@@ -1,0 +1,92 @@
+"""What a scaling law is to bayescale: named parameters, needed inputs, one log-loss function.
+
+Parameters are sampled in an internal, well-conditioned coordinate system:
+
+* positive parameters are sampled as their logarithm;
+* an amplitude paired with an exponent (``A`` with ``alpha`` in ``A/N^alpha``) is sampled as
+  ``log A - alpha * mean(log N)``: the log of its term at the data's centre, which the data
+  pin down nearly independently of the exponent.
+
+``to_public``/``to_internal`` convert between the two; both run on numpy and pytensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bayescale.laws.ops import NUMPY
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One named constant of a law.
+
+    ``centre=(exponent, input)`` shifts the internal coordinate by ``exponent * mean(log input)``
+    (``exponent=None`` means a unit slope), which removes the amplitude–exponent correlation.
+    """
+
+    name: str
+    doc: str
+    prior: Mapping[str, Any]
+    positive: bool = True
+    centre: tuple[str | None, str] | None = None
+
+
+class Law:
+    """Base class of every functional form; subclasses set the class attributes and ``log_loss``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    parameters: ClassVar[tuple[Parameter, ...]]
+    #: Run-table columns the law reads; ``log_loss`` receives ``x[col] = log(column)``.
+    inputs: ClassVar[tuple[str, ...]]
+    #: Extra covariates the law may read when a spec names them (e.g. dropout), raw values.
+    covariates: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    def parameter(self, name: str) -> Parameter:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def log_loss(self, ops: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
+        """log L for public parameter values ``p`` and log-inputs ``x`` (broadcasting)."""
+        raise NotImplementedError
+
+    def to_public(self, ops: Any, z: Mapping[str, Any], centres: Mapping[str, float]) -> dict[str, Any]:
+        """Internal (sampler) coordinates → public parameter values."""
+        public: dict[str, Any] = {}
+        for p in self.parameters:
+            t = z[p.name]
+            if p.centre is not None:
+                exponent, column = p.centre
+                slope = public[exponent] if exponent is not None else 1.0
+                t = t + slope * centres[column]
+            public[p.name] = ops.exp(t) if p.positive else t
+        return public
+
+    def to_internal(self, p: Mapping[str, Any], centres: Mapping[str, float]) -> dict[str, Any]:
+        """Public values → internal coordinates (numpy); the inverse of ``to_public``."""
+        z: dict[str, Any] = {}
+        for q in self.parameters:
+            t = np.log(p[q.name]) if q.positive else np.asarray(p[q.name], dtype=float)
+            if q.centre is not None:
+                exponent, column = q.centre
+                slope = p[exponent] if exponent is not None else 1.0
+                t = t - slope * centres[column]
+            z[q.name] = t
+        return z
+
+    def loss(self, p: Mapping[str, Any], inputs: Mapping[str, Any]) -> np.ndarray:
+        """Loss (not log) on numpy values: ``inputs`` holds raw columns, not logs."""
+        x = {c: np.log(np.asarray(inputs[c], dtype=float)) for c in self.inputs}
+        x.update({c: np.asarray(inputs[c], dtype=float) for c in self.covariates if c in inputs})
+        return np.exp(self.log_loss(NUMPY, p, x))

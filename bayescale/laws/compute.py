@@ -1,0 +1,19 @@
+"""Compute-only form: L(C) = E + K·C^(-gamma), for logs that record only compute and loss."""
+
+from __future__ import annotations
+
+from bayescale.laws.base import Law, Parameter
+
+
+class Compute(Law):
+    name = "compute"
+    description = "L = E + K*C^(-gamma)"
+    parameters = (
+        Parameter("E", "irreducible loss", {"dist": "LogNormal", "mu": 0.5, "sigma": 0.5}),
+        Parameter("gamma", "compute exponent", {"dist": "TruncatedNormal", "mu": 0.15, "sigma": 0.15, "lower": 0.0, "upper": 1.0}),
+        Parameter("K", "compute-term amplitude", {"dist": "LogNormal", "mu": 8.0, "sigma": 4.0}, centre=("gamma", "flops")),
+    )
+    inputs = ("flops",)
+
+    def log_loss(self, ops, p, x):
+        return ops.logaddexp(ops.log(p["E"]), ops.log(p["K"]) - p["gamma"] * x["flops"])

@@ -1,0 +1,39 @@
+"""The tiny array namespace a law is written against.
+
+Each law's ``log_loss`` is written once against ``ops`` and runs unchanged on numpy arrays
+of posterior draws (``NUMPY``) and on pytensor tensors inside the PyMC model (``pytensor_ops()``),
+so the sampled model and the forecasts cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+NUMPY = SimpleNamespace(
+    exp=np.exp,
+    log=np.log,
+    log1p=np.log1p,
+    expm1=np.expm1,
+    logaddexp=np.logaddexp,
+    maximum=np.maximum,
+    minimum=np.minimum,
+    where=np.where,
+)
+
+
+def pytensor_ops() -> SimpleNamespace:
+    """The same namespace over pytensor (imported lazily: numpy users never pay for it)."""
+    import pytensor.tensor as pt
+
+    return SimpleNamespace(
+        exp=pt.exp,
+        log=pt.log,
+        log1p=pt.log1p,
+        expm1=pt.expm1,
+        logaddexp=pt.logaddexp,
+        maximum=pt.maximum,
+        minimum=pt.minimum,
+        where=pt.where,
+    )

@@ -1,0 +1,132 @@
+"""Build the PyMC model of a spec on a run table: centred inputs, non-centred group pooling.
+
+Free variables, per law parameter ``θ`` (see ``laws.base`` for the internal coordinates):
+
+* ``θ_z``: the population value in internal coordinates (flat, with the spec's prior on the
+  public value added as a potential with its log-Jacobian, so priors are on ``θ`` itself);
+* per group column ``g`` when ``θ`` is pooled: ``θ_tau_g`` (HalfNormal spread) and
+  ``θ_eta_g`` (standard-normal offsets, dims ``g``) — a non-centred hierarchy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bayescale.errors import RunTableError
+from bayescale.laws import Law
+from bayescale.runs import RunTable
+from bayescale.spec import ModelSpec, Prior
+
+#: Fewest distinct values of each law input needed to identify a power law with an offset.
+MIN_DISTINCT = 3
+
+
+@dataclass(frozen=True)
+class Design:
+    """What the model needs from the runs: log inputs, centres, observed log loss, group codes."""
+
+    law: Law
+    x: dict[str, np.ndarray]
+    y: np.ndarray
+    centres: dict[str, float]
+    groups: tuple[str, ...]
+    levels: dict[str, list[str]]
+    codes: dict[str, np.ndarray]
+
+
+def design(spec: ModelSpec, runs: RunTable, groups: Sequence[str] = ()) -> Design:
+    """Check the runs can identify the spec's law and compute the model's inputs."""
+    law = spec.law
+    groups = tuple(groups)
+    if len(set(groups)) != len(groups):
+        raise RunTableError(f"{runs.source}: a grouping column is listed twice: {', '.join(groups)}")
+    reserved = [g for g in groups if g in ("params", "tokens", "loss", "flops", "unique_tokens", "epochs", "experts", "active_params")]
+    if reserved:
+        raise RunTableError(f"{runs.source}: cannot group by the numeric column(s) {', '.join(reserved)}")
+    runs.require_columns(groups, "grouping")
+    n_params = len(law.parameters)
+    needed = n_params + 2
+    if len(runs) < needed:
+        raise RunTableError(
+            f"{runs.source}: {len(runs)} run(s) cannot identify the {law.name} law's {n_params} parameters; "
+            f"at least {needed} runs are needed (more, spread over sizes and token counts, for useful intervals)"
+        )
+    for column in law.inputs:
+        if column == "unique_tokens":
+            continue
+        distinct = np.unique(runs.column(column)).size
+        if distinct < MIN_DISTINCT:
+            raise RunTableError(
+                f"{runs.source}: column {column!r} has only {distinct} distinct value(s); the {law.name} law needs "
+                f"runs at {MIN_DISTINCT} or more different {column} values to separate the power law from its offset"
+            )
+    x = {c: np.log(runs.column(c).astype(float)) for c in law.inputs}
+    for covariate in law.covariates:
+        if covariate in runs.data.columns:
+            x[covariate] = runs.data[covariate].astype(float).to_numpy()
+    centres = {c: float(np.mean(x[c])) for c in law.inputs}
+    levels, codes = {}, {}
+    for g in groups:
+        values = runs.data[g].astype(str).to_numpy()
+        levels[g] = sorted(set(values))
+        lookup = {v: i for i, v in enumerate(levels[g])}
+        codes[g] = np.array([lookup[v] for v in values], dtype=np.int64)
+    return Design(law, x, np.log(runs.column("loss").astype(float)), centres, groups, levels, codes)
+
+
+def _named_rv(name: str, prior: Prior, where: str):
+    prior.distribution(where)  # validates the name and arguments
+    import pymc as pm
+
+    return getattr(pm, prior.dist)(name, **prior.kwargs)
+
+
+def initial_internal(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]) -> dict[str, float]:
+    """Prior medians mapped to internal coordinates: a sensible starting point for every chain."""
+    medians = {p.name: float(np.median(prior_draws[f"priors.{p.name}"])) for p in d.law.parameters}
+    return {k: float(v) for k, v in d.law.to_internal(medians, d.centres).items()}
+
+
+def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
+    """The ``pm.Model`` of ``spec`` on design ``d`` (inputs as ``pm.Data``, dims ``run`` and groups)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from bayescale.laws.ops import pytensor_ops
+
+    ops = pytensor_ops()
+    law = d.law
+    coords = {"run": np.arange(d.y.size), **{g: d.levels[g] for g in d.groups}}
+    init = initial_internal(spec, d, prior_draws)
+    with pm.Model(coords=coords) as model:
+        x = {c: pm.Data(f"log_{c}", v, dims="run") for c, v in d.x.items()}
+        index = {g: pm.Data(f"{g}_index", d.codes[g], dims="run") for g in d.groups}
+        z_pop = {p.name: pm.Flat(f"{p.name}_z", initval=init[p.name]) for p in law.parameters}
+        z_run = {}
+        for p in law.parameters:
+            z = z_pop[p.name]
+            if p.name in spec.pooled:
+                for g in d.groups:
+                    tau = pm.HalfNormal(f"{p.name}_tau_{g}", sigma=spec.pool_scale[p.name])
+                    eta = pm.Normal(f"{p.name}_eta_{g}", 0.0, 1.0, dims=g)
+                    z = z + tau * eta[index[g]]
+            z_run[p.name] = z
+        public = law.to_public(ops, z_pop, d.centres)
+        log_prior = 0.0
+        for p in law.parameters:
+            log_prior = log_prior + pm.logp(spec.priors[p.name].distribution(f"priors.{p.name}"), public[p.name])
+            if p.positive:  # Jacobian of θ = exp(t); the centring shift has unit Jacobian
+                log_prior = log_prior + pt.log(public[p.name])
+        pm.Potential("prior", log_prior)
+        sigma = _named_rv("sigma", spec.likelihood.sigma, "likelihood.sigma")
+        mu = law.log_loss(ops, law.to_public(ops, z_run, d.centres), x)
+        if spec.likelihood.family == "studentt":
+            nu = spec.likelihood.nu
+            nu = _named_rv("nu", nu, "likelihood.nu") if isinstance(nu, Prior) else nu
+            pm.StudentT("log_loss", nu=nu, mu=mu, sigma=sigma, observed=d.y, dims="run")
+        else:
+            pm.Normal("log_loss", mu=mu, sigma=sigma, observed=d.y, dims="run")
+    return model

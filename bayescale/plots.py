@@ -1,0 +1,76 @@
+"""Figures for notebooks, the README and reports: matplotlib, computed from the public API."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from bayescale.fit import Fit
+
+
+def isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax=None) -> Figure:
+    """Observed runs grouped by compute, with the posterior mean curve and ``ci`` band along each isoFLOP.
+
+    Runs are binned by log compute; each bin's curve holds compute at the bin's median and
+    varies the parameter count across the bin's range (tokens = C / 6N).
+    """
+    import matplotlib.pyplot as plt
+
+    from bayescale.forecast import forecast_table
+
+    runs = fit.runs.data
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    else:
+        fig = ax.figure
+    log_c = np.log10(runs["flops"].to_numpy())
+    edges = np.quantile(log_c, np.linspace(0, 1, bins + 1))
+    which = np.clip(np.searchsorted(edges, log_c, side="right") - 1, 0, bins - 1)
+    cmap = plt.get_cmap("viridis")
+    for b in range(bins):
+        sel = which == b
+        if sel.sum() < 2:
+            continue
+        color = cmap(b / max(bins - 1, 1))
+        sub = runs[sel]
+        c = float(np.median(sub["flops"]))
+        n_grid = np.geomspace(sub["params"].min() / 1.5, sub["params"].max() * 1.5, 60)
+        targets = pd.DataFrame({"params": n_grid, "tokens": c / (6.0 * n_grid), "flops": c})
+        table = forecast_table(fit.forecast(targets), ci)
+        ax.fill_between(n_grid, table["mean_lo"], table["mean_hi"], color=color, alpha=0.25, lw=0)
+        ax.plot(n_grid, table["mean_median"], color=color, lw=1.5, label=f"C ≈ {c:.1e}")
+        ax.scatter(sub["params"], sub["loss"], color=color, s=14, edgecolor="k", linewidth=0.3, zorder=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters N")
+    ax.set_ylabel("final loss")
+    ax.set_title(f"{fit.spec.name}: runs and posterior mean with {ci:.0%} band along isoFLOPs")
+    ax.legend(fontsize=8, title="FLOPs", title_fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def observed_vs_predicted(fit: Fit, ci: float = 0.9, ax=None) -> Figure:
+    """Each run's observed loss against its posterior predictive median and ``ci`` interval."""
+    import matplotlib.pyplot as plt
+
+    from bayescale.forecast import forecast_table
+
+    runs = fit.runs.data
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 5))
+    else:
+        fig = ax.figure
+    columns = [c for c in runs.columns if c not in ("loss",)]
+    table = forecast_table(fit.forecast(runs[columns]), ci)
+    ax.errorbar(runs["loss"], table["loss_median"], yerr=[table["loss_median"] - table["loss_lo"], table["loss_hi"] - table["loss_median"]], fmt="o", ms=3, alpha=0.6, lw=0.8)
+    lims = [min(runs["loss"].min(), table["loss_lo"].min()), max(runs["loss"].max(), table["loss_hi"].max())]
+    ax.plot(lims, lims, "k--", lw=0.8)
+    ax.set_xlabel("observed loss")
+    ax.set_ylabel(f"posterior predictive (median, {ci:.0%})")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,250 @@
+"""Run tables: read, validate and canonicalise logs of finished training runs.
+
+A ``RunTable`` is the only input a fit accepts. Every rule a table breaks raises a
+``RunTableError`` naming the source, the row, the column and the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayescale.errors import DataWarning, RunTableError
+from bayescale.units import parse_quantity
+
+REQUIRED = ("params", "tokens", "loss")
+NUMERIC = ("params", "tokens", "loss", "flops", "unique_tokens", "experts", "active_params")
+ARCHS = ("dense", "moe")
+#: Allowed disagreement between a logged ``flops`` column and 6·N·D before warning.
+FLOPS_TOLERANCE = 2.0
+
+
+@dataclass(frozen=True)
+class RunTable:
+    """A validated run table: canonical numeric columns plus any grouping columns.
+
+    Columns always present: ``params, tokens, loss, flops, unique_tokens, epochs, arch,
+    experts, active_params``; every other column of the source is kept as a string column
+    usable for grouping.
+    """
+
+    data: pd.DataFrame
+    source: str = "<DataFrame>"
+    extra_columns: tuple[str, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def column(self, name: str) -> np.ndarray:
+        """Values of one column as a numpy array."""
+        return self.data[name].to_numpy()
+
+    def content_hash(self) -> str:
+        """SHA-256 of the canonical table: the same runs give the same hash whatever the file."""
+        payload = self.data.to_csv(index=False).encode()
+        return hashlib.sha256(payload).hexdigest()
+
+    def require_columns(self, columns: Sequence[str], purpose: str) -> None:
+        """Raise a ``RunTableError`` if any of ``columns`` is absent (e.g. a grouping column)."""
+        missing = [c for c in columns if c not in self.data.columns]
+        if missing:
+            raise RunTableError(
+                f"{self.source}: column(s) {', '.join(map(repr, missing))} needed for {purpose} "
+                f"not found; the table has {', '.join(map(repr, self.data.columns))}"
+            )
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise RunTableError(f"{path}: no such file")
+    if path.is_dir():
+        raise RunTableError(f"{path}: is a folder, not a run table (CSV or Parquet)")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        head = path.read_bytes()[:4096]
+        if b"\x00" in head:
+            raise RunTableError(f"{path}: looks like a binary file, expected a CSV or Parquet run table")
+        sep = "\t" if suffix in (".tsv", ".tab") else ","
+        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8")
+    except RunTableError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise RunTableError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the table as UTF-8 CSV") from None
+    except pd.errors.EmptyDataError:
+        raise RunTableError(f"{path}: the file is empty; expected a header row with params, tokens, loss") from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        raise RunTableError(f"{path}: cannot read as a run table: {exc}") from None
+    _check_duplicate_header(path, sep)
+    return frame
+
+
+def _check_duplicate_header(path: Path, sep: str) -> None:
+    with path.open(encoding="utf-8") as handle:
+        header = [h.strip() for h in handle.readline().rstrip("\r\n").split(sep)]
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise RunTableError(f"{path}: column {name!r} appears more than once in the header")
+        seen.add(name)
+
+
+def _row_label(source: str, position: int, from_file: bool) -> str:
+    # position is 0-based over data rows; files have a header line, so data row k is line k+2.
+    return f"row {position + 1} (line {position + 2})" if from_file else f"row {position + 1}"
+
+
+def parse_numeric_column(
+    frame: pd.DataFrame, column: str, source: str, from_file: bool, positive: bool = True
+) -> np.ndarray:
+    """Parse one column to floats (units allowed), raising on empty, non-numeric, inf or ≤ 0."""
+    out = np.empty(len(frame))
+    for position, value in enumerate(frame[column].tolist()):
+        where = f"{source}: {_row_label(source, position, from_file)}, column {column!r}"
+        if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and value.strip() in ("", "nan", "NaN", "NA", "null", "None")):
+            raise RunTableError(f"{where}: empty or NaN value; every run needs a {column}")
+        try:
+            number = parse_quantity(value)
+        except ValueError as exc:
+            raise RunTableError(f"{where}: {exc}") from None
+        if not np.isfinite(number):
+            raise RunTableError(f"{where}: value {value!r} is not finite")
+        if positive and number <= 0:
+            raise RunTableError(f"{where}: value {value!r} must be > 0")
+        out[position] = number
+    return out
+
+
+def _apply_column_map(frame: pd.DataFrame, columns: Mapping[str, str] | None, source: str) -> pd.DataFrame:
+    frame = frame.rename(columns=lambda c: str(c).strip())
+    if not columns:
+        return frame
+    for canonical, foreign in columns.items():
+        if foreign not in frame.columns:
+            raise RunTableError(
+                f"{source}: column mapping {canonical}={foreign!r}: no column {foreign!r}; "
+                f"the table has {', '.join(map(repr, frame.columns))}"
+            )
+        if canonical in frame.columns and canonical != foreign:
+            raise RunTableError(
+                f"{source}: column mapping {canonical}={foreign!r} would duplicate the existing column {canonical!r}"
+            )
+    return frame.rename(columns={foreign: canonical for canonical, foreign in columns.items()})
+
+
+def load_runs(
+    source: str | Path | pd.DataFrame,
+    columns: Mapping[str, str] | None = None,
+    drop_highest_loss: int = 0,
+) -> RunTable:
+    """Read and validate a run table from a CSV/TSV/Parquet path or a DataFrame.
+
+    ``columns`` maps canonical names to the table's own headers, e.g.
+    ``{"params": "Model Size"}``. ``drop_highest_loss=k`` removes the k runs with the
+    highest loss (Besiroglu et al. 2024 dropped 5 from the Chinchilla points as outliers).
+    """
+    if isinstance(source, pd.DataFrame):
+        frame, name, from_file = source.copy(), "<DataFrame>", False
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        frame, name, from_file = read_table(path), str(path), True
+    else:
+        raise RunTableError(f"cannot read a run table from a {type(source).__name__}; pass a path or a pandas DataFrame")
+    frame = _apply_column_map(frame, columns, name)
+    if len(frame) == 0:
+        raise RunTableError(f"{name}: the table has no rows (need runs with params, tokens, loss)")
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise RunTableError(
+            f"{name}: missing required column(s) {', '.join(map(repr, missing))}; the table has "
+            f"{', '.join(map(repr, frame.columns))}. Rename with columns={{'params': 'Your Header'}} "
+            f"or --column params='Your Header'"
+        )
+    canonical = {c: parse_numeric_column(frame, c, name, from_file) for c in REQUIRED}
+    n, d = canonical["params"], canonical["tokens"]
+    if "flops" in frame.columns:
+        flops = parse_numeric_column(frame, "flops", name, from_file)
+        ratio = flops / (6.0 * n * d)
+        bad = np.flatnonzero((ratio > FLOPS_TOLERANCE) | (ratio < 1.0 / FLOPS_TOLERANCE))
+        if bad.size:
+            first = bad[0]
+            warnings.warn(
+                f"{name}: {bad.size} run(s) have flops inconsistent with 6·params·tokens by more than "
+                f"a factor {FLOPS_TOLERANCE:g} (first: {_row_label(name, first, from_file)}, "
+                f"flops={flops[first]:.3g} vs 6ND={6 * n[first] * d[first]:.3g}); the logged flops are kept",
+                DataWarning,
+                stacklevel=2,
+            )
+    else:
+        flops = 6.0 * n * d
+    if "unique_tokens" in frame.columns:
+        unique = parse_numeric_column(frame, "unique_tokens", name, from_file)
+        bad = np.flatnonzero(d < unique * (1 - 1e-9))
+        if bad.size:
+            first = bad[0]
+            raise RunTableError(
+                f"{name}: {_row_label(name, first, from_file)}, column 'tokens': tokens={d[first]:.4g} is less than "
+                f"unique_tokens={unique[first]:.4g}; a run cannot see fewer tokens than it has unique ones"
+            )
+    else:
+        unique = d.copy()
+    arch = _parse_arch(frame, name, from_file)
+    experts = parse_numeric_column(frame, "experts", name, from_file) if "experts" in frame.columns else np.ones(len(frame))
+    active = parse_numeric_column(frame, "active_params", name, from_file) if "active_params" in frame.columns else n.copy()
+    _check_moe(arch, experts, active, n, name, from_file)
+    data = pd.DataFrame(
+        {
+            "params": n,
+            "tokens": d,
+            "loss": canonical["loss"],
+            "flops": flops,
+            "unique_tokens": unique,
+            "epochs": d / unique,
+            "arch": arch,
+            "experts": experts,
+            "active_params": active,
+        }
+    )
+    reserved = set(data.columns) | {"epochs"}
+    extra = [c for c in frame.columns if c not in reserved]
+    for column in extra:
+        data[column] = frame[column].astype(str).str.strip().to_numpy()
+    if drop_highest_loss:
+        if not 0 <= drop_highest_loss < len(data) - 1:
+            raise RunTableError(f"{name}: cannot drop the {drop_highest_loss} highest-loss runs of {len(data)}")
+        keep = data["loss"].rank(method="first", ascending=False) > drop_highest_loss
+        data = data[keep.to_numpy()]
+    data = data.reset_index(drop=True)
+    return RunTable(data=data, source=name, extra_columns=tuple(extra))
+
+
+def _parse_arch(frame: pd.DataFrame, name: str, from_file: bool) -> np.ndarray:
+    if "arch" not in frame.columns:
+        return np.full(len(frame), "dense", dtype=object)
+    values = frame["arch"].astype(str).str.strip().str.lower().to_numpy(dtype=object)
+    for position, value in enumerate(values):
+        if value not in ARCHS:
+            raise RunTableError(
+                f"{name}: {_row_label(name, position, from_file)}, column 'arch': {value!r} is not one of {', '.join(ARCHS)}"
+            )
+    return values
+
+
+def _check_moe(arch: np.ndarray, experts: np.ndarray, active: np.ndarray, n: np.ndarray, name: str, from_file: bool) -> None:
+    for position in range(len(arch)):
+        label = f"{name}: {_row_label(name, position, from_file)}"
+        if active[position] > n[position] * (1 + 1e-9):
+            raise RunTableError(f"{label}, column 'active_params': {active[position]:.4g} exceeds params={n[position]:.4g}")
+        if experts[position] != round(experts[position]):
+            raise RunTableError(f"{label}, column 'experts': {experts[position]:g} is not a whole number of experts")
+        if arch[position] == "dense" and experts[position] != 1:
+            raise RunTableError(f"{label}, column 'experts': a dense run has 1 expert, got {experts[position]:g} (set arch=moe)")
+        if arch[position] == "moe" and experts[position] < 2:
+            raise RunTableError(f"{label}, column 'experts': an MoE run needs at least 2 experts, got {experts[position]:g}")

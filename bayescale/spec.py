@@ -1,0 +1,245 @@
+"""Model specs: which law, which priors, which parameters vary by group, which likelihood.
+
+Specs are TOML files in ``models/`` that users copy and edit; ``load_spec`` reads a shipped
+name or a path, validates every key against the law before anything is sampled, and
+``ModelSpec.to_dict`` is what a saved fit stores.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bayescale.errors import ModelSpecError
+from bayescale.laws import LAWS, Law, get_law
+from bayescale.resources import models_dir
+
+TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling", "options"}
+LIKELIHOOD_KEYS = {"family", "nu", "sigma"}
+POOLING_KEYS = {"params", "group", "scale"}
+FAMILIES = ("studentt", "normal")
+DEFAULT_POOL_SCALE = 0.2
+DEFAULT_SIGMA_PRIOR = {"dist": "HalfNormal", "sigma": 0.05}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A serialisable prior: a PyMC distribution name and its keyword arguments."""
+
+    dist: str
+    kwargs: Mapping[str, float]
+
+    @classmethod
+    def from_dict(cls, value: Any, where: str) -> Prior:
+        if not isinstance(value, Mapping) or "dist" not in value:
+            raise ModelSpecError(f"{where}: a prior is a table like {{dist = \"Normal\", mu = 0, sigma = 1}}, got {value!r}")
+        kwargs = {k: v for k, v in value.items() if k != "dist"}
+        for key, number in kwargs.items():
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                raise ModelSpecError(f"{where}: prior argument {key} = {number!r} must be a number")
+        return cls(str(value["dist"]), {k: float(v) for k, v in kwargs.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dist": self.dist, **self.kwargs}
+
+    def distribution(self, where: str):
+        """The unnamed PyMC distribution (``pm.X.dist(**kwargs)``); errors name the spec key."""
+        import pymc as pm
+
+        cls = getattr(pm, self.dist, None)
+        if not (isinstance(cls, type) and issubclass(cls, pm.Distribution)):
+            raise ModelSpecError(f"{where}: unknown distribution {self.dist!r} (use a PyMC name such as Normal, LogNormal, HalfNormal, TruncatedNormal, Gamma)")
+        try:
+            return cls.dist(**self.kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ModelSpecError(f"{where}: {self.dist}({self._args()}) is not valid: {exc}") from None
+
+    def _args(self) -> str:
+        return ", ".join(f"{k}={v:g}" for k, v in self.kwargs.items())
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """Observation model for log loss: Student-t (robust, the Bayesian Huber) or normal."""
+
+    family: str = "studentt"
+    nu: float | Prior = 4.0
+    sigma: Prior = field(default_factory=lambda: Prior.from_dict(DEFAULT_SIGMA_PRIOR, "likelihood.sigma"))
+
+    def to_dict(self) -> dict[str, Any]:
+        nu = self.nu.to_dict() if isinstance(self.nu, Prior) else self.nu
+        return {"family": self.family, "nu": nu, "sigma": self.sigma.to_dict()}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A validated model spec. Build with ``load_spec`` or ``ModelSpec.from_dict``."""
+
+    name: str
+    form: str
+    priors: Mapping[str, Prior]
+    likelihood: Likelihood
+    pooled: tuple[str, ...]
+    pool_scale: Mapping[str, float]
+    group: tuple[str, ...] = ()
+    description: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def law(self) -> Law:
+        return get_law(self.form)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], source: str = "<spec>") -> ModelSpec:
+        """Validate the structure of a spec dict (TOML-shaped) against its law."""
+        unknown = set(raw) - TOP_LEVEL_KEYS
+        if unknown:
+            raise ModelSpecError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}")
+        form = raw.get("form")
+        if form not in LAWS:
+            raise ModelSpecError(f"{source}: unknown form {form!r}; known forms: {', '.join(sorted(LAWS))}")
+        law = get_law(form)
+        names = law.parameter_names
+        given = dict(raw.get("priors", {}))
+        bad = set(given) - set(names)
+        if bad:
+            raise ModelSpecError(f"{source}: priors for parameter(s) {', '.join(sorted(bad))} that the {form} form does not have; its parameters are {', '.join(names)}")
+        priors = {p.name: Prior.from_dict(given.get(p.name, p.prior), f"{source}: priors.{p.name}") for p in law.parameters}
+        likelihood = _likelihood(dict(raw.get("likelihood", {})), source)
+        pooling = dict(raw.get("pooling", {}))
+        unknown = set(pooling) - POOLING_KEYS
+        if unknown:
+            raise ModelSpecError(f"{source}: unknown pooling key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(POOLING_KEYS))}")
+        pooled = tuple(pooling.get("params", names))
+        bad = [p for p in pooled if p not in names]
+        if bad:
+            raise ModelSpecError(f"{source}: pooling.params names {', '.join(bad)}, not parameters of {form} ({', '.join(names)})")
+        scale_raw = dict(pooling.get("scale", {}))
+        bad = [p for p in scale_raw if p not in names]
+        if bad:
+            raise ModelSpecError(f"{source}: pooling.scale names {', '.join(bad)}, not parameters of {form}")
+        scale = {p: float(scale_raw.get(p, DEFAULT_POOL_SCALE)) for p in pooled}
+        for p, s in scale.items():
+            if not s > 0:
+                raise ModelSpecError(f"{source}: pooling.scale.{p} = {s:g} must be > 0")
+        group = pooling.get("group", [])
+        if isinstance(group, str):
+            group = [group]
+        return cls(
+            name=str(raw.get("name", form)),
+            form=form,
+            priors=priors,
+            likelihood=likelihood,
+            pooled=pooled,
+            pool_scale=scale,
+            group=tuple(group),
+            description=str(raw.get("description", law.description)),
+            options=dict(raw.get("options", {})),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "form": self.form,
+            "description": self.description,
+            "priors": {k: v.to_dict() for k, v in self.priors.items()},
+            "likelihood": self.likelihood.to_dict(),
+            "pooling": {"params": list(self.pooled), "group": list(self.group), "scale": dict(self.pool_scale)},
+            "options": dict(self.options),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def prior_items(self) -> list[tuple[str, Prior]]:
+        """Every prior of the spec with the spec key that names it (parameters, then likelihood)."""
+        items = [(f"priors.{name}", prior) for name, prior in self.priors.items()]
+        items.append(("likelihood.sigma", self.likelihood.sigma))
+        if isinstance(self.likelihood.nu, Prior):
+            items.append(("likelihood.nu", self.likelihood.nu))
+        return items
+
+    def draw_priors(self, size: int, seed: int = 0) -> dict[str, np.ndarray]:
+        """``size`` draws from every prior (keyed like ``prior_items``), in one compiled call."""
+        import pymc as pm
+
+        items = self.prior_items()
+        dists = [prior.distribution(f"{self.name}: {key}") for key, prior in items]
+        try:
+            draws = pm.draw(dists, draws=size, random_seed=seed, mode="FAST_COMPILE")
+        except Exception as exc:  # noqa: BLE001 - any failure to draw means an impossible prior
+            raise ModelSpecError(f"{self.name}: cannot draw from the priors: {exc}") from None
+        out = {}
+        for (key, prior), values in zip(items, draws, strict=True):
+            values = np.asarray(values, dtype=float)
+            if not np.all(np.isfinite(values)):
+                raise ModelSpecError(f"{self.name}: {key}: {prior.dist}({prior._args()}) is not a proper distribution (draws are NaN or infinite)")
+            out[key] = values
+        return out
+
+    def check_priors(self, seed: int = 0) -> dict[str, np.ndarray]:
+        """Raise ``ModelSpecError`` unless every prior builds, draws and fits its parameter's support.
+
+        Returns 256 prior draws per key, which the model uses for initial values.
+        """
+        draws = self.draw_priors(256, seed)
+        for p in self.law.parameters:
+            values = draws[f"priors.{p.name}"]
+            if p.positive and np.any(values <= 0):
+                raise ModelSpecError(
+                    f"{self.name}: priors.{p.name}: {p.name} must be positive but its prior {self.priors[p.name].dist} "
+                    f"puts mass at <= 0; use a positive distribution (LogNormal, HalfNormal, Gamma, TruncatedNormal with lower=0)"
+                )
+        for key in ("likelihood.sigma", "likelihood.nu"):
+            if key in draws and np.any(draws[key] <= 0):
+                raise ModelSpecError(f"{self.name}: {key} must be positive; use a positive distribution such as HalfNormal")
+        return draws
+
+
+def _likelihood(raw: dict[str, Any], source: str) -> Likelihood:
+    unknown = set(raw) - LIKELIHOOD_KEYS
+    if unknown:
+        raise ModelSpecError(f"{source}: unknown likelihood key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(LIKELIHOOD_KEYS))}")
+    family = raw.get("family", "studentt")
+    if family not in FAMILIES:
+        raise ModelSpecError(f"{source}: likelihood.family {family!r} is not one of {', '.join(FAMILIES)}")
+    nu_raw = raw.get("nu", 4.0)
+    if isinstance(nu_raw, Mapping):
+        nu: float | Prior = Prior.from_dict(nu_raw, f"{source}: likelihood.nu")
+    elif isinstance(nu_raw, (int, float)) and not isinstance(nu_raw, bool) and nu_raw > 0:
+        nu = float(nu_raw)
+    else:
+        raise ModelSpecError(f"{source}: likelihood.nu must be a positive number or a prior, got {nu_raw!r}")
+    sigma = Prior.from_dict(raw.get("sigma", DEFAULT_SIGMA_PRIOR), f"{source}: likelihood.sigma")
+    return Likelihood(family=family, nu=nu, sigma=sigma)
+
+
+def shipped_specs() -> list[str]:
+    """Names of the specs shipped in ``models/``."""
+    return sorted(p.stem for p in models_dir().glob("*.toml"))
+
+
+def load_spec(model: str | Path | ModelSpec | Mapping[str, Any] = "chinchilla") -> ModelSpec:
+    """A shipped spec by name (``"chinchilla"``), a TOML path, a dict, or a ``ModelSpec`` as is."""
+    if isinstance(model, ModelSpec):
+        return model
+    if isinstance(model, Mapping):
+        return ModelSpec.from_dict(model)
+    path = Path(model)
+    if path.suffix != ".toml" and not path.exists():
+        path = models_dir() / f"{model}.toml"
+        if not path.exists():
+            raise ModelSpecError(f"unknown model {str(model)!r}: not a shipped spec ({', '.join(shipped_specs())}) nor a .toml file")
+    if not path.is_file():
+        raise ModelSpecError(f"{path}: no such model spec file")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ModelSpecError(f"{path}: not valid TOML: {exc}") from None
+    return ModelSpec.from_dict(raw, source=str(path))

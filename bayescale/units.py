@@ -1,0 +1,40 @@
+"""Parse and format quantities with SI-style suffixes: "70M", "1.5B", "1.4T", "5.76e23"."""
+
+from __future__ import annotations
+
+import math
+import re
+
+SUFFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
+_NUMBER = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([kKMBGTP]?)\s*$")
+
+
+def parse_quantity(value: object) -> float:
+    """Return ``value`` as a float, accepting numbers and strings like ``"70B"`` or ``"1_000"``.
+
+    Raises ``ValueError`` (callers wrap it with the column and row) when it cannot be read.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is a boolean, not a quantity")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        return float(value.item())
+    text = str(value).replace("_", "").replace(",", "")
+    if text.strip().lower().lstrip("+-") in ("inf", "infinity"):
+        return float(text.strip())  # callers reject non-finite values with their own message
+    match = _NUMBER.match(text)
+    if match is None:
+        raise ValueError(f"cannot read {value!r} as a number (expected e.g. 7e10, 70B, 1.4T)")
+    return float(match.group(1)) * SUFFIXES[match.group(2)]
+
+
+def format_quantity(value: float, digits: int = 3) -> str:
+    """Format a positive count compactly: 7e10 → "70B", 1.4e12 → "1.4T", 5.76e23 → "5.76e+23"."""
+    if not math.isfinite(value):
+        return str(value)
+    magnitude = abs(value)
+    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if 1.0 <= magnitude / scale < 1000.0:
+            return f"{value / scale:.{digits}g}{suffix}"
+    return f"{value:.{digits}g}"

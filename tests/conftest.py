@@ -1,0 +1,70 @@
+"""Session-scoped fits shared by the suite: each model is compiled and sampled once."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+from bayescale import fit, load_runs  # noqa: E402
+from bayescale.resources import data_path  # noqa: E402
+from bayescale.simulate import EPOCH_CHINCHILLA, grid_runs, simulate_groups, simulate_runs  # noqa: E402
+
+#: Small but converging settings for the suite (4 chains on 2 cores).
+FAST = {"draws": 500, "tune": 500, "chains": 4}
+GROUP_TRUTHS = {
+    "web": {"E": 1.75, "A": 400.0, "B": 1800.0, "alpha": 0.33, "beta": 0.35},
+    "code": {"E": 1.55, "A": 520.0, "B": 2300.0, "alpha": 0.36, "beta": 0.38},
+    "books": {"E": 1.95, "A": 460.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36},
+}
+
+
+def synthetic_design():
+    return grid_runs(np.geomspace(5e7, 3e9, 7), np.geomspace(1e9, 8e10, 7))
+
+
+@pytest.fixture(scope="session")
+def chinchilla_runs():
+    return load_runs(data_path("chinchilla_figure4_runs.csv"), drop_highest_loss=5)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_fit(chinchilla_runs):
+    return fit(chinchilla_runs, "chinchilla", seed=1, **FAST)
+
+
+@pytest.fixture(scope="session")
+def synthetic_frame():
+    return simulate_runs("chinchilla", EPOCH_CHINCHILLA, synthetic_design(), sigma=0.01, seed=3)
+
+
+@pytest.fixture(scope="session")
+def synthetic_fit(synthetic_frame):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category=UserWarning)
+        return fit(synthetic_frame, "chinchilla", seed=2, **FAST)
+
+
+@pytest.fixture(scope="session")
+def grouped_frame():
+    return simulate_groups("chinchilla", GROUP_TRUTHS, synthetic_design(), column="dataset", sigma=0.01, seed=11)
+
+
+@pytest.fixture(scope="session")
+def grouped_fit(grouped_frame):
+    return fit(grouped_frame, "chinchilla", group="dataset", seed=4, **FAST)
+
+
+@pytest.fixture(scope="session")
+def saved_fit_path(chinchilla_fit, tmp_path_factory):
+    return chinchilla_fit.save(tmp_path_factory.mktemp("fits") / "chinchilla.nc")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_matplotlib():
+    os.environ.setdefault("MPLBACKEND", "Agg")

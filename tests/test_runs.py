@@ -1,0 +1,112 @@
+"""Run tables: every validation rule raises a RunTableError naming file, row, column and value."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayescale import DataWarning, RunTableError, load_runs
+from bayescale.resources import data_path
+
+
+def write(tmp_path, text, name="runs.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_embedded_tables_load():
+    chin = load_runs(data_path("chinchilla_figure4_runs.csv"))
+    assert len(chin) == 245
+    np.testing.assert_allclose(chin.column("epochs"), 1.0)
+    c4 = load_runs(data_path("datablations_c4_runs.csv"))
+    assert len(c4) == 296 and c4.column("epochs").max() > 100
+    assert "run" in c4.extra_columns
+
+
+def test_units_and_derived_columns():
+    table = load_runs(pd.DataFrame({"params": ["70M", "1.5B", "1B"], "tokens": ["1.4T", "30B", "2e10"], "loss": [3.0, 2.5, "2.6"], "unique_tokens": ["1.4T", "10B", "2e10"], "dataset": ["a", "b", "a"]}))
+    np.testing.assert_allclose(table.column("params"), [7e7, 1.5e9, 1e9])
+    np.testing.assert_allclose(table.column("flops"), 6 * table.column("params") * table.column("tokens"))
+    np.testing.assert_allclose(table.column("epochs"), [1.0, 3.0, 1.0])
+    assert list(table.column("dataset")) == ["a", "b", "a"]
+
+
+def test_column_mapping(tmp_path):
+    path = write(tmp_path, "Model Size,Tokens Seen,Final Loss\n1e8,2e9,3.1\n")
+    table = load_runs(path, columns={"params": "Model Size", "tokens": "Tokens Seen", "loss": "Final Loss"})
+    assert table.column("params")[0] == 1e8
+    with pytest.raises(RunTableError, match="no column 'Size'"):
+        load_runs(path, columns={"params": "Size"})
+
+
+def test_drop_highest_loss():
+    frame = pd.DataFrame({"params": [1e8, 2e8, 3e8, 4e8], "tokens": [1e9] * 4, "loss": [3.0, 5.0, 2.0, 4.0]})
+    assert sorted(load_runs(frame, drop_highest_loss=2).column("loss")) == [2.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("params,tokens\n1e8,1e9\n", r"missing required column\(s\) 'loss'"),
+        ("params,tokens,loss\n1e8,1e9,\n", r"row 1 \(line 2\), column 'loss': empty or NaN"),
+        ("params,tokens,loss\n1e8,1e9,3\n1e8,1e9,nan\n", r"row 2 \(line 3\), column 'loss': empty or NaN"),
+        ("params,tokens,loss\n1e8,0,3\n", r"row 1 \(line 2\), column 'tokens': value '0' must be > 0"),
+        ("params,tokens,loss\n-5,1e9,3\n", r"column 'params': value '-5' must be > 0"),
+        ("params,tokens,loss\n1e8,lots,3\n", r"column 'tokens': cannot read 'lots' as a number"),
+        ("params,tokens,loss\n1e8,1e9,inf\n", r"column 'loss': value 'inf' is not finite"),
+        ("params,tokens,loss,unique_tokens\n1e8,1e9,3,2e9\n", r"tokens=1e\+09 is less than unique_tokens=2e\+09"),
+        ("params,tokens,loss\n", r"has no rows"),
+        ("params,tokens,loss,loss\n1,2,3,4\n", r"column 'loss' appears more than once"),
+        ("params,tokens,loss,arch\n1e8,1e9,3,transformer\n", r"column 'arch': 'transformer' is not one of dense, moe"),
+        ("params,tokens,loss,arch,experts\n1e8,1e9,3,moe,1\n", r"MoE run needs at least 2 experts"),
+        ("params,tokens,loss,active_params\n1e8,1e9,3,2e8\n", r"active_params.*exceeds params"),
+    ],
+)
+def test_bad_tables(tmp_path, text, match):
+    path = write(tmp_path, text)
+    with pytest.raises(RunTableError, match=match) as info:
+        load_runs(path)
+    assert str(path) in str(info.value)
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(RunTableError, match="no such file"):
+        load_runs(tmp_path / "missing.csv")
+    with pytest.raises(RunTableError, match="empty"):
+        load_runs(write(tmp_path, ""))
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\x00\x01\x02params")
+    with pytest.raises(RunTableError, match="binary"):
+        load_runs(binary)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("params,tokens,loss,note\n1e8,1e9,3,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(RunTableError, match="not UTF-8"):
+        load_runs(latin)
+    with pytest.raises(RunTableError, match="is a folder"):
+        load_runs(tmp_path)
+    with pytest.raises(RunTableError, match="cannot read a run table from a list"):
+        load_runs([1, 2, 3])
+
+
+def test_flops_inconsistent_warns():
+    frame = pd.DataFrame({"params": [1e8, 2e8], "tokens": [1e9, 1e9], "loss": [3.0, 2.9], "flops": [6e17, 5e19]})
+    with pytest.warns(DataWarning, match=r"1 run\(s\) have flops inconsistent.*row 2"):
+        table = load_runs(frame)
+    assert table.column("flops")[1] == 5e19
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_runs(frame.iloc[:1])
+
+
+def test_parquet_round_trip(tmp_path):
+    frame = pd.DataFrame({"params": [1e8, 2e8], "tokens": [1e9, 2e9], "loss": [3.0, 2.9]})
+    frame.to_parquet(tmp_path / "runs.parquet")
+    assert len(load_runs(tmp_path / "runs.parquet")) == 2
+
+
+def test_content_hash_ignores_source(tmp_path):
+    frame = pd.DataFrame({"params": [1e8, 2e8], "tokens": [1e9, 2e9], "loss": [3.0, 2.9]})
+    frame.to_csv(tmp_path / "a.csv", index=False)
+    assert load_runs(tmp_path / "a.csv").content_hash() == load_runs(frame).content_hash()
