@@ -1,13 +1,10 @@
 """bayescale: Bayesian scaling-law fitting and forecasting for LLM pre-training.
 
 Data flow: ``load_runs`` → ``load_spec`` → ``fit`` (PyMC/nutpie) → ``Fit`` → ``Fit.forecast``.
-Heavy modules (PyMC, xarray) are imported on first use so ``import bayescale`` stays fast.
+Everything heavy (pandas, xarray, PyMC) is imported on first use.
 """
 
 from __future__ import annotations
-
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
 
 from bayescale.errors import (
     BayescaleError,
@@ -20,18 +17,23 @@ from bayescale.errors import (
     SamplerError,
 )
 
+from importlib import import_module  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
 if TYPE_CHECKING:
-    from bayescale.fit import Fit, fit, load_fit
-    from bayescale.forecast import forecast, forecast_table
+    from bayescale.fitting import Fit, fit, load_fit
+    from bayescale.forecasting import forecast, forecast_table
     from bayescale.runs import RunTable, load_runs
     from bayescale.spec import ModelSpec, load_spec
 
+#: Public names and the module that defines each: imported on first use, so ``import
+#: bayescale`` and ``bayescale --help`` do not pay for pandas, xarray or PyMC.
 _LAZY = {
-    "Fit": "bayescale.fit",
-    "fit": "bayescale.fit",
-    "load_fit": "bayescale.fit",
-    "forecast": "bayescale.forecast",
-    "forecast_table": "bayescale.forecast",
+    "Fit": "bayescale.fitting",
+    "fit": "bayescale.fitting",
+    "load_fit": "bayescale.fitting",
+    "forecast": "bayescale.forecasting",
+    "forecast_table": "bayescale.forecasting",
     "RunTable": "bayescale.runs",
     "load_runs": "bayescale.runs",
     "ModelSpec": "bayescale.spec",

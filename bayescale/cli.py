@@ -131,7 +131,7 @@ def summary_cmd(
     strict: Annotated[bool, typer.Option(help="Exit with code 7 if the fit did not converge.")] = False,
 ) -> None:
     """Parameter medians, intervals and convergence diagnostics of a saved fit."""
-    from bayescale.fit import load_fit
+    from bayescale.fitting import load_fit
 
     result = _run(load_fit, fit_path)
     typer.echo(_run(_format_summary, result, ci, format))
@@ -152,8 +152,8 @@ def _group_values(pairs: list[str] | None) -> dict[str, list[str]]:
 
 def _forecast(fit_path, params, tokens, unique_tokens, flops, group_value, targets, ci, seed):
     from bayescale.errors import RunTableError
-    from bayescale.fit import _check_ci, load_fit
-    from bayescale.forecast import forecast_table
+    from bayescale.fitting import _check_ci, load_fit
+    from bayescale.forecasting import forecast_table
 
     _check_ci(ci)
     result = load_fit(fit_path)
@@ -220,7 +220,7 @@ def _demo(output: Path, draws: int, tune: int, chains: int, seed: int, quiet: bo
     result = _fit(runs_path, "chinchilla", None, None, 5, draws, tune, chains, seed, "nutpie", quiet)
     typer.echo("")
     typer.echo(_format_summary(result, 0.9, Format.table))
-    from bayescale.forecast import forecast_table
+    from bayescale.forecasting import forecast_table
 
     row = forecast_table(result.forecast(params=70e9, tokens=1.4e12, seed=seed), 0.9).iloc[0]
     typer.echo(f"\nForecast: 70B parameters on 1.4T tokens (Chinchilla's own size): loss {row['loss_median']:.3f}, 90% interval [{row['loss_lo']:.3f}, {row['loss_hi']:.3f}] (mean curve {row['mean_median']:.3f} [{row['mean_lo']:.3f}, {row['mean_hi']:.3f}])")

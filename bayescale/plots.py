@@ -10,7 +10,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from bayescale.fit import Fit
+    from bayescale.fitting import Fit
 
 
 def isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax=None) -> Figure:
@@ -21,7 +21,7 @@ def isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax=None) -> Figur
     """
     import matplotlib.pyplot as plt
 
-    from bayescale.forecast import forecast_table
+    from bayescale.forecasting import forecast_table
 
     runs = fit.runs.data
     if ax is None:
@@ -58,7 +58,7 @@ def observed_vs_predicted(fit: Fit, ci: float = 0.9, ax=None) -> Figure:
     """Each run's observed loss against its posterior predictive median and ``ci`` interval."""
     import matplotlib.pyplot as plt
 
-    from bayescale.forecast import forecast_table
+    from bayescale.forecasting import forecast_table
 
     runs = fit.runs.data
     if ax is None:

@@ -21,7 +21,7 @@ from bayescale.laws.ops import NUMPY
 from bayescale.runs import parse_numeric_column, read_table
 
 if TYPE_CHECKING:
-    from bayescale.fit import Fit
+    from bayescale.fitting import Fit
 
 #: Largest number of (chain × draw × target) values evaluated at once.
 CHUNK_ELEMENTS = 4_000_000

@@ -32,6 +32,9 @@ FORMAT_VERSION = 1
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 RHAT_MAX = 1.01
 ESS_MIN = 400
+#: Tree-depth saturation counts as a problem when more than this share of draws hit the cap:
+#: occasional hits cost only efficiency, systematic ones mean the sampler cannot traverse.
+TREEDEPTH_MAX_SHARE = 0.01
 SAMPLE_DIMS = ("chain", "draw")
 _KEEP_STATS = ("diverging", "depth", "tree_depth", "maxdepth_reached", "reached_max_treedepth", "step_size", "n_steps", "energy", "logp", "lp")
 
@@ -123,8 +126,8 @@ def check_convergence(tree: xr.DataTree, var_names: Sequence[str]) -> Diagnostic
         problems.append(f"tail ESS {ess_tail:.0f} < {ESS_MIN}")
     if divergences:
         problems.append(f"{divergences} divergent transition(s)")
-    if depth_hits:
-        problems.append(f"{depth_hits} draw(s) hit the maximum tree depth")
+    if depth_hits > TREEDEPTH_MAX_SHARE * chains * draws:
+        problems.append(f"{depth_hits} draw(s) ({depth_hits / (chains * draws):.1%}) hit the maximum tree depth")
     return Diagnostics(rhat_max, ess_bulk, ess_tail, divergences, depth_hits, draws, chains, tuple(problems))
 
 
@@ -207,7 +210,7 @@ class Fit:
 
     def forecast(self, targets=None, *, seed: int = 0, **columns) -> xr.Dataset:
         """Posterior forecast of loss at ``targets`` (a table) or keyword columns, see ``forecast.forecast``."""
-        from bayescale.forecast import forecast
+        from bayescale.forecasting import forecast
 
         return forecast(self, targets, seed=seed, **columns)
 
@@ -331,9 +334,13 @@ def _tidy_tree(raw: xr.DataTree, spec: ModelSpec, d: Design) -> xr.DataTree:
     return xr.DataTree.from_dict({k: _plain(v) for k, v in nodes.items()})
 
 
+#: Attributes that differ between identical runs; dropped so the same seed gives identical files.
+_VOLATILE_ATTRS = ("created_at", "sampling_time", "tuning_steps")
+
+
 def _plain(ds: xr.Dataset) -> xr.Dataset:
     ds = ds.copy()
-    ds.attrs = {k: v for k, v in ds.attrs.items() if isinstance(v, (str, int, float))}
+    ds.attrs = {k: v for k, v in ds.attrs.items() if isinstance(v, (str, int, float)) and k not in _VOLATILE_ATTRS}
     return ds
 
 

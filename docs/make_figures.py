@@ -1,0 +1,28 @@
+"""Regenerate the README's figures from the embedded data: `uv run python docs/make_figures.py`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import bayescale  # noqa: E402
+from bayescale.plots import isoflop_profiles, observed_vs_predicted  # noqa: E402
+from bayescale.resources import data_path  # noqa: E402
+
+OUT = Path(__file__).parent / "figures"
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    runs = bayescale.load_runs(data_path("chinchilla_figure4_runs.csv"), drop_highest_loss=5)
+    result = bayescale.fit(runs, "chinchilla", seed=0)
+    isoflop_profiles(result).savefig(OUT / "chinchilla_isoflops.png", dpi=110)
+    observed_vs_predicted(result).savefig(OUT / "chinchilla_observed_vs_predicted.png", dpi=110)
+    print(f"wrote figures to {OUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The CLI contract: command names, flags, JSON/CSV fields, one-line errors and exit codes."""
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bayescale.cli import app
+from bayescale.errors import FitFileError, ModelSpecError, RunTableError
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def cli_fit(synthetic_frame, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    runs = folder / "runs.csv"
+    frame = synthetic_frame.rename(columns={"params": "Model Size"})
+    frame.to_csv(runs, index=False)
+    out = folder / "fit.nc"
+    result = invoke("fit", runs, "--column", "params=Model Size", "--draws", 150, "--tune", 150, "--chains", 2, "--seed", 3, "-q", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert f"saved {out}" in result.output
+    return out
+
+
+def test_summary_json_contract(saved_fit_path):
+    result = invoke("summary", saved_fit_path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["ci"] == 0.9
+    assert set(doc["parameters"]) >= {"E", "A", "B", "alpha", "beta", "sigma"}
+    assert set(doc["parameters"]["E"]) >= {"median", "lo", "hi"}
+    assert set(doc["diagnostics"]) >= {"rhat_max", "ess_bulk_min", "divergences"}
+    assert doc["converged"] is True
+
+
+def test_summary_table(saved_fit_path):
+    result = invoke("summary", saved_fit_path, "--ci", 0.8)
+    assert result.exit_code == 0
+    assert "lo80%" in result.stdout and "alpha" in result.stdout and "converged" in result.stdout
+
+
+def test_forecast_json_contract(saved_fit_path):
+    result = invoke("forecast", saved_fit_path, "--params", "70B", "--tokens", "1.4T", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["ci"] == 0.9
+    (target,) = doc["targets"]
+    for field in ("params", "tokens", "loss_median", "loss_lo", "loss_hi", "mean_median", "mean_lo", "mean_hi"):
+        assert field in target
+    assert target["params"] == 7e10
+    assert target["loss_lo"] < target["loss_median"] < target["loss_hi"]
+    assert 1.85 < target["loss_median"] < 2.1
+
+
+def test_forecast_targets_csv_keeps_columns(saved_fit_path, tmp_path):
+    targets = tmp_path / "targets.csv"
+    pd.DataFrame({"name": ["small", "big"], "params": ["1B", "7B"], "tokens": ["20B", "140B"]}).to_csv(targets, index=False)
+    out = tmp_path / "out.csv"
+    result = invoke("forecast", saved_fit_path, "--targets", targets, "-o", out)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["name", "params", "tokens", "loss_median", "loss_lo", "loss_hi", "mean_median", "mean_lo", "mean_hi"]
+    assert list(table["name"]) == ["small", "big"]
+    assert table.loc[0, "loss_median"] > table.loc[1, "loss_median"]
+
+
+def test_cli_fit_and_forecast_round_trip(cli_fit):
+    result = invoke("forecast", cli_fit, "--params", "1B", "--tokens", "20B", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].startswith("params,tokens,loss_median")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "match"),
+    [
+        (["fit", "{missing}"], RunTableError.exit_code, "no such file"),
+        (["fit", "{bad}"], RunTableError.exit_code, "row 2 (line 3), column 'loss'"),
+        (["fit", "{good}", "--model", "nonsense"], ModelSpecError.exit_code, "unknown model 'nonsense'"),
+        (["fit", "{good}", "--column", "params"], RunTableError.exit_code, "expected CANONICAL=HEADER"),
+        (["summary", "{missing}"], FitFileError.exit_code, "no such fit file"),
+        (["summary", "{bad}"], FitFileError.exit_code, "cannot read as a bayescale fit"),
+        (["forecast", "{fit}", "--params", "big", "--tokens", "1T"], RunTableError.exit_code, "cannot read 'big'"),
+        (["forecast", "{fit}"], RunTableError.exit_code, "nothing to forecast"),
+        (["forecast", "{fit}", "--params", "1B", "--tokens", "1T", "--ci", "1.5"], 2, "strictly between 0 and 1"),
+    ],
+)
+def test_cli_errors_are_one_line(args, code, match, tmp_path, saved_fit_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("params,tokens,loss\n1e8,1e9,3\n1e8,2e9,oops\n")
+    good = tmp_path / "good.csv"
+    good.write_text("params,tokens,loss\n1e8,1e9,3\n")
+    names = {"missing": tmp_path / "missing.csv", "bad": bad, "good": good, "fit": saved_fit_path}
+    result = invoke(*[a.format(**names) for a in args])
+    assert result.exit_code == code, result.output
+    assert match in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stderr.count("error:") == 1
+
+
+def test_demo_help_and_debug_flag():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("fit", "summary", "forecast", "demo"):
+        assert command in result.stdout

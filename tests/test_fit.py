@@ -1,0 +1,187 @@
+"""Fits: parameter recovery, the published Chinchilla refit, pooling, diagnostics, save/load."""
+
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from bayescale import ConvergenceWarning, FitFileError, RunTableError, SamplerError, fit, load_fit
+from bayescale.fitting import check_convergence
+from bayescale.simulate import EPOCH_CHINCHILLA
+
+from .conftest import GROUP_TRUTHS
+
+
+def inside(fit_result, name, truth, ci=0.9):
+    row = fit_result.summary(ci).loc[name]
+    return row["lo"] <= truth <= row["hi"], (name, truth, row["lo"], row["hi"])
+
+
+def test_recovers_known_chinchilla_law(synthetic_fit):
+    assert synthetic_fit.converged, synthetic_fit.diagnostics.message()
+    for name, truth in EPOCH_CHINCHILLA.items():
+        ok, detail = inside(synthetic_fit, name, truth)
+        assert ok, detail
+
+
+def test_recovers_three_group_hierarchy(grouped_fit):
+    """Every group-level truth inside its 99% interval, and 90% intervals cover as 90% should.
+
+    15 group-level truths: a calibrated posterior misses ~1.5 of them at 90% by chance, so the
+    check is the binomial one (at least 12 of 15 covered, P ≈ 0.94 if calibrated).
+    """
+    assert grouped_fit.converged, grouped_fit.diagnostics.message()
+    assert grouped_fit.diagnostics.divergences == 0
+    covered_90 = []
+    for group, truth in GROUP_TRUTHS.items():
+        for name, value in truth.items():
+            ok, detail = inside(grouped_fit, f"{name}[dataset={group}]", value, ci=0.99)
+            assert ok, detail
+            covered_90.append(inside(grouped_fit, f"{name}[dataset={group}]", value)[0])
+    assert sum(covered_90) >= 12, covered_90
+
+
+def test_epoch_ai_refit_on_embedded_runs(chinchilla_fit):
+    """Posterior medians inside Epoch AI's 95% bootstrap intervals (Besiroglu et al. 2024)."""
+    table = chinchilla_fit.summary()
+    assert chinchilla_fit.converged
+    assert 1.769 <= table.loc["E", "median"] <= 1.871
+    assert 0.317 <= table.loc["alpha", "median"] <= 0.373
+    assert 0.331 <= table.loc["beta", "median"] <= 0.415
+    assert 285 <= table.loc["A", "median"] <= 744
+    assert 1042 <= table.loc["B", "median"] <= 5810
+
+
+def test_summary_shape_and_json(chinchilla_fit):
+    table = chinchilla_fit.summary(ci=0.5)
+    assert list(table.index) == ["E", "alpha", "beta", "A", "B", "sigma"]
+    assert (table["lo"] < table["median"]).all() and (table["median"] < table["hi"]).all()
+    doc = chinchilla_fit.summary_dict()
+    assert doc["ci"] == 0.9 and set(doc["parameters"]["E"]) >= {"median", "lo", "hi"}
+    assert set(doc["diagnostics"]) >= {"rhat_max", "ess_bulk_min", "divergences"}
+
+
+def test_forecast_dims_and_monotone(chinchilla_fit):
+    ds = chinchilla_fit.forecast(params=["1B", "7B", "70B"], tokens=["20B", "140B", "1.4T"])
+    assert ds["loss"].dims == ("chain", "draw", "target")
+    med = ds["loss"].median(("chain", "draw")).values
+    assert med[0] > med[1] > med[2] > chinchilla_fit.posterior["E"].median()
+    # the predictive adds noise: never narrower than the mean curve
+    assert float(ds["loss_pred"].std()) >= float(ds["loss"].std()) * 0.99
+
+
+def test_forecast_matches_law_on_draws(chinchilla_fit):
+    post = chinchilla_fit.posterior
+    ds = chinchilla_fit.forecast(params=7e10, tokens=1.4e12)
+    direct = post["E"] + post["A"] / 7e10 ** post["alpha"] + post["B"] / 1.4e12 ** post["beta"]
+    np.testing.assert_allclose(ds["loss"].isel(target=0).values, direct.values, rtol=1e-10)
+
+
+def test_grouped_forecast_seen_and_unseen(grouped_fit):
+    seen = grouped_fit.forecast(params=[1e9, 1e9], tokens=[2e10, 2e10], dataset=["code", "books"])
+    med = seen["loss"].median(("chain", "draw")).values
+    truths = [GROUP_TRUTHS[g] for g in ("code", "books")]
+    expected = [t["E"] + t["A"] / 1e9 ** t["alpha"] + t["B"] / 2e10 ** t["beta"] for t in truths]
+    np.testing.assert_allclose(med, expected, rtol=0.02)
+    with pytest.warns(UserWarning, match="not seen at fit time"):
+        new = grouped_fit.forecast(params=[1e9], tokens=[2e10], dataset=["legal"])
+    # an unseen group is drawn from the population: wider than any seen group, never an index error
+    assert float(new["loss"].std()) > float(seen["loss"].isel(target=0).std())
+
+
+def test_extrapolation_warning(chinchilla_fit):
+    from bayescale import ExtrapolationWarning
+
+    with pytest.warns(ExtrapolationWarning, match="compute of the largest fitted run"):
+        chinchilla_fit.forecast(params="1T", tokens="20T")
+
+
+def test_save_load_round_trip(chinchilla_fit, saved_fit_path, tmp_path):
+    loaded = load_fit(saved_fit_path)
+    assert loaded.spec == chinchilla_fit.spec
+    assert loaded.summary().equals(chinchilla_fit.summary())
+    a = chinchilla_fit.forecast(params="7B", tokens="140B", seed=5)
+    b = loaded.forecast(params="7B", tokens="140B", seed=5)
+    xr.testing.assert_identical(a, b)
+    zarr_path = chinchilla_fit.save(tmp_path / "fit.zarr")
+    assert load_fit(zarr_path).summary().equals(chinchilla_fit.summary())
+
+
+def test_bad_fit_files(saved_fit_path, tmp_path):
+    truncated = tmp_path / "truncated.nc"
+    truncated.write_bytes(saved_fit_path.read_bytes()[:5000])
+    with pytest.raises(FitFileError, match="cannot read"):
+        load_fit(truncated)
+    foreign = tmp_path / "foreign.nc"
+    xr.Dataset({"x": ("a", [1, 2])}).to_netcdf(foreign, engine="h5netcdf")
+    with pytest.raises(FitFileError, match="not a bayescale fit"):
+        load_fit(foreign)
+    with pytest.raises(FitFileError, match="no such fit file"):
+        load_fit(tmp_path / "missing.nc")
+    text = tmp_path / "text.nc"
+    text.write_text("hello")
+    with pytest.raises(FitFileError):
+        load_fit(text)
+
+
+def test_save_is_atomic(chinchilla_fit, tmp_path, monkeypatch):
+    target = tmp_path / "fit.nc"
+    chinchilla_fit.save(target)
+    before = target.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xr.DataTree, "to_netcdf", boom)
+    with pytest.raises(KeyboardInterrupt):
+        chinchilla_fit.save(target)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["fit.nc"]
+
+
+def test_same_seed_same_posterior(synthetic_frame):
+    kwargs = {"draws": 100, "tune": 100, "chains": 2, "seed": 7}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a, b = fit(synthetic_frame, **kwargs), fit(synthetic_frame, **kwargs)
+    xr.testing.assert_identical(a.posterior, b.posterior)
+
+
+def test_non_convergence_warns(synthetic_frame):
+    with pytest.warns(ConvergenceWarning, match="NOT CONVERGED"):
+        result = fit(synthetic_frame, draws=20, tune=20, chains=2, seed=0)
+    assert not result.converged
+    assert result.summary_dict()["converged"] is False
+
+
+def test_check_convergence_flags_divergences(chinchilla_fit):
+    tree = chinchilla_fit.tree.copy()
+    stats = tree["sample_stats"].to_dataset()
+    diverging = stats["diverging"].copy()
+    diverging[0, :3] = True
+    tree["sample_stats"] = xr.DataTree(stats.assign(diverging=diverging))
+    diag = check_convergence(tree, ["E_z"])
+    assert diag.divergences == 3 and not diag.converged and "divergent" in diag.message()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"group": "nope"}, RunTableError, "column\\(s\\) 'nope' needed for grouping not found"),
+        ({"group": "params"}, RunTableError, "cannot group by the numeric"),
+        ({"sampler": "stan"}, SamplerError, "unknown sampler 'stan'"),
+        ({"draws": 0}, SamplerError, "draws=0 must be"),
+    ],
+)
+def test_fit_rejects_bad_arguments(synthetic_frame, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        fit(synthetic_frame, **kwargs)
+
+
+def test_too_few_runs_and_one_size(synthetic_frame):
+    with pytest.raises(RunTableError, match="at least 7 runs are needed"):
+        fit(synthetic_frame.iloc[:4])
+    one_size = synthetic_frame[synthetic_frame["params"] == synthetic_frame["params"].iloc[0]]
+    with pytest.raises(RunTableError, match="column 'params' has only 1 distinct value"):
+        fit(one_size)
