@@ -238,3 +238,26 @@ def run() -> None:  # pragma: no cover - console entry point
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+
+@app.command("batch")
+def batch_cmd(
+    manifest: Annotated[Path, typer.Argument(help="Manifest TOML: [defaults] and [[job]] tables.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Results folder (summary.csv, jobs/<name>/).")] = Path("results"),
+    scheduler: Annotated[str, typer.Option(help="'local' (a LocalCluster) or a scheduler address, e.g. tcp://host:8786.")] = "local",
+    workers: Annotated[int, typer.Option(help="Worker processes of the LocalCluster.")] = 2,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Fit, forecast and allocate many run tables on Dask. Exit code: the number of failed jobs."""
+    from bayescale.batch import read_manifest, run_batch
+
+    jobs = _run(read_manifest, manifest)
+    with typer.progressbar(length=len(jobs), label="jobs", file=sys.stderr, hidden=quiet) as bar:
+        summary = _run(run_batch, manifest, output, scheduler=scheduler, workers=workers, on_done=lambda row: bar.update(1))
+    counts = summary["status"].value_counts().to_dict()
+    typer.echo(f"{len(summary)} jobs: {counts.get('ok', 0)} ok, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed; summary in {output / 'summary.csv'}")
+    for _, row in summary[summary["status"] == "failed"].iterrows():
+        typer.secho(f"failed: {row['job']}: {row['error']}", err=True, fg=typer.colors.RED)
+    failed = int((summary["status"] == "failed").sum())
+    if failed:
+        raise typer.Exit(min(failed, 125))

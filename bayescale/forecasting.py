@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 #: Largest number of (chain × draw × target) values evaluated at once.
 CHUNK_ELEMENTS = 4_000_000
+#: Targets outside these ranges are rejected as typos (a unit slip such as 70 for 70B).
+SENSIBLE_RANGE = {"params": (1e3, 1e16), "active_params": (1e3, 1e16), "tokens": (1e3, 1e18), "unique_tokens": (1e3, 1e18), "flops": (1e6, 1e35)}
 #: Forecasts beyond this multiple of the largest fitted compute carry an ExtrapolationWarning.
 EXTRAPOLATION_WARN = 100.0
 
@@ -59,6 +61,15 @@ def target_table(fit: Fit, targets: Any = None, **columns: Any) -> pd.DataFrame:
     numeric = [c for c in ("params", "tokens", "unique_tokens", "flops", "experts", "active_params") if c in frame.columns]
     for column in numeric:
         out[column] = parse_numeric_column(frame, column, source, from_file)
+    for column, (low, high) in SENSIBLE_RANGE.items():
+        if column in numeric:
+            values = out[column].to_numpy(dtype=float)
+            bad = np.flatnonzero((values < low) | (values > high))
+            if bad.size:
+                raise RunTableError(
+                    f"{source}: row {bad[0] + 1}, column {column!r}: {values[bad[0]]:.4g} is outside any sensible range "
+                    f"[{low:.0e}, {high:.0e}]; check the units (e.g. 70B, not 70)"
+                )
     if "flops" in law.inputs and "flops" not in out.columns and {"params", "tokens"} <= set(out.columns):
         out["flops"] = 6.0 * out["params"] * out["tokens"]
     if "unique_tokens" in law.inputs and "unique_tokens" not in out.columns and "tokens" in out.columns:

@@ -1,0 +1,102 @@
+"""Batch on a 2-worker LocalCluster: isolation of failures, resumability, equality with one-by-one runs."""
+
+import warnings
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bayescale.batch import read_manifest, run_batch, run_job
+from bayescale.cli import app
+from bayescale.errors import BayescaleError
+
+OPTIONS = 'draws = 120\ntune = 120\nchains = 2\nseed = 5\n'
+
+
+@pytest.fixture(scope="module")
+def manifest(synthetic_frame, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("batch")
+    frame = synthetic_frame.copy()
+    frame["config"] = ["wide" if i % 2 else "narrow" for i in range(len(frame))]
+    frame.to_csv(folder / "runs.csv", index=False)
+    (folder / "broken.csv").write_text("params,tokens,loss\n1e8,1e9,oops\n")
+    text = f"""[defaults]
+model = "chinchilla"
+{OPTIONS}
+[[job]]
+name = "all"
+runs = "runs.csv"
+forecast = [{{ params = "7B", tokens = "140B" }}]
+
+[[job]]
+name = "broken"
+runs = "broken.csv"
+
+[[job]]
+name = "sweeps"
+runs = "runs.csv"
+split_by = "config"
+"""
+    path = folder / "manifest.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def batch_results(manifest, tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    return out, run_batch(manifest, out, workers=2)
+
+
+def test_manifest_expands_split_by(manifest):
+    names = [job.name for job in read_manifest(manifest)]
+    assert names == ["all", "broken", "sweeps/narrow", "sweeps/wide"]
+
+
+def test_batch_records_failure_and_succeeds_elsewhere(batch_results):
+    out, summary = batch_results
+    assert list(summary.columns[:6]) == ["job", "status", "error", "converged", "n_runs", "seconds"]
+    status = dict(zip(summary["job"], summary["status"], strict=True))
+    assert status == {"all": "ok", "broken": "failed", "sweeps/narrow": "ok", "sweeps/wide": "ok"}
+    broken = summary.set_index("job").loc["broken"]
+    assert "row 1 (line 2), column 'loss'" in broken["error"]
+    on_disk = pd.read_csv(out / "summary.csv")
+    assert list(on_disk["job"]) == list(summary["job"])
+    assert (out / "jobs" / "sweeps__narrow" / "fit.nc").is_file()
+
+
+def test_batch_matches_one_by_one(batch_results, manifest, tmp_path):
+    _, summary = batch_results
+    job = next(j for j in read_manifest(manifest) if j.name == "all")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = run_job(job, tmp_path)
+    row = summary.set_index("job").loc["all"]
+    assert alone["status"] == "ok"
+    assert alone["forecast0_loss_median"] == pytest.approx(row["forecast0_loss_median"], rel=1e-12)
+    assert alone["n_runs"] == row["n_runs"]
+
+
+def test_batch_resumes_and_never_trusts_partial_results(batch_results, manifest):
+    out, _ = batch_results
+    (out / "jobs" / "sweeps__wide" / "result.json").write_text('{"key": "x", "complete": false}')
+    again = run_batch(manifest, out, workers=2)
+    status = dict(zip(again["job"], again["status"], strict=True))
+    assert status == {"all": "skipped", "broken": "failed", "sweeps/narrow": "skipped", "sweeps/wide": "ok"}
+
+
+def test_cli_exit_code_counts_failures(manifest, tmp_path):
+    result = CliRunner().invoke(app, ["batch", str(manifest), "-o", str(tmp_path / "r"), "--workers", "1", "-q"])
+    assert result.exit_code == 1, result.output
+    assert "failed: broken" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [("[[jobs]]\nname='a'\n", "unknown key"), ("", "no \\[\\[job\\]\\] entries"), ("[[job]]\nruns='x.csv'\n", "needs a name"), ("[[job]]\nname='a'\nruns='x'\nmodle='c'\n", "unknown key\\(s\\) modle")],
+)
+def test_bad_manifests(tmp_path, text, match):
+    path = tmp_path / "m.toml"
+    path.write_text(text)
+    with pytest.raises(BayescaleError, match=match):
+        read_manifest(path)
