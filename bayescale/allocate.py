@@ -41,7 +41,7 @@ RATIO_RANGE = (1e-4, 1e8)
 GRID_POINTS = 13
 GOLDEN_STEPS = 20
 #: Step sizes (in log N) of the parabolic refinement of the robust plan.
-ROBUST_STEPS = (0.1, 0.01, 0.001)
+ROBUST_STEPS = (0.05, 0.002)
 #: Grid points over the range of per-draw optima for a robust quantile plan.
 QUANTILE_GRID = 33
 _INV_PHI = (np.sqrt(5.0) - 1.0) / 2.0
@@ -185,7 +185,7 @@ def _robust_log_n(loss_of, start: np.ndarray, lo: np.ndarray, hi: np.ndarray, qu
     The minimiser lies within [lo, hi], the range of the per-draw optima (every draw's loss is
     unimodal in log N, so their mean and quantiles decrease below lo and increase above hi).
     The mean is smooth: a few safeguarded parabolic (Newton) steps from ``start`` (the median
-    optimum) converge in ~9 evaluations. A quantile is not smooth: golden-section search.
+    optimum) converge in ~8 evaluations. A quantile is not smooth: golden-section search.
     """
     if quantile is not None:
         # a quantile of losses is flat and kinked near its minimum and need not be unimodal:
@@ -206,7 +206,13 @@ def _robust_log_n(loss_of, start: np.ndarray, lo: np.ndarray, hi: np.ndarray, qu
         slope = fp - fm
         step = np.where(curvature > 0, -0.5 * h * slope / np.where(curvature > 0, curvature, 1.0), -np.sign(slope) * h)
         step = np.clip(step, -10 * h, 10 * h)
-        x = np.clip(x + step, lo, hi)
+        candidate = np.clip(x + step, lo, hi)
+        # safeguard for kinked objectives (e.g. data_constrained at a draw's optimum): keep the best point seen
+        f_candidate = loss_of(candidate).mean(axis=-2)
+        best_f = np.minimum(f0, np.minimum(fm, fp))
+        fallback = np.where(fm < fp, x - h, x + h)
+        fallback = np.where(f0 <= np.minimum(fm, fp), x, fallback)
+        x = np.where(f_candidate <= best_f, candidate, np.clip(fallback, lo, hi))
     return x
 
 

@@ -111,6 +111,13 @@ def test_data_constrained_optimum_under_a_unique_token_limit():
     assert {"epochs_median", "penalty_hi"} <= set(allocation_table(ds).columns)
 
 
+@pytest.mark.parametrize("unique_tokens", [None, 1e11])
+def test_data_constrained_robust_plan_on_constant_draws_is_the_optimum(unique_tokens):
+    ds = allocate_params(get_law("data_constrained"), dict(TRUTH, **REPEAT), BUDGETS, unique_tokens=unique_tokens)
+    np.testing.assert_allclose(ds["robust_params"], ds["params"].values[0, 0], rtol=1e-3)
+    np.testing.assert_allclose(ds["robust_loss_mean"], ds["loss"].values[0, 0], rtol=1e-6)
+
+
 def test_kaplan_numeric_optimum_matches_brute_force():
     law = get_law("kaplan")
     ds = allocate_params(law, KAPLAN, BUDGETS)
