@@ -232,6 +232,128 @@ def _demo(output: Path, draws: int, tune: int, chains: int, seed: int, quiet: bo
     typer.echo(f"Next: bayescale summary {fit_path} --format json   |   bayescale forecast {fit_path} --params 7B --tokens 140B")
 
 
+def _allocate(fit_path, flops, unique_tokens, ci, robust_quantile):
+    from bayescale.allocate import allocation_table, parse_flops
+    from bayescale.fit import _check_ci, load_fit
+
+    _check_ci(ci)
+    budgets = parse_flops(flops or [])
+    result = load_fit(fit_path)
+    ds = result.allocate(budgets, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile)
+    return result, allocation_table(ds, ci)
+
+
+@app.command("allocate")
+def allocate_cmd(
+    fit_path: Annotated[Path, typer.Argument(metavar="FIT", help="A saved fit (.nc or .zarr).")],
+    flops: Annotated[list[str] | None, typer.Option(help="FLOP budget (repeatable): 5.76e23, or a log-spaced range LOW:HIGH:COUNT like 1e21:1e25:9.")] = None,
+    unique_tokens: Annotated[str | None, typer.Option(help="Unique tokens available (repeat-aware forms, e.g. data_constrained): adds epochs and the loss penalty.")] = None,
+    ci: Annotated[float, typer.Option(help="Interval probability.")] = 0.9,
+    robust_quantile: Annotated[float | None, typer.Option(help="Robust plan minimises this quantile of loss instead of its posterior mean.")] = None,
+    format: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Compute-optimal parameters and tokens per FLOP budget (C = 6ND), with posterior intervals."""
+    result, table = _run(_allocate, fit_path, flops, unique_tokens, ci, robust_quantile)
+    if format is Format.json:
+        text = json.dumps({"ci": ci, "converged": result.converged, "budgets": json.loads(table.to_json(orient="records"))}, indent=2)
+    elif format is Format.csv:
+        text = table.to_csv(index=False)
+    else:
+        text = table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    _emit(text, output)
+
+
+def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour):
+    import numpy as np
+
+    from bayescale.allocate import parse_flops
+    from bayescale.decide import compute_for_target, cost, prob_below
+    from bayescale.errors import BayescaleError
+    from bayescale.fit import load_fit
+    from bayescale.units import parse_quantity
+
+    def quantity(name, value):
+        if value is None:
+            return None
+        try:
+            number = parse_quantity(value)
+        except ValueError as exc:
+            raise BayescaleError(f"--{name}: {exc}") from None
+        if not (number > 0 and number < float("inf")):
+            raise BayescaleError(f"--{name} must be a positive, finite number (got {value!r})")
+        return number
+
+    if target_loss is None:
+        raise BayescaleError("give --target-loss, e.g. --target-loss 2.0")
+    if not 0 < prob < 1:
+        raise BayescaleError(f"--prob {prob!r} must be a probability strictly between 0 and 1")
+    n, d, u = quantity("params", params), quantity("tokens", tokens), quantity("unique-tokens", unique_tokens)
+    if (n is None) != (d is None):
+        raise BayescaleError("give both --params and --tokens (a plan), or --flops, or neither (find the compute)")
+    if n is not None and flops:
+        raise BayescaleError("give either --flops or --params/--tokens, not both")
+    budgets = parse_flops(flops) if flops else None
+    cost(1.0, usd_per_flop, flops_per_gpu_hour)  # validates the rates before any work
+    result = load_fit(fit_path)
+    doc = {"target_loss": float(target_loss), "prob_required": prob, "predictive": predictive, "converged": result.converged}
+    if n is not None:
+        c = 6.0 * n * d
+        p = prob_below(result, target_loss, n, d, u, predictive=predictive)
+        doc.update({"mode": "plan", "plans": [{"flops": c, "params": n, "tokens": d, "prob": p, "meets_target": p >= prob, **cost(c, usd_per_flop, flops_per_gpu_hour)}]})
+    elif budgets is not None:
+        ds = result.allocate(budgets, unique_tokens=u)
+        rn, rd = ds["robust_params"].values, ds["robust_tokens"].values
+        probs = prob_below(result, target_loss, rn, rd, None if u is None else u, predictive=predictive)
+        doc.update(
+            {
+                "mode": "budgets",
+                "plans": [
+                    {"flops": float(c), "params": float(a), "tokens": float(b), "prob": float(q), "meets_target": bool(q >= prob), **cost(float(c), usd_per_flop, flops_per_gpu_hour)}
+                    for c, a, b, q in zip(budgets, rn, rd, np.atleast_1d(probs), strict=True)
+                ],
+            }
+        )
+    else:
+        decision = compute_for_target(result, target_loss, prob, unique_tokens=u, predictive=predictive, usd_per_flop=usd_per_flop, flops_per_gpu_hour=flops_per_gpu_hour)
+        plan = {k: v for k, v in decision.to_dict().items() if k in ("flops", "params", "tokens", "prob", "usd", "gpu_hours")}
+        doc.update({"mode": "compute_for_target", "plans": [dict(plan, meets_target=True)]})
+    if u is not None:
+        doc["unique_tokens"] = u
+    return doc
+
+
+@app.command("decide")
+def decide_cmd(
+    fit_path: Annotated[Path, typer.Argument(metavar="FIT", help="A saved fit (.nc or .zarr).")],
+    target_loss: Annotated[float | None, typer.Option(help="The loss to beat.")] = None,
+    prob: Annotated[float, typer.Option(help="Required probability of beating it.")] = 0.9,
+    flops: Annotated[list[str] | None, typer.Option(help="Evaluate these budgets' robust plans (repeatable, or LOW:HIGH:COUNT).")] = None,
+    params: Annotated[str | None, typer.Option(help="Evaluate this plan: model size, e.g. 70B (with --tokens).")] = None,
+    tokens: Annotated[str | None, typer.Option(help="Evaluate this plan: training tokens, e.g. 1.4T (with --params).")] = None,
+    unique_tokens: Annotated[str | None, typer.Option(help="Unique tokens available (repeat-aware forms).")] = None,
+    predictive: Annotated[bool, typer.Option("--predictive/--mean-curve", help="Include run-to-run noise (posterior predictive) or only the law's uncertainty.")] = True,
+    usd_per_flop: Annotated[float | None, typer.Option(help="Cost per FLOP in USD: adds a usd field.")] = None,
+    flops_per_gpu_hour: Annotated[float | None, typer.Option(help="Delivered FLOPs per GPU-hour: adds a gpu_hours field.")] = None,
+    format: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
+) -> None:
+    """P(loss < target) for a plan or budgets, or the least compute that reaches the target with --prob."""
+    doc = _run(_decide, fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour)
+    if format is Format.json:
+        text = json.dumps(doc, indent=2)
+    else:
+        import pandas as pd
+
+        table = pd.DataFrame(doc["plans"])
+        if format is Format.csv:
+            text = table.to_csv(index=False)
+        else:
+            head = f"P(loss < {doc['target_loss']:g}) ({'posterior predictive' if doc['predictive'] else 'mean curve'}), required {doc['prob_required']:g}; mode: {doc['mode']}"
+            text = head + "\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    _emit(text, output)
+
+
 def run() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -214,6 +214,12 @@ class Fit:
 
         return forecast(self, targets, seed=seed, **columns)
 
+    def allocate(self, flops, unique_tokens=None, ci: float = 0.9, robust_quantile: float | None = None, group_values=None) -> xr.Dataset:
+        """Compute-optimal (N, D) per FLOP budget for every draw, plus the robust plan, see ``allocate.allocate``."""
+        from bayescale.allocate import allocate
+
+        return allocate(self, flops, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile, group_values=group_values)
+
     def save(self, path: str | Path) -> Path:
         """Write the fit atomically to ``path`` (``.nc`` netCDF, ``.zarr`` zarr store)."""
         return save_fit(self, path)

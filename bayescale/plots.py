@@ -74,3 +74,63 @@ def observed_vs_predicted(fit: Fit, ci: float = 0.9, ax=None) -> Figure:
     ax.set_ylabel(f"posterior predictive (median, {ci:.0%})")
     fig.tight_layout()
     return fig
+
+
+def plot_frontier(ds, ci: float | None = None, reference: pd.DataFrame | None = None, ax=None) -> Figure:
+    """The allocation frontier N_opt(C) and D_opt(C) of an ``allocate`` Dataset: medians, ``ci`` bands, robust plans.
+
+    ``reference`` (a frame with ``flops, params, tokens``, e.g. ``reference.hoffmann_table3()``)
+    is overlaid as points.
+    """
+    import matplotlib.pyplot as plt
+
+    from bayescale.allocate import allocation_table
+
+    table = allocation_table(ds, ci)
+    ci = float(ds.attrs.get("ci", 0.9)) if ci is None else ci
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4.8))
+    else:
+        fig = ax.figure
+    for name, color, label in (("params", "C0", "parameters N"), ("tokens", "C1", "tokens D")):
+        ax.fill_between(table["flops"], table[f"{name}_lo"], table[f"{name}_hi"], color=color, alpha=0.25, lw=0)
+        ax.plot(table["flops"], table[f"{name}_median"], color=color, lw=1.8, label=f"{label}: median, {ci:.0%} band")
+        ax.plot(table["flops"], table[f"robust_{name}"], color=color, lw=1, ls="--", label=f"{label}: robust plan")
+        if reference is not None:
+            ax.scatter(reference["flops"], reference[name], color=color, marker="x", zorder=3, label=f"{label}: reference")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training compute C (FLOPs)")
+    ax.set_ylabel("compute-optimal N, D")
+    ax.set_title(f"Compute-optimal allocation ({ds.attrs.get('model', ds.attrs.get('law', ''))})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_prob_vs_compute(fit: Fit, target_loss: float, flops, prob: float | None = None, predictive: bool = True, unique_tokens=None, ax=None) -> Figure:
+    """P(loss < ``target_loss``) at each budget's robust compute-optimal plan, against compute.
+
+    ``prob`` draws the required probability as a horizontal line.
+    """
+    import matplotlib.pyplot as plt
+
+    from bayescale.decide import prob_below
+
+    ds = fit.allocate(flops, unique_tokens=unique_tokens)
+    p = np.atleast_1d(prob_below(fit, target_loss, ds["robust_params"].values, ds["robust_tokens"].values, unique_tokens, predictive=predictive))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+    else:
+        fig = ax.figure
+    ax.plot(ds["flops"].values, p, marker="o", ms=3)
+    if prob is not None:
+        ax.axhline(prob, color="k", ls="--", lw=0.8, label=f"required {prob:g}")
+        ax.legend(fontsize=8)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("training compute C (FLOPs)")
+    ax.set_ylabel(f"P(loss < {target_loss:g})")
+    ax.set_title("posterior predictive" if predictive else "mean curve")
+    fig.tight_layout()
+    return fig

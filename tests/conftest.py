@@ -11,7 +11,8 @@ import pytest
 
 matplotlib.use("Agg")
 
-from bayescale import fit, load_runs  # noqa: E402
+from bayescale.fit import fit  # noqa: E402  (not `from bayescale import fit`: that can yield the bayescale.fit module)
+from bayescale.runs import load_runs  # noqa: E402
 from bayescale.resources import data_path  # noqa: E402
 from bayescale.simulate import EPOCH_CHINCHILLA, grid_runs, simulate_groups, simulate_runs  # noqa: E402
 

@@ -1,0 +1,285 @@
+"""Budget decisions from a posterior: P(loss < target), the compute a target needs, plan comparisons.
+
+Two notions of "the loss of a run", chosen with ``predictive``:
+
+* ``predictive=True`` (default for ``prob_below`` and ``compute_for_target``): the posterior
+  *predictive* — the law's mean curve times the fitted observation noise (log-normal or
+  Student-t on log loss, ``sigma``/``nu`` from the posterior). This answers "will the run I
+  train come in under the target?"
+* ``predictive=False``: the posterior of the *mean curve* only (uncertainty about the law,
+  no run-to-run noise). On constant draws this is 0 or 1.
+
+Noise draws use one fixed seed and are shared across budgets (common random numbers), so the
+probability is a smooth, monotone function of compute and the search for a budget is stable.
+Parameters are population level (as in ``allocate``) unless ``group_values`` names seen levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+
+from bayescale.allocate import allocate_params, parameter_draws
+from bayescale.errors import BayescaleError
+from bayescale.laws.ops import NUMPY
+
+if TYPE_CHECKING:
+    from bayescale.fit import Fit
+
+#: Default compute range searched by ``compute_for_target`` (FLOPs).
+FLOPS_RANGE = (1e15, 1e32)
+GRID_PER_DECADE = 4
+BISECTION_STEPS = 30
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The smallest compute whose robust compute-optimal plan meets the target with the required probability."""
+
+    target_loss: float
+    prob_required: float
+    flops: float
+    params: float
+    tokens: float
+    prob: float
+    predictive: bool
+    unique_tokens: float | None = None
+    usd: float | None = None
+    gpu_hours: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None or k == "unique_tokens"}
+
+
+def cost(flops: Any, usd_per_flop: float | None = None, flops_per_gpu_hour: float | None = None) -> dict[str, Any]:
+    """Optional cost conversions of ``flops``: ``usd`` (flops × usd_per_flop) and ``gpu_hours`` (flops / flops_per_gpu_hour)."""
+    out: dict[str, Any] = {}
+    for name, value in (("usd_per_flop", usd_per_flop), ("flops_per_gpu_hour", flops_per_gpu_hour)):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise BayescaleError(f"{name}={value!r} must be a positive, finite number")
+    if usd_per_flop is not None:
+        out["usd"] = np.asarray(flops, float) * usd_per_flop
+    if flops_per_gpu_hour is not None:
+        out["gpu_hours"] = np.asarray(flops, float) / flops_per_gpu_hour
+    return {k: (float(v) if np.ndim(v) == 0 else v) for k, v in out.items()}
+
+
+def _positive(name: str, value: Any) -> np.ndarray:
+    from bayescale.units import parse_quantity
+
+    try:
+        arr = np.asarray([parse_quantity(v) for v in np.ravel(np.asarray(value, dtype=object))], dtype=float).reshape(np.shape(value))
+    except ValueError as exc:
+        raise BayescaleError(f"{name}: {exc}") from None
+    if not np.all(np.isfinite(arr) & (arr > 0)):
+        raise BayescaleError(f"{name} must be positive and finite (got {value!r})")
+    return arr
+
+
+def _check_prob(name: str, value: float) -> None:
+    if not 0 < value < 1:
+        raise BayescaleError(f"{name}={value!r} must be a probability strictly between 0 and 1")
+
+
+class _Posterior:
+    """Flattened parameter draws (S, 1) of one fit, plus its observation noise, for fast loss draws."""
+
+    def __init__(self, fit: Fit, group_values: Mapping[str, Any] | None = None, seed: int = 0):
+        self.fit = fit
+        self.law = fit.spec.law
+        draws = parameter_draws(fit, group_values)
+        self.shape = next(iter(draws.values())).shape
+        self.p = {k: v.reshape(-1, 1) for k, v in draws.items()}
+        post = fit.posterior
+        self.sigma = post["sigma"].transpose("chain", "draw").values.reshape(-1, 1) if "sigma" in post else np.zeros((self.size, 1))
+        rng = np.random.default_rng(seed)
+        if fit.spec.likelihood.family == "studentt":
+            nu = post["nu"].transpose("chain", "draw").values.reshape(-1, 1) if "nu" in post else np.full((self.size, 1), float(fit.spec.likelihood.nu))
+            self.noise = rng.standard_t(nu)
+        else:
+            self.noise = rng.standard_normal((self.size, 1))
+        self.noise_b = rng.standard_normal((self.size, 1)) if fit.spec.likelihood.family != "studentt" else rng.standard_t(nu)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def loss(self, params: Any, tokens: Any, unique_tokens: Any = None, predictive: bool = False, second: bool = False) -> np.ndarray:
+        """Loss draws (S, T) at targets (T,): mean curve, or with (common-random-number) observation noise."""
+        n, d = np.atleast_1d(params).astype(float), np.atleast_1d(tokens).astype(float)
+        x = {"params": np.log(n)[None, :], "tokens": np.log(d)[None, :]}
+        if "unique_tokens" in self.law.inputs:
+            u = d if unique_tokens is None else np.minimum(np.atleast_1d(unique_tokens).astype(float), d)
+            x["unique_tokens"] = np.log(u)[None, :] + 0.0 * x["tokens"]
+        elif unique_tokens is not None:
+            raise BayescaleError(f"unique_tokens needs a repeat-aware law (e.g. data_constrained); this fit's law is {self.law.name}")
+        if "flops" in self.law.inputs:
+            x["flops"] = np.log(6.0 * n * d)[None, :]
+        missing = [c for c in self.law.inputs if c not in x]
+        if missing:
+            raise BayescaleError(f"the {self.law.name} law needs {', '.join(missing)}; decisions need params and tokens")
+        mu = self.law.log_loss(NUMPY, self.p, x)
+        if predictive:
+            mu = mu + self.sigma * (self.noise_b if second else self.noise)
+        return np.exp(mu)
+
+
+def prob_below(
+    fit: Fit,
+    target_loss: float,
+    params: Any,
+    tokens: Any,
+    unique_tokens: Any = None,
+    *,
+    predictive: bool = True,
+    group_values: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> float | np.ndarray:
+    """P(loss < ``target_loss``) for a run of ``params`` on ``tokens`` (arrays broadcast; a float for scalars).
+
+    ``predictive=True`` (default): the posterior predictive loss of one run (mean curve ×
+    observation noise). ``predictive=False``: the posterior of the mean curve only.
+    """
+    target = float(target_loss)
+    if not (np.isfinite(target) and target > 0):
+        raise BayescaleError(f"target_loss={target_loss!r} must be a positive, finite loss")
+    n, d = np.broadcast_arrays(_positive("params", params), _positive("tokens", tokens))
+    u = None if unique_tokens is None else np.broadcast_to(_positive("unique_tokens", unique_tokens), n.shape)
+    post = _Posterior(fit, group_values, seed)
+    loss = post.loss(n.ravel(), d.ravel(), None if u is None else u.ravel(), predictive)
+    prob = (loss < target).mean(axis=0).reshape(n.shape)
+    return float(prob) if prob.ndim == 0 else prob
+
+
+def _robust_plans(post: _Posterior, flops: np.ndarray, unique_tokens: float | None) -> tuple[np.ndarray, np.ndarray]:
+    ds = allocate_params(post.law, {k: v.reshape(post.shape) for k, v in post.p.items()}, flops, unique_tokens=unique_tokens)
+    return ds["robust_params"].values, ds["robust_tokens"].values
+
+
+def compute_for_target(
+    fit: Fit,
+    target_loss: float,
+    prob: float = 0.9,
+    *,
+    unique_tokens: float | None = None,
+    predictive: bool = True,
+    flops_range: tuple[float, float] = FLOPS_RANGE,
+    usd_per_flop: float | None = None,
+    flops_per_gpu_hour: float | None = None,
+    group_values: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> Decision:
+    """The smallest compute C with P(loss < target) ≥ ``prob`` at C's robust compute-optimal plan.
+
+    A log grid over ``flops_range`` (``GRID_PER_DECADE`` points a decade, all budgets at once),
+    then bisection in log C between the last failing and first passing grid point. Raises a
+    ``BayescaleError`` if the target is unreachable: below the irreducible loss ``E`` for most
+    draws, or not met with probability ``prob`` even at the top of ``flops_range``.
+    """
+    target = float(target_loss)
+    if not (np.isfinite(target) and target > 0):
+        raise BayescaleError(f"target_loss={target_loss!r} must be a positive, finite loss")
+    _check_prob("prob", prob)
+    lo_c, hi_c = (float(v) for v in flops_range)
+    if not 0 < lo_c < hi_c:
+        raise BayescaleError(f"flops_range={flops_range!r} must be two increasing positive numbers")
+    u = None if unique_tokens is None else float(_positive("unique_tokens", unique_tokens))
+    post = _Posterior(fit, group_values, seed)
+    if "E" in post.p:
+        share = float((post.p["E"] >= target).mean())
+        if share > 0.5:
+            raise BayescaleError(
+                f"target loss {target:g} is below the irreducible loss E for {share:.0%} of posterior draws (median E = {np.median(post.p['E']):.4g}): unreachable at any compute"
+            )
+
+    def probability(flops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n, d = _robust_plans(post, flops, u)
+        loss = post.loss(n, d, None if u is None else np.full_like(n, u), predictive)
+        return (loss < target).mean(axis=0), n, d
+
+    decades = np.log10(hi_c) - np.log10(lo_c)
+    grid = np.geomspace(lo_c, hi_c, max(3, int(np.ceil(decades * GRID_PER_DECADE)) + 1))
+    p_grid, n_grid, d_grid = probability(grid)
+    ok = np.flatnonzero(p_grid >= prob)
+    if ok.size == 0:
+        raise BayescaleError(
+            f"P(loss < {target:g}) reaches only {p_grid.max():.3f} < {prob:g} for compute up to {hi_c:.3g} FLOPs: "
+            "the target is unreachable in that range (lower the target or the probability, or widen flops_range)"
+        )
+    first = int(ok[0])
+    if first == 0:
+        best = (grid[0], n_grid[0], d_grid[0], p_grid[0])
+    else:
+        a, b = np.log(grid[first - 1]), np.log(grid[first])
+        best = (grid[first], n_grid[first], d_grid[first], p_grid[first])
+        for _ in range(BISECTION_STEPS):
+            mid = 0.5 * (a + b)
+            pm, nm, dm = probability(np.array([np.exp(mid)]))
+            if pm[0] >= prob:
+                b, best = mid, (np.exp(mid), nm[0], dm[0], pm[0])
+            else:
+                a = mid
+    flops, n, d, p = (float(v) for v in best)
+    extra = cost(flops, usd_per_flop, flops_per_gpu_hour)
+    return Decision(target, float(prob), flops, n, d, p, bool(predictive), u, extra.get("usd"), extra.get("gpu_hours"))
+
+
+def _plan(name: str, plan: Any) -> tuple[float, float, float | None]:
+    if isinstance(plan, Mapping):
+        if "params" not in plan or "tokens" not in plan:
+            raise BayescaleError(f"{name}: a plan needs 'params' and 'tokens' (and optionally 'unique_tokens')")
+        values = (plan["params"], plan["tokens"], plan.get("unique_tokens"))
+    elif isinstance(plan, Sequence) and not isinstance(plan, str) and len(plan) in (2, 3):
+        values = (plan[0], plan[1], plan[2] if len(plan) == 3 else None)
+    else:
+        raise BayescaleError(f"{name}: give a plan as {{'params': N, 'tokens': D}} or (N, D)")
+    n, d = float(_positive(f"{name} params", values[0])), float(_positive(f"{name} tokens", values[1]))
+    u = None if values[2] is None else float(_positive(f"{name} unique_tokens", values[2]))
+    return n, d, u
+
+
+def compare_plans(
+    fit: Fit,
+    plan_a: Any,
+    plan_b: Any,
+    *,
+    ci: float = 0.9,
+    predictive: bool = False,
+    group_values: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Posterior of loss(A) − loss(B) and P(A better than B), i.e. P(loss(A) < loss(B)).
+
+    Plans are ``{"params": N, "tokens": D[, "unique_tokens": U]}`` or ``(N, D[, U])``.
+    ``predictive=False`` (default) compares mean curves, draw by draw (the law's uncertainty
+    is shared by both plans); ``predictive=True`` adds independent run noise to each.
+    """
+    from bayescale.fit import _check_ci
+
+    _check_ci(ci)
+    (na, da, ua), (nb, db, ub) = _plan("plan_a", plan_a), _plan("plan_b", plan_b)
+    post = _Posterior(fit, group_values, seed)
+    loss_a = post.loss(na, da, ua, predictive)[:, 0]
+    loss_b = post.loss(nb, db, ub, predictive, second=True)[:, 0]
+    diff = loss_a - loss_b
+    fpost = fit.posterior
+    da_ = xr.DataArray(diff.reshape(post.shape), dims=("chain", "draw"), coords={"chain": fpost["chain"].values, "draw": fpost["draw"].values}, name="loss_diff")
+    lo, med, hi = np.quantile(diff, [(1 - ci) / 2, 0.5, (1 + ci) / 2])
+    return {
+        "diff": da_,
+        "diff_median": float(med),
+        "diff_lo": float(lo),
+        "diff_hi": float(hi),
+        "prob_a_better": float((diff < 0).mean()),
+        "loss_a_median": float(np.median(loss_a)),
+        "loss_b_median": float(np.median(loss_b)),
+        "ci": float(ci),
+        "predictive": bool(predictive),
+    }
+
+
+__all__ = ["Decision", "compare_plans", "compute_for_target", "cost", "prob_below"]

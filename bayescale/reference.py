@@ -1,0 +1,37 @@
+"""Published reference numbers bayescale is checked against, as data.
+
+``HOFFMANN_TABLE3``: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models",
+Table 3 (Approach 1): estimated compute-optimal parameters and training tokens for a FLOP
+budget (C ≈ 6·N·D). The seed paper's table, copied from /work/shared/SCIENCE.md.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+HOFFMANN_TABLE3_CITATION = (
+    "Hoffmann, J. et al. (2022). Training Compute-Optimal Large Language Models. arXiv:2203.15556, Table 3 (Approach 1)."
+)
+
+#: (params, flops, tokens) rows of Hoffmann et al. (2022) Table 3.
+_ROWS = (
+    (400e6, 1.92e19, 8.0e9),
+    (1e9, 1.21e20, 20.2e9),
+    (10e9, 1.23e22, 205.1e9),
+    (67e9, 5.76e23, 1.5e12),
+    (175e9, 3.85e24, 3.7e12),
+    (280e9, 9.90e24, 5.9e12),
+    (520e9, 3.43e25, 11.0e12),
+    (1e12, 1.27e26, 21.2e12),
+    (10e12, 1.30e28, 216.2e12),
+)
+
+
+def hoffmann_table3() -> pd.DataFrame:
+    """Hoffmann et al. (2022) Table 3 as a DataFrame with columns ``params, flops, tokens`` (a fresh copy)."""
+    frame = pd.DataFrame(_ROWS, columns=["params", "flops", "tokens"])
+    frame.attrs["citation"] = HOFFMANN_TABLE3_CITATION
+    return frame
+
+
+HOFFMANN_TABLE3 = hoffmann_table3()

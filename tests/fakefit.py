@@ -1,0 +1,52 @@
+"""A hand-built ``Fit`` whose posterior holds given draws: exact checks without sampling."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import xarray as xr
+
+from bayescale.fit import Diagnostics, Fit
+from bayescale.runs import load_runs
+from bayescale.simulate import grid_runs, simulate_runs
+from bayescale.spec import load_spec
+
+
+def fake_fit(truth: Mapping[str, float], form: str = "chinchilla", chains: int = 2, draws: int = 50, spread: float = 0.0, sigma: float = 1e-6, seed: int = 0) -> Fit:
+    """Posterior draws at ``truth`` (times log-normal ``spread``), observation ``sigma`` constant."""
+    rng = np.random.default_rng(seed)
+    shape = (chains, draws)
+    data = {k: (("chain", "draw"), v * np.exp(spread * rng.standard_normal(shape))) for k, v in truth.items()}
+    data["sigma"] = (("chain", "draw"), np.full(shape, sigma))
+    post = xr.Dataset(data, coords={"chain": np.arange(chains), "draw": np.arange(draws)})
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, dtype=bool))}, coords=post.coords)
+    tree = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+    runs = load_runs(simulate_runs(form, truth, grid_runs(np.geomspace(5e7, 3e9, 4), np.geomspace(1e9, 8e10, 4)), seed=seed))
+    diagnostics = Diagnostics(1.0, 1000.0, 1000.0, 0, 0, draws, chains)
+    return Fit(tree=tree, spec=load_spec(form), runs=runs, groups=(), diagnostics=diagnostics, seed=seed, sampler="nutpie")
+
+
+def fake_grouped_fit(population: Mapping[str, float], levels: Mapping[str, Mapping[str, float]], column: str = "dataset", chains: int = 1, draws: int = 10) -> Fit:
+    """Constant draws whose group ``column`` levels sit exactly at ``levels`` (internal coordinates: z + tau·eta)."""
+    from bayescale.model import design
+    from bayescale.simulate import simulate_groups
+
+    spec = load_spec("chinchilla")
+    runs = load_runs(simulate_groups("chinchilla", levels, grid_runs(np.geomspace(5e7, 3e9, 3), np.geomspace(1e9, 8e10, 3)), column=column))
+    d = design(spec, runs, (column,))
+    law = spec.law
+    z_pop = law.to_internal(population, d.centres)
+    shape = (chains, draws)
+    names = d.levels[column]
+    data = {p: (("chain", "draw"), np.full(shape, v)) for p, v in population.items()}
+    data.update({f"{p}_z": (("chain", "draw"), np.full(shape, z_pop[p])) for p in law.parameter_names})
+    data["sigma"] = (("chain", "draw"), np.full(shape, 1e-6))
+    for p in spec.pooled:
+        eta = np.array([law.to_internal(levels[name], d.centres)[p] - z_pop[p] for name in names])
+        data[f"{p}_tau_{column}"] = (("chain", "draw"), np.ones(shape))
+        data[f"{p}_eta_{column}"] = (("chain", "draw", column), np.broadcast_to(eta, shape + (len(names),)).copy())
+    post = xr.Dataset(data, coords={"chain": np.arange(chains), "draw": np.arange(draws), column: names})
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, dtype=bool))}, coords={"chain": np.arange(chains), "draw": np.arange(draws)})
+    tree = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+    return Fit(tree=tree, spec=spec, runs=runs, groups=(column,), diagnostics=Diagnostics(1.0, 1000.0, 1000.0, 0, 0, draws, chains), seed=0, sampler="nutpie")
