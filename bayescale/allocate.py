@@ -34,7 +34,7 @@ from bayescale.laws.base import Law
 from bayescale.laws.ops import NUMPY
 
 if TYPE_CHECKING:
-    from bayescale.fit import Fit
+    from bayescale.fitting import Fit
 
 #: Tokens-per-parameter ratios searched by the numeric optimiser (log grid, then refinement).
 RATIO_RANGE = (1e-4, 1e8)
@@ -321,7 +321,7 @@ def allocate(
     ``penalty`` (loss minus loss_unlimited). ``flops`` accepts numbers, unit strings and ranges
     "1e21:1e25:9". Parameters are the population level unless ``group_values`` names seen levels.
     """
-    from bayescale.fit import _check_ci
+    from bayescale.fitting import _check_ci
     from bayescale.units import parse_quantity
 
     _check_ci(ci)

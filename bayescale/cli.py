@@ -234,7 +234,7 @@ def _demo(output: Path, draws: int, tune: int, chains: int, seed: int, quiet: bo
 
 def _allocate(fit_path, flops, unique_tokens, ci, robust_quantile):
     from bayescale.allocate import allocation_table, parse_flops
-    from bayescale.fit import _check_ci, load_fit
+    from bayescale.fitting import _check_ci, load_fit
 
     _check_ci(ci)
     budgets = parse_flops(flops or [])
@@ -270,7 +270,7 @@ def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, p
     from bayescale.allocate import parse_flops
     from bayescale.decide import compute_for_target, cost, prob_below
     from bayescale.errors import BayescaleError
-    from bayescale.fit import load_fit
+    from bayescale.fitting import load_fit
     from bayescale.units import parse_quantity
 
     def quantity(name, value):

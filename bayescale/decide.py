@@ -28,7 +28,7 @@ from bayescale.errors import BayescaleError
 from bayescale.laws.ops import NUMPY
 
 if TYPE_CHECKING:
-    from bayescale.fit import Fit
+    from bayescale.fitting import Fit
 
 #: Default compute range searched by ``compute_for_target`` (FLOPs).
 FLOPS_RANGE = (1e15, 1e32)
@@ -258,7 +258,7 @@ def compare_plans(
     ``predictive=False`` (default) compares mean curves, draw by draw (the law's uncertainty
     is shared by both plans); ``predictive=True`` adds independent run noise to each.
     """
-    from bayescale.fit import _check_ci
+    from bayescale.fitting import _check_ci
 
     _check_ci(ci)
     (na, da, ua), (nb, db, ub) = _plan("plan_a", plan_a), _plan("plan_b", plan_b)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from bayescale.fit import fit
+from bayescale.fitting import fit
 from bayescale.runs import load_runs
 from bayescale.allocate import allocation_table
 from bayescale.reference import HOFFMANN_TABLE3_CITATION, hoffmann_table3

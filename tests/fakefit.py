@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import xarray as xr
 
-from bayescale.fit import Diagnostics, Fit
+from bayescale.fitting import Diagnostics, Fit
 from bayescale.runs import load_runs
 from bayescale.simulate import grid_runs, simulate_runs
 from bayescale.spec import load_spec

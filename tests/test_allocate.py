@@ -14,7 +14,7 @@ from bayescale.errors import BayescaleError
 from bayescale.laws import get_law
 from bayescale.reference import hoffmann_table3
 from bayescale.simulate import EPOCH_CHINCHILLA as TRUTH
-from fakefit import fake_fit, fake_grouped_fit
+from .fakefit import fake_fit, fake_grouped_fit
 
 BUDGETS = np.array([1e19, 5.76e23, 1e26])
 REPEAT = {"R_D_star": 15.4, "R_N_star": 5.3}
