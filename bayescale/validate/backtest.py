@@ -104,6 +104,7 @@ def backtest(
     )
     if method == "bayes":
         out["converged"] = bool(fitted.converged)
+        out["diagnostics"] = fitted.diagnostics.message()
     return out
 
 

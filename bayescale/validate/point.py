@@ -205,10 +205,13 @@ def point_fit(
     best = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        for i in order:
-            res = problem.minimise(thetas[i])
+        for i in order:  # a loose optimisation from every start, then polish the best one
+            res = problem.minimise(thetas[i], tight=False)
             if best is None or res.fun < best.fun:
                 best = res
+        if best is not None and np.isfinite(best.fun):
+            polished = problem.minimise(best.x)
+            best = polished if polished.fun <= best.fun else best
         if best is None or not np.isfinite(best.fun) or best.fun >= 1e30:
             raise BayescaleError(f"the {spec.name} point fit found no finite optimum on {runs.source}")
         boot_rows = []
