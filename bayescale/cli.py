@@ -297,17 +297,19 @@ def backtest_cmd(
     _emit(text, output)
 
 
-def _compare(runs, models, column, drop_highest_loss, draws, tune, chains, seed, quiet):
+def _compare(runs, models, column, drop_highest_loss, draws, tune, chains, seed, quiet, by_group=None):
     import bayescale
     from bayescale.errors import BayescaleError
     from bayescale.fit import fit
-    from bayescale.validate import compare
+    from bayescale.validate import compare, kfold_by_group
 
     if not models or len(models) < 2:
         raise BayescaleError("give at least two --model options to compare")
     if len(set(models)) != len(models):
         raise BayescaleError(f"a --model is listed twice: {', '.join(models)}")
     table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss)
+    if by_group:
+        return kfold_by_group(table, models, by_group, draws=draws, tune=tune, chains=chains, seed=seed)
     fits = {m: fit(table, m, draws=draws, tune=tune, chains=chains, seed=seed, progress=not quiet) for m in models}
     return compare(fits)
 
@@ -325,15 +327,16 @@ def compare_cmd(
     format: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    by_group: Annotated[str | None, typer.Option("--by-group", help="Instead of PSIS-LOO: leave each level of COLUMN out in turn and refit (slow).")] = None,
 ) -> None:
     """Fit several laws to the same runs and rank them by PSIS-LOO (elpd, stacking weights)."""
-    table = _run(_compare, runs, model, column, drop_highest_loss, draws, tune, chains, seed, quiet)
+    table = _run(_compare, runs, model, column, drop_highest_loss, draws, tune, chains, seed, quiet, by_group)
     if format is Format.json:
-        text = json.dumps({name: {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for name, row in table.iterrows()}, indent=2)
+        text = json.dumps(json.loads(table.to_json(orient="index")), indent=2)
     elif format is Format.csv:
         text = table.to_csv()
     else:
-        text = table.to_string(float_format=lambda v: f"{v:.4g}") + "\n\nelpd: PSIS-LOO expected log predictive density of log loss (higher is better); weight: stacking weight; n_bad_k: runs with Pareto k > 0.7"
+        text = table.to_string(float_format=lambda v: f"{v:.4g}") + "\n\n" + ("elpd_kfold: leave-one-group-out log predictive density (higher is better)" if by_group else "elpd: PSIS-LOO expected log predictive density of log loss (higher is better); weight: stacking weight; n_bad_k: runs with Pareto k > 0.7")
     _emit(text, output)
 
 

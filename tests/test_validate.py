@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from bayescale import load_runs
 from bayescale.cli import app
-from bayescale.errors import RunTableError
+from bayescale.errors import ConvergenceWarning, RunTableError
 from bayescale.fit import fit
 from bayescale.forecast import forecast_table
 from bayescale.simulate import EPOCH_CHINCHILLA, grid_runs, simulate_runs
@@ -116,7 +116,9 @@ def test_point_fit_bootstrap_and_forecast(synth_runs):
 
 
 def test_backtest_bayes_on_known_law(synth_runs):
-    result = backtest(synth_runs, "chinchilla", 1e19, method="bayes", seed=0, **SMALL)
+    with warnings.catch_warnings():  # 15 training runs × 300 draws: R-hat may miss 1.01, forecasts are still good
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = backtest(synth_runs, "chinchilla", 1e19, method="bayes", seed=0, **SMALL)
     assert result["n_test"] > 10 and result["n_train"] + result["n_test"] == len(synth_runs)
     assert result["max_extrapolation"] > 10
     assert result["coverage_90"] >= 0.8

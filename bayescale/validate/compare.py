@@ -139,5 +139,5 @@ def kfold_by_group(runs, models: Sequence[str], column: str, **fit_kwargs: Any) 
             total[held] = logsumexp(ll, axis=0) - np.log(ll.shape[0])
         rows.append({"model": str(model), "elpd_kfold": float(total.sum()), "se": float(np.sqrt(len(total)) * np.std(total, ddof=1)), "folds": len(levels)})
     out = pd.DataFrame(rows).set_index("model").sort_values("elpd_kfold", ascending=False)
-    out["elpd_diff"] = out["elpd_kfold"].iloc[0] - out["elpd_kfold"]
+    out["elpd_diff"] = out["elpd_kfold"] - out["elpd_kfold"].iloc[0]  # <= 0, as in ArviZ compare
     return out
