@@ -351,6 +351,113 @@ def decide_cmd(
         else:
             head = f"P(loss < {doc['target_loss']:g}) ({'posterior predictive' if doc['predictive'] else 'mean curve'}), required {doc['prob_required']:g}; mode: {doc['mode']}"
             text = head + "\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+class Method(str, Enum):
+    bayes = "bayes"
+    point = "point"
+
+
+def _cutoffs(values: list[str] | None, sweep: int, runs) -> list[float]:
+    from bayescale.errors import BayescaleError
+    from bayescale.units import parse_quantity
+    from bayescale.validate import default_cutoffs
+
+    if values and sweep:
+        raise BayescaleError("give either --train-max-flops or --sweep, not both")
+    if sweep:
+        return default_cutoffs(runs, sweep)
+    if not values:
+        raise BayescaleError("give --train-max-flops X (repeatable, e.g. 1e20) or --sweep N")
+    out = []
+    for value in values:
+        try:
+            out.append(float(parse_quantity(value)))
+        except Exception as exc:  # noqa: BLE001 - any parse failure is a usage error
+            raise BayescaleError(f"--train-max-flops {value!r}: not a number of FLOPs ({exc})") from None
+    return out
+
+
+def _backtest(runs, model, group, column, drop_highest_loss, cutoffs, sweep, method, draws, tune, chains, seed, bootstrap):
+    import bayescale
+    from bayescale.validate import backtest
+
+    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss)
+    kwargs = {"draws": draws, "tune": tune, "chains": chains} if method == "bayes" else {"bootstrap": bootstrap}
+    return [backtest(table, model, c, method=method, group=group or None, seed=seed, **kwargs) for c in _cutoffs(cutoffs, sweep, table)]
+
+
+@app.command("backtest")
+def backtest_cmd(
+    runs: Annotated[Path, typer.Argument(help="Run table: CSV, TSV or Parquet.")],
+    model: Annotated[str, typer.Option(help="Shipped spec name or path to a TOML spec.")] = "chinchilla",
+    train_max_flops: Annotated[list[str] | None, typer.Option(help="Fit on runs with flops <= X, forecast the rest (repeatable).")] = None,
+    sweep: Annotated[int, typer.Option(help="Instead of --train-max-flops: N cutoffs at flops quantiles 40%..90%.")] = 0,
+    method: Annotated[Method, typer.Option(help="bayes (posterior) or point (Huber fit + bootstrap).")] = Method.bayes,
+    group: Annotated[list[str] | None, typer.Option(help="Grouping column (repeatable), Bayesian fits only.")] = None,
+    column: Annotated[list[str] | None, typer.Option(help="Rename a header: CANONICAL=HEADER.")] = None,
+    drop_highest_loss: Annotated[int, typer.Option(help="Drop the k highest-loss runs first.")] = 0,
+    draws: Annotated[int, typer.Option(help="Posterior draws per chain.")] = 1000,
+    tune: Annotated[int, typer.Option(help="Tuning steps per chain.")] = 1000,
+    chains: Annotated[int, typer.Option(help="Number of chains.")] = 4,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples of the point fit.")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    format: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Leave-future-out backtest: fit on small-compute runs, score forecasts of the larger ones."""
+    import pandas as pd
+
+    rows = _run(_backtest, runs, model, group, column, drop_highest_loss, train_max_flops, sweep, method.value, draws, tune, chains, seed, bootstrap)
+    if format is Format.json:
+        text = json.dumps(rows[0] if len(rows) == 1 else rows, indent=2)
+    elif format is Format.csv:
+        text = pd.DataFrame(rows).to_csv(index=False)
+    else:
+        text = pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    _emit(text, output)
+
+
+def _compare(runs, models, column, drop_highest_loss, draws, tune, chains, seed, quiet, by_group=None):
+    import bayescale
+    from bayescale.errors import BayescaleError
+    from bayescale.fitting import fit
+    from bayescale.validate import compare, kfold_by_group
+
+    if not models or len(models) < 2:
+        raise BayescaleError("give at least two --model options to compare")
+    if len(set(models)) != len(models):
+        raise BayescaleError(f"a --model is listed twice: {', '.join(models)}")
+    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss)
+    if by_group:
+        return kfold_by_group(table, models, by_group, draws=draws, tune=tune, chains=chains, seed=seed)
+    fits = {m: fit(table, m, draws=draws, tune=tune, chains=chains, seed=seed, progress=not quiet) for m in models}
+    return compare(fits)
+
+
+@app.command("compare")
+def compare_cmd(
+    runs: Annotated[Path, typer.Argument(help="Run table: CSV, TSV or Parquet.")],
+    model: Annotated[list[str] | None, typer.Option(help="Spec to fit and compare (repeat: --model chinchilla --model kaplan).")] = None,
+    column: Annotated[list[str] | None, typer.Option(help="Rename a header: CANONICAL=HEADER.")] = None,
+    drop_highest_loss: Annotated[int, typer.Option(help="Drop the k highest-loss runs first.")] = 0,
+    draws: Annotated[int, typer.Option(help="Posterior draws per chain.")] = 1000,
+    tune: Annotated[int, typer.Option(help="Tuning steps per chain.")] = 1000,
+    chains: Annotated[int, typer.Option(help="Number of chains.")] = 4,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    format: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    by_group: Annotated[str | None, typer.Option("--by-group", help="Instead of PSIS-LOO: leave each level of COLUMN out in turn and refit (slow).")] = None,
+) -> None:
+    """Fit several laws to the same runs and rank them by PSIS-LOO (elpd, stacking weights)."""
+    table = _run(_compare, runs, model, column, drop_highest_loss, draws, tune, chains, seed, quiet, by_group)
+    if format is Format.json:
+        text = json.dumps(json.loads(table.to_json(orient="index")), indent=2)
+    elif format is Format.csv:
+        text = table.to_csv()
+    else:
+        text = table.to_string(float_format=lambda v: f"{v:.4g}") + "\n\n" + ("elpd_kfold: leave-one-group-out log predictive density (higher is better)" if by_group else "elpd: PSIS-LOO expected log predictive density of log loss (higher is better); weight: stacking weight; n_bad_k: runs with Pareto k > 0.7")
     _emit(text, output)
 
 
