@@ -351,6 +351,7 @@ def decide_cmd(
         else:
             head = f"P(loss < {doc['target_loss']:g}) ({'posterior predictive' if doc['predictive'] else 'mean curve'}), required {doc['prob_required']:g}; mode: {doc['mode']}"
             text = head + "\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    _emit(text, output)
 
 
 class Method(str, Enum):
@@ -461,12 +462,6 @@ def compare_cmd(
     _emit(text, output)
 
 
-def run() -> None:  # pragma: no cover - console entry point
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
 
 
 @app.command("batch")
@@ -490,3 +485,7 @@ def batch_cmd(
     failed = int((summary["status"] == "failed").sum())
     if failed:
         raise typer.Exit(min(failed, 125))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

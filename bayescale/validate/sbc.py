@@ -8,7 +8,6 @@ posterior draws. If inference is calibrated the ranks are uniform on ``0..L``.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
