@@ -265,10 +265,8 @@ def allocate_cmd(
 
 
 def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour):
-    import numpy as np
-
     from bayescale.allocate import parse_flops
-    from bayescale.decide import compute_for_target, cost, prob_below
+    from bayescale.decide import cost, decide
     from bayescale.errors import BayescaleError
     from bayescale.fitting import load_fit
     from bayescale.units import parse_quantity
@@ -286,41 +284,16 @@ def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, p
 
     if target_loss is None:
         raise BayescaleError("give --target-loss, e.g. --target-loss 2.0")
-    if not 0 < prob < 1:
-        raise BayescaleError(f"--prob {prob!r} must be a probability strictly between 0 and 1")
     n, d, u = quantity("params", params), quantity("tokens", tokens), quantity("unique-tokens", unique_tokens)
     if (n is None) != (d is None):
         raise BayescaleError("give both --params and --tokens (a plan), or --flops, or neither (find the compute)")
     if n is not None and flops:
         raise BayescaleError("give either --flops or --params/--tokens, not both")
-    budgets = parse_flops(flops) if flops else None
-    cost(1.0, usd_per_flop, flops_per_gpu_hour)  # validates the rates before any work
+    if not 0 < prob < 1:
+        raise BayescaleError(f"--prob {prob!r} must be a probability strictly between 0 and 1")
+    cost(1.0, usd_per_flop, flops_per_gpu_hour)  # validates the rates before loading the fit
     result = load_fit(fit_path)
-    doc = {"target_loss": float(target_loss), "prob_required": prob, "predictive": predictive, "converged": result.converged}
-    if n is not None:
-        c = 6.0 * n * d
-        p = prob_below(result, target_loss, n, d, u, predictive=predictive)
-        doc.update({"mode": "plan", "plans": [{"flops": c, "params": n, "tokens": d, "prob": p, "meets_target": p >= prob, **cost(c, usd_per_flop, flops_per_gpu_hour)}]})
-    elif budgets is not None:
-        ds = result.allocate(budgets, unique_tokens=u)
-        rn, rd = ds["robust_params"].values, ds["robust_tokens"].values
-        probs = prob_below(result, target_loss, rn, rd, None if u is None else u, predictive=predictive)
-        doc.update(
-            {
-                "mode": "budgets",
-                "plans": [
-                    {"flops": float(c), "params": float(a), "tokens": float(b), "prob": float(q), "meets_target": bool(q >= prob), **cost(float(c), usd_per_flop, flops_per_gpu_hour)}
-                    for c, a, b, q in zip(budgets, rn, rd, np.atleast_1d(probs), strict=True)
-                ],
-            }
-        )
-    else:
-        decision = compute_for_target(result, target_loss, prob, unique_tokens=u, predictive=predictive, usd_per_flop=usd_per_flop, flops_per_gpu_hour=flops_per_gpu_hour)
-        plan = {k: v for k, v in decision.to_dict().items() if k in ("flops", "params", "tokens", "prob", "usd", "gpu_hours")}
-        doc.update({"mode": "compute_for_target", "plans": [dict(plan, meets_target=True)]})
-    if u is not None:
-        doc["unique_tokens"] = u
-    return doc
+    return decide(result, target_loss, prob, flops=parse_flops(flops) if flops else None, params=n, tokens=d, unique_tokens=u, predictive=predictive, usd_per_flop=usd_per_flop, flops_per_gpu_hour=flops_per_gpu_hour)
 
 
 @app.command("decide")
@@ -485,6 +458,35 @@ def batch_cmd(
     failed = int((summary["status"] == "failed").sum())
     if failed:
         raise typer.Exit(min(failed, 125))
+
+
+
+@app.command("report")
+def report_cmd(
+    fit_path: Annotated[Path, typer.Argument(metavar="FIT", help="A saved fit (.nc or .zarr).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")] = Path("report.html"),
+    flops: Annotated[list[str] | None, typer.Option(help="FLOP budget(s) for the headline (repeatable, or a range 1e21:1e25:5).")] = None,
+    target_loss: Annotated[float | None, typer.Option(help="Target loss: report P(loss < target) per plan.")] = None,
+    prob: Annotated[float, typer.Option(help="Required probability of reaching the target.")] = 0.9,
+    unique_tokens: Annotated[str | None, typer.Option(help="Unique tokens available (repeat-aware plans).")] = None,
+    ci: Annotated[float, typer.Option(help="Interval probability.")] = 0.9,
+) -> None:
+    """Write a self-contained HTML uncertainty report for budget decisions."""
+    path = _run(_report, fit_path, output, flops, target_loss, prob, unique_tokens, ci)
+    typer.echo(f"wrote {path}")
+
+
+def _report(fit_path, output, flops, target_loss, prob, unique_tokens, ci):
+    from bayescale.allocate import parse_flops
+    from bayescale.fitting import _check_ci, load_fit
+    from bayescale.report import command_line, render_report
+    from bayescale.units import parse_quantity
+
+    _check_ci(ci)
+    budgets = parse_flops(flops) if flops else None
+    unique = parse_quantity(unique_tokens) if unique_tokens is not None else None
+    result = load_fit(fit_path)
+    return render_report(result, output, flops=budgets, target_loss=target_loss, unique_tokens=unique, prob=prob, ci=ci, command=command_line())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -282,4 +282,49 @@ def compare_plans(
     }
 
 
-__all__ = ["Decision", "compare_plans", "compute_for_target", "cost", "prob_below"]
+__all__ = ["Decision", "compare_plans", "compute_for_target", "cost", "decide", "prob_below"]
+
+
+def decide(
+    fit: Fit,
+    target_loss: float,
+    prob: float = 0.9,
+    *,
+    flops: Any = None,
+    params: float | None = None,
+    tokens: float | None = None,
+    unique_tokens: float | None = None,
+    predictive: bool = True,
+    usd_per_flop: float | None = None,
+    flops_per_gpu_hour: float | None = None,
+) -> dict[str, Any]:
+    """The ``bayescale decide`` document: one plan's P(loss < target), each budget's robust plan
+    and its probability, or (neither given) the least compute reaching the target with ``prob``.
+    """
+    _check_prob("prob", prob)
+    doc: dict[str, Any] = {"target_loss": float(target_loss), "prob_required": prob, "predictive": predictive, "converged": fit.converged}
+    if params is not None:
+        c = 6.0 * params * tokens
+        p = float(prob_below(fit, target_loss, params, tokens, unique_tokens, predictive=predictive))
+        doc.update({"mode": "plan", "plans": [{"flops": c, "params": params, "tokens": tokens, "prob": p, "meets_target": p >= prob, **cost(c, usd_per_flop, flops_per_gpu_hour)}]})
+    elif flops is not None:
+        budgets = np.atleast_1d(np.asarray(flops, dtype=float))
+        ds = fit.allocate(budgets, unique_tokens=unique_tokens)
+        rn, rd = ds["robust_params"].values, ds["robust_tokens"].values
+        probs = np.atleast_1d(prob_below(fit, target_loss, rn, rd, unique_tokens, predictive=predictive))
+        doc.update(
+            {
+                "mode": "budgets",
+                "plans": [
+                    {"flops": float(c), "params": float(a), "tokens": float(b), "prob": float(q), "meets_target": bool(q >= prob), **cost(float(c), usd_per_flop, flops_per_gpu_hour)}
+                    for c, a, b, q in zip(budgets, rn, rd, probs, strict=True)
+                ],
+            }
+        )
+    else:
+        decision = compute_for_target(fit, target_loss, prob, unique_tokens=unique_tokens, predictive=predictive, usd_per_flop=usd_per_flop, flops_per_gpu_hour=flops_per_gpu_hour)
+        plan = {k: v for k, v in decision.to_dict().items() if k in ("flops", "params", "tokens", "prob", "usd", "gpu_hours")}
+        doc.update({"mode": "compute_for_target", "plans": [dict(plan, meets_target=True)]})
+    if unique_tokens is not None:
+        doc["unique_tokens"] = unique_tokens
+    return doc

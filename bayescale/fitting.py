@@ -244,8 +244,14 @@ def group_level_parameters(spec: ModelSpec, d: Design, posterior: xr.Dataset) ->
     return {k: v.transpose("chain", "draw", ...) for k, v in out.items()}
 
 
-def _sample(model, sampler: str, draws: int, tune: int, chains: int, seed: int, cores: int, progress: bool, target_accept: float) -> xr.DataTree:
-    import pymc as pm
+#: Compiled nutpie models by structure key (spec, groups, run count): a second fit of new data
+#: with the same shape swaps the data in instead of recompiling (Numba compilation is ~10 s).
+_COMPILED: dict[str, Any] = {}
+_COMPILED_MAX = 8
+
+
+def _sample(spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, tune: int, chains: int, seed: int, cores: int, progress: bool, target_accept: float) -> xr.DataTree:
+    from bayescale.model import build_model, data_values, structure_key
 
     if sampler not in SAMPLERS:
         raise SamplerError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -254,7 +260,6 @@ def _sample(model, sampler: str, draws: int, tune: int, chains: int, seed: int, 
             import numpyro  # noqa: F401
         except ImportError:
             raise SamplerError("sampler 'numpyro' needs JAX and numpyro: install bayescale[jax] (uv sync --extra jax)") from None
-    kwargs: dict[str, Any] = {"nuts": {"target_accept": target_accept}}
     logger = logging.getLogger("pymc")
     level = logger.level
     if not progress:
@@ -263,6 +268,10 @@ def _sample(model, sampler: str, draws: int, tune: int, chains: int, seed: int, 
         warnings.filterwarnings("ignore", message=".*object mode.*")
         warnings.filterwarnings("ignore", category=FutureWarning)
         try:
+            if sampler == "nutpie":
+                return _sample_nutpie(spec, d, prior_draws, structure_key(spec, d), data_values(d), draws, tune, chains, seed, cores, progress, target_accept)
+            import pymc as pm
+
             return pm.sample(
                 draws=draws,
                 tune=tune,
@@ -272,8 +281,8 @@ def _sample(model, sampler: str, draws: int, tune: int, chains: int, seed: int, 
                 nuts_sampler=sampler,
                 progressbar=progress,
                 compute_convergence_checks=False,
-                model=model,
-                **kwargs,
+                model=build_model(spec, d, prior_draws),
+                nuts={"target_accept": target_accept},
             )
         except (KeyboardInterrupt, MemoryError):
             raise
@@ -281,6 +290,25 @@ def _sample(model, sampler: str, draws: int, tune: int, chains: int, seed: int, 
             raise SamplerError(f"the {sampler} sampler failed: {type(exc).__name__}: {exc}") from exc
         finally:
             logger.setLevel(level)
+
+
+def _sample_nutpie(spec, d, prior_draws, key, values, draws, tune, chains, seed, cores, progress, target_accept) -> xr.DataTree:
+    import nutpie
+
+    from bayescale.model import build_model
+
+    if key in _COMPILED:
+        compiled = _COMPILED[key].with_data(**values)
+    else:
+        compiled = nutpie.compile_pymc_model(build_model(spec, d, prior_draws))
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = compiled
+    tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, progress_bar=progress, target_accept=target_accept)
+    observed = xr.Dataset({"log_loss": ("run", d.y)}, coords={"run": np.arange(d.y.size)})
+    constant = xr.Dataset({k: (("run",) if np.ndim(v) else (), v) for k, v in values.items() if k != "observed_log_loss"}, coords={"run": np.arange(d.y.size)})
+    nodes = {name: tree[name].to_dataset() for name in ("posterior", "sample_stats")}
+    return xr.DataTree.from_dict({**nodes, "observed_data": observed, "constant_data": constant})
 
 
 def fit(
@@ -302,8 +330,6 @@ def fit(
     ``group`` names grouping column(s) over which the spec's pooled parameters vary
     (partial pooling); default: the spec's own ``pooling.group``.
     """
-    from bayescale.model import build_model
-
     runs = runs if isinstance(runs, RunTable) else load_runs(runs)
     spec = load_spec(model)
     groups = tuple([group] if isinstance(group, str) else (group if group is not None else spec.group))
@@ -312,10 +338,9 @@ def fit(
             raise SamplerError(f"{name}={value!r} must be a whole number >= {low}")
     d = design(spec, runs, groups)
     prior_draws = spec.check_priors(seed)
-    pm_model = build_model(spec, d, prior_draws)
     cores = cores or max(1, min(chains, os.cpu_count() or 1))
     start = time.perf_counter()
-    raw = _sample(pm_model, sampler, draws, tune, chains, seed, cores, progress, target_accept)
+    raw = _sample(spec, d, prior_draws, sampler, draws, tune, chains, seed, cores, progress, target_accept)
     seconds = time.perf_counter() - start
     tree = _tidy_tree(raw, spec, d)
     internal = [v for v in tree["posterior"].data_vars]

@@ -84,10 +84,35 @@ def _named_rv(name: str, prior: Prior, where: str):
     return getattr(pm, prior.dist)(name, **prior.kwargs)
 
 
+#: Typical log inputs at which initial values are placed. Initial values must not depend on the
+#: data: a compiled model is reused for new data of the same shape, and the same seed must give
+#: the same posterior whether or not the model came from the cache.
+REFERENCE_LOG_INPUTS = {"params": np.log(1e9), "active_params": np.log(1e9), "tokens": np.log(2e10), "unique_tokens": np.log(2e10), "flops": np.log(1.2e20)}
+
+
 def initial_internal(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]) -> dict[str, float]:
-    """Prior medians mapped to internal coordinates: a sensible starting point for every chain."""
+    """Prior medians mapped to internal coordinates at reference inputs: every chain's starting point."""
     medians = {p.name: float(np.median(prior_draws[f"priors.{p.name}"])) for p in d.law.parameters}
-    return {k: float(v) for k, v in d.law.to_internal(medians, d.centres).items()}
+    reference = {c: float(REFERENCE_LOG_INPUTS.get(c, 0.0)) for c in d.centres}
+    return {k: float(v) for k, v in d.law.to_internal(medians, reference).items()}
+
+
+def data_values(d: Design) -> dict[str, np.ndarray]:
+    """Values of every ``pm.Data`` of the model, by name: what changes between same-shaped fits."""
+    values = {f"log_{c}": v for c, v in d.x.items()}
+    values.update({f"centre_{c}": np.asarray(v) for c, v in d.centres.items()})
+    values.update({f"{g}_index": d.codes[g] for g in d.groups})
+    values["observed_log_loss"] = d.y
+    return values
+
+
+def structure_key(spec: ModelSpec, d: Design) -> str:
+    """What a compiled model depends on besides data: spec, group levels and the number of runs."""
+    import hashlib
+    import json
+
+    payload = json.dumps({"spec": spec.to_dict(), "levels": d.levels, "n": int(d.y.size), "inputs": sorted(d.x)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
@@ -103,6 +128,9 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
     init = initial_internal(spec, d, prior_draws)
     with pm.Model(coords=coords) as model:
         x = {c: pm.Data(f"log_{c}", v, dims="run") for c, v in d.x.items()}
+        # centres are data too, so a compiled model can be reused on new runs of the same shape
+        centres = {c: pm.Data(f"centre_{c}", v) for c, v in d.centres.items()}
+        observed = pm.Data("observed_log_loss", d.y, dims="run")
         index = {g: pm.Data(f"{g}_index", d.codes[g], dims="run") for g in d.groups}
         z_pop = {p.name: pm.Flat(f"{p.name}_z", initval=init[p.name]) for p in law.parameters}
         z_run = {}
@@ -114,7 +142,7 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
                     eta = pm.Normal(f"{p.name}_eta_{g}", 0.0, 1.0, dims=g)
                     z = z + tau * eta[index[g]]
             z_run[p.name] = z
-        public = law.to_public(ops, z_pop, d.centres)
+        public = law.to_public(ops, z_pop, centres)
         log_prior = 0.0
         for p in law.parameters:
             log_prior = log_prior + pm.logp(spec.priors[p.name].distribution(f"priors.{p.name}"), public[p.name])
@@ -122,11 +150,11 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
                 log_prior = log_prior + pt.log(public[p.name])
         pm.Potential("prior", log_prior)
         sigma = _named_rv("sigma", spec.likelihood.sigma, "likelihood.sigma")
-        mu = law.log_loss(ops, law.to_public(ops, z_run, d.centres), x)
+        mu = law.log_loss(ops, law.to_public(ops, z_run, centres), x)
         if spec.likelihood.family == "studentt":
             nu = spec.likelihood.nu
             nu = _named_rv("nu", nu, "likelihood.nu") if isinstance(nu, Prior) else nu
-            pm.StudentT("log_loss", nu=nu, mu=mu, sigma=sigma, observed=d.y, dims="run")
+            pm.StudentT("log_loss", nu=nu, mu=mu, sigma=sigma, observed=observed, dims="run")
         else:
-            pm.Normal("log_loss", mu=mu, sigma=sigma, observed=d.y, dims="run")
+            pm.Normal("log_loss", mu=mu, sigma=sigma, observed=observed, dims="run")
     return model

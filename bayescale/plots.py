@@ -134,3 +134,55 @@ def plot_prob_vs_compute(fit: Fit, target_loss: float, flops, prob: float | None
     ax.set_title("posterior predictive" if predictive else "mean curve")
     fig.tight_layout()
     return fig
+
+
+def plot_forecast_fan(ds, budgets=None, target_loss: float | None = None, ax=None) -> Figure:
+    """Loss at the compute-optimal plan versus compute, with 50% and 90% posterior bands (a fan).
+
+    ``ds`` is an ``allocate`` Dataset over a grid of budgets; ``budgets`` are marked.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+    else:
+        fig = ax.figure
+    flops = ds["flops"].values
+    flat = ds["loss"].transpose("chain", "draw", "budget").values.reshape(-1, ds.sizes["budget"])
+    q05, q25, q50, q75, q95 = np.quantile(flat, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
+    ax.fill_between(flops, q05, q95, color="C0", alpha=0.2, lw=0, label="90% interval")
+    ax.fill_between(flops, q25, q75, color="C0", alpha=0.35, lw=0, label="50% interval")
+    ax.plot(flops, q50, color="C0", lw=1.8, label="median")
+    for c in np.atleast_1d(budgets if budgets is not None else []):
+        ax.axvline(float(c), color="k", lw=0.8, ls=":")
+    if target_loss is not None:
+        ax.axhline(target_loss, color="C3", lw=1, ls="--", label=f"target {target_loss:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("training compute C (FLOPs)")
+    ax.set_ylabel("loss at the compute-optimal plan")
+    ax.set_title("Forecast fan along the compute-optimal frontier")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_posteriors(fit: Fit, ci: float = 0.9) -> Figure:
+    """Marginal posterior of each law parameter (and sigma), with its median and ``ci`` interval."""
+    import matplotlib.pyplot as plt
+
+    names = list(fit.spec.law.parameter_names) + ["sigma"]
+    cols = min(4, len(names))
+    rows = int(np.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for ax, name in zip(axes.ravel(), names, strict=False):
+        values = fit.posterior[name].values.ravel()
+        lo, med, hi = np.quantile(values, [(1 - ci) / 2, 0.5, (1 + ci) / 2])
+        ax.hist(values, bins=50, color="C0", alpha=0.7)
+        ax.axvline(med, color="k", lw=1)
+        ax.axvspan(lo, hi, color="C1", alpha=0.15)
+        ax.set_title(f"{name}: {med:.4g} [{lo:.4g}, {hi:.4g}]", fontsize=9)
+        ax.set_yticks([])
+    for ax in axes.ravel()[len(names):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -185,3 +185,23 @@ def test_too_few_runs_and_one_size(synthetic_frame):
     one_size = synthetic_frame[synthetic_frame["params"] == synthetic_frame["params"].iloc[0]]
     with pytest.raises(RunTableError, match="column 'params' has only 1 distinct value"):
         fit(one_size)
+
+
+def test_compiled_model_cache_gives_identical_posteriors(synthetic_frame):
+    """A cached compiled model with swapped data gives exactly what a fresh compile gives."""
+    from bayescale import fitting
+
+    kwargs = {"draws": 100, "tune": 100, "chains": 2, "seed": 9}
+    other = synthetic_frame.assign(params=synthetic_frame["params"] * 3.0, loss=synthetic_frame["loss"] * 1.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitting._COMPILED.clear()
+        fresh = fit(synthetic_frame, **kwargs)
+        fitting._COMPILED.clear()
+        moved = fit(other, **kwargs)  # compiles on other data (other centres)
+        cached = fit(synthetic_frame, **kwargs)  # reuses that compiled model with swapped data
+        fitting._COMPILED.clear()
+        moved_fresh = fit(other, **kwargs)
+    xr.testing.assert_identical(fresh.posterior, cached.posterior)
+    xr.testing.assert_identical(moved.posterior, moved_fresh.posterior)
+    assert not np.allclose(fresh.posterior["E"].values, moved.posterior["E"].values)

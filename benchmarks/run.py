@@ -1,0 +1,119 @@
+"""Speed and memory benchmarks of bayescale (issue: speed). Prints one markdown table.
+
+    uv run python benchmarks/run.py              # everything but the 2,500-run hierarchy
+    uv run python benchmarks/run.py --hierarchy  # also the 2,500-run, 50-group fit
+
+Each row: what is measured, the measurement, the target (or the anchor it is compared with)
+and their ratio. Numbers depend on the machine: the README quotes the latest run and where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def timed_subprocess(code: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True)
+    return time.perf_counter() - start
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+COLD_FIT = """
+import warnings; warnings.simplefilter('ignore')
+import bayescale
+from bayescale.resources import data_path
+bayescale.fit(bayescale.load_runs(data_path('chinchilla_figure4_runs.csv')), draws=1000, tune=1000, chains=4, seed=0)
+"""
+POINT_FIT = """
+import warnings; warnings.simplefilter('ignore')
+import bayescale
+from bayescale.resources import data_path
+from bayescale.validate import point_fit
+point_fit(bayescale.load_runs(data_path('chinchilla_figure4_runs.csv')), bootstrap=100, seed=0)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hierarchy", action="store_true", help="also fit 2,500 runs in 50 groups")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    rows = []
+
+    t_import = min(timed_subprocess("import bayescale") for _ in range(3))
+    rows.append(("`import bayescale`", t_import, 1.5, "target s"))
+    t_help = min(timed_subprocess("from bayescale.cli import app; import sys; sys.argv=['bayescale','--help']\ntry:\n    app()\nexcept SystemExit:\n    pass") for _ in range(3))
+    rows.append(("`bayescale --help`", t_help, 1.5, "target s"))
+
+    t_point = timed_subprocess(POINT_FIT)
+    t_cold = timed_subprocess(COLD_FIT)
+    rows.append(("point fit + 100 bootstraps (new process)", t_point, None, "anchor"))
+    rows.append(("cold fit, 4×1000 draws, 245 runs (new process)", t_cold, t_point, "vs point fit + bootstrap"))
+    rows.append(("cold fit (target)", t_cold, 15.0, "target s"))
+
+    import bayescale
+    from bayescale.resources import data_path
+    from bayescale.simulate import EPOCH_CHINCHILLA, grid_runs, simulate_runs
+
+    runs = bayescale.load_runs(data_path("chinchilla_figure4_runs.csv"))
+    bayescale.fit(runs, draws=1000, tune=1000, chains=4, seed=0)
+    shifted = runs.data.assign(loss=runs.data["loss"] * 1.001)
+    t_warm, warm = timed(lambda: bayescale.fit(shifted, draws=1000, tune=1000, chains=4, seed=1))
+    rows.append(("warm fit: same shape, new data, same process", t_warm, 3.0, "target s"))
+
+    n_targets = 100_000
+    targets = {"params": np.geomspace(1e8, 1e12, n_targets), "tokens": np.geomspace(2e9, 2e13, n_targets)}
+    tracemalloc.start()
+    t_forecast, ds = timed(lambda: warm.forecast(**targets))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    draws = ds.sizes["chain"] * ds.sizes["draw"]
+    rows.append((f"forecast {n_targets:,} targets × {draws} draws", t_forecast, 5.0, "target s"))
+    rows.append(("  its peak traced memory (MB); output alone", peak / 1e6, 2 * 8 * n_targets * draws / 1e6, "output MB"))
+
+    budgets = np.geomspace(1e20, 1e26, 100)
+    t_alloc, _ = timed(lambda: warm.allocate(budgets))
+    rows.append(("allocate 100 budgets × 4000 draws", t_alloc, 1.0, "target s"))
+
+    if args.hierarchy:
+        rng = np.random.default_rng(0)
+        frames = []
+        for g in range(50):
+            truth = dict(EPOCH_CHINCHILLA, E=EPOCH_CHINCHILLA["E"] * float(np.exp(0.05 * rng.standard_normal())))
+            block = simulate_runs("chinchilla", truth, grid_runs(np.geomspace(3e7, 5e9, 10), np.geomspace(1e9, 2e11, 5)), sigma=0.01, seed=g)
+            block["group"] = f"g{g:02d}"
+            frames.append(block)
+        import pandas as pd
+
+        frame = pd.concat(frames, ignore_index=True)
+        t_h, fit_h = timed(lambda: bayescale.fit(frame, group="group", draws=1000, tune=1000, chains=4, seed=0))
+        rows.append((f"hierarchical fit, {len(frame)} runs in 50 groups ({'converged' if fit_h.converged else 'NOT converged'})", t_h, 90.0, "target s"))
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print("| measurement | value | target / anchor | ratio |")
+    print("|---|---|---|---|")
+    for name, value, ref, kind in rows:
+        ratio = f"{value / ref:.2f}" if ref else ""
+        ref_text = f"{ref:.3g} ({kind})" if ref else kind
+        print(f"| {name} | {value:.3g} | {ref_text} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
