@@ -153,21 +153,20 @@ def _group_values(pairs: list[str] | None) -> dict[str, list[str]]:
 def _forecast(fit_path, params, tokens, unique_tokens, flops, group_value, targets, ci, seed):
     from bayescale.errors import RunTableError
     from bayescale.fitting import _check_ci, load_fit
-    from bayescale.forecasting import forecast_table
+    from bayescale.forecasting import forecast_summary
 
     _check_ci(ci)
     result = load_fit(fit_path)
     if targets is not None:
         if any(v is not None for v in (params, tokens, unique_tokens, flops)):
             raise RunTableError("give either --targets or --params/--tokens/--flops, not both")
-        ds = result.forecast(targets, seed=seed)
+        return result, forecast_summary(result, targets, ci=ci, seed=seed)
     else:
         columns: dict[str, Any] = {k: v for k, v in (("params", params), ("tokens", tokens), ("unique_tokens", unique_tokens), ("flops", flops)) if v is not None}
         if not columns:
             raise RunTableError("nothing to forecast: give --params and --tokens (or --flops), or --targets TARGETS.csv")
         columns.update(_group_values(group_value))
-        ds = result.forecast(seed=seed, **columns)
-    return result, forecast_table(ds, ci)
+        return result, forecast_summary(result, ci=ci, seed=seed, **columns)
 
 
 @app.command("forecast")

@@ -87,12 +87,16 @@ def target_table(fit: Fit, targets: Any = None, **columns: Any) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _group_offsets(fit: Fit, frame: pd.DataFrame, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Per parameter, the (chain, draw, target) offset in internal coordinates from group effects."""
+def _group_effects(fit: Fit, frame: pd.DataFrame, rng: np.random.Generator) -> list[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]]:
+    """Per group column: tau and the level offsets (seen levels, then fresh population draws
+    for unseen ones) of each pooled parameter, and each target's index into those offsets.
+
+    Offsets stay (chain, draw, levels): targets index them chunk by chunk, never all at once.
+    """
     post = fit.posterior
     chains, draws = post.sizes["chain"], post.sizes["draw"]
     levels = fit.design.levels
-    offsets: dict[str, np.ndarray] = {}
+    effects = []
     unseen_report = []
     for g in fit.groups:
         values = frame[g].to_numpy(dtype=object) if g in frame.columns else np.full(len(frame), None, dtype=object)
@@ -100,52 +104,44 @@ def _group_offsets(fit: Fit, frame: pd.DataFrame, rng: np.random.Generator) -> d
         new_levels = sorted({v for v in values if v not in known}, key=str)
         if new_levels:
             unseen_report.append(f"{g}={', '.join('(none)' if v is None else str(v) for v in new_levels)}")
-        new_index = {v: i for i, v in enumerate(new_levels)}
-        fresh = {p: rng.standard_normal((chains, draws, len(new_levels))) for p in fit.spec.pooled}
+        lookup = {**known, **{v: len(known) + i for i, v in enumerate(new_levels)}}
+        index = np.array([lookup[v] for v in values], dtype=np.int64)
+        taus, etas = {}, {}
         for p in fit.spec.pooled:
             eta = post[f"{p}_eta_{g}"].transpose("chain", "draw", g).values
-            tau = post[f"{p}_tau_{g}"].values[..., None]
-            cols = np.empty((chains, draws, len(frame)))
-            seen = np.array([v in known for v in values], dtype=bool)
-            if seen.any():
-                cols[..., seen] = eta[..., [known[v] for v in values[seen]]]
-            if (~seen).any():
-                cols[..., ~seen] = fresh[p][..., [new_index[v] for v in values[~seen]]]
-            offsets[p] = offsets.get(p, 0.0) + tau * cols
+            fresh = rng.standard_normal((chains, draws, len(new_levels)))
+            etas[p] = np.concatenate([eta, fresh], axis=-1)
+            taus[p] = post[f"{p}_tau_{g}"].transpose("chain", "draw").values[..., None]
+        effects.append((g, taus, etas, index))
     if unseen_report:
         warnings.warn(
             f"forecast targets in group(s) not seen at fit time ({'; '.join(unseen_report)}): forecasting them from the population level (wider intervals)",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    return offsets
+    return effects
 
 
-def forecast(fit: Fit, targets: Any = None, *, seed: int = 0, **columns: Any) -> xr.Dataset:
-    """Loss at each target for every posterior draw: dims ``(chain, draw, target)``.
-
-    ``loss`` is the law's mean curve; ``loss_pred`` adds observation noise (the posterior
-    predictive). Target columns are kept as coordinates along ``target``.
-    """
-    frame = target_table(fit, targets, **columns)
+def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
+    """Yield ``(lo, hi, mean, pred)`` over target chunks; each array is (chain, draw, hi - lo)."""
     law = fit.spec.law
     post = fit.posterior
-    d = fit.design
+    centres = fit.design.centres
     rng = np.random.default_rng(seed)
-    _warn_extrapolation(fit, frame)
     chains, draws = post.sizes["chain"], post.sizes["draw"]
-    offsets = _group_offsets(fit, frame, rng)
+    effects = _group_effects(fit, frame, rng)
     z_pop = {p: post[f"{p}_z"].transpose("chain", "draw").values[..., None] for p in law.parameter_names}
     sigma = post["sigma"].transpose("chain", "draw").values[..., None]
     nu = post["nu"].transpose("chain", "draw").values[..., None] if "nu" in post else fit.spec.likelihood.nu
     n = len(frame)
-    mean = np.empty((chains, draws, n))
-    pred = np.empty((chains, draws, n))
     step = max(1, CHUNK_ELEMENTS // (chains * draws))
     for lo in range(0, n, step):
         hi = min(n, lo + step)
-        z = {p: z_pop[p] + (offsets[p][..., lo:hi] if p in offsets else 0.0) for p in law.parameter_names}
-        public = law.to_public(NUMPY, z, d.centres)
+        z = dict(z_pop)
+        for _, taus, etas, index in effects:
+            for p in taus:
+                z[p] = z[p] + taus[p] * etas[p][..., index[lo:hi]]
+        public = law.to_public(NUMPY, z, centres)
         x = {c: np.log(frame[c].to_numpy(dtype=float)[lo:hi]) for c in law.inputs}
         x.update({c: frame[c].to_numpy(dtype=float)[lo:hi] for c in law.covariates if c in frame.columns})
         mu = np.broadcast_to(law.log_loss(NUMPY, public, x), (chains, draws, hi - lo))
@@ -153,8 +149,24 @@ def forecast(fit: Fit, targets: Any = None, *, seed: int = 0, **columns: Any) ->
             noise = rng.standard_t(np.broadcast_to(nu, (chains, draws, hi - lo)))
         else:
             noise = rng.standard_normal((chains, draws, hi - lo))
-        mean[..., lo:hi] = np.exp(mu)
-        pred[..., lo:hi] = np.exp(mu + sigma * noise)
+        yield lo, hi, np.exp(mu), np.exp(mu + sigma * noise)
+
+
+def forecast(fit: Fit, targets: Any = None, *, seed: int = 0, **columns: Any) -> xr.Dataset:
+    """Loss at each target for every posterior draw: dims ``(chain, draw, target)``.
+
+    ``loss`` is the law's mean curve; ``loss_pred`` adds observation noise (the posterior
+    predictive). Target columns are kept as coordinates along ``target``. For many targets
+    where only intervals are needed, ``forecast_summary`` keeps memory bounded.
+    """
+    frame = target_table(fit, targets, **columns)
+    _warn_extrapolation(fit, frame)
+    post = fit.posterior
+    chains, draws, n = post.sizes["chain"], post.sizes["draw"], len(frame)
+    mean = np.empty((chains, draws, n))
+    pred = np.empty((chains, draws, n))
+    for lo, hi, m, p in _chunks(fit, frame, seed):
+        mean[..., lo:hi], pred[..., lo:hi] = m, p
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, "target": np.arange(n)}
     coords.update({c: ("target", frame[c].to_numpy()) for c in frame.columns})
     return xr.Dataset(
@@ -164,13 +176,40 @@ def forecast(fit: Fit, targets: Any = None, *, seed: int = 0, **columns: Any) ->
     )
 
 
+def forecast_summary(fit: Fit, targets: Any = None, *, ci: float = 0.9, seed: int = 0, **columns: Any) -> pd.DataFrame:
+    """``forecast_table(forecast(...))`` computed chunk by chunk: memory bounded by the chunk, not the targets."""
+    frame = target_table(fit, targets, **columns)
+    _warn_extrapolation(fit, frame)
+    qs = [0.5, (1 - ci) / 2, (1 + ci) / 2]
+    out = {f"{prefix}_{stat}": np.empty(len(frame)) for prefix in ("loss", "mean") for stat in ("median", "lo", "hi")}
+    for lo, hi, mean, pred in _chunks(fit, frame, seed):
+        for prefix, values in (("loss", pred), ("mean", mean)):
+            flat = values.reshape(-1, hi - lo)
+            for stat, q in zip(("median", "lo", "hi"), np.quantile(flat, qs, axis=0), strict=True):
+                out[f"{prefix}_{stat}"][lo:hi] = q
+    return pd.concat([frame, pd.DataFrame(out)], axis=1)
+
+
 def extrapolation_factor(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
-    """Compute of each target over the largest fitted run's compute (targets are parsed tables)."""
+    """Compute of each target over the largest fitted compute of its group (all runs when ungrouped).
+
+    Targets are parsed tables (see ``target_table``); a target in a group seen at fit time is
+    measured against that group's runs, since each group's law is pinned down by its own data.
+    """
     if "flops" in frame.columns:
         flops = frame["flops"].to_numpy(dtype=float)
     else:
         flops = 6.0 * frame["params"].to_numpy(dtype=float) * frame["tokens"].to_numpy(dtype=float)
-    return flops / float(fit.runs.column("flops").max())
+    runs = fit.runs.data
+    reference = np.full(len(frame), float(runs["flops"].max()))
+    for g in fit.groups:
+        if g not in frame.columns:
+            continue
+        group_max = runs.groupby(runs[g].astype(str))["flops"].max()
+        values = frame[g].astype(str).to_numpy()
+        seen = np.isin(values, group_max.index)
+        reference[seen] = np.minimum(reference[seen], group_max.reindex(values[seen]).to_numpy())
+    return flops / reference
 
 
 def _warn_extrapolation(fit: Fit, frame: pd.DataFrame) -> None:
@@ -179,8 +218,9 @@ def _warn_extrapolation(fit: Fit, frame: pd.DataFrame) -> None:
     factor = extrapolation_factor(fit, frame)
     far = factor > EXTRAPOLATION_WARN
     if far.any():
+        scope = " of its group" if fit.groups else ""
         warnings.warn(
-            f"{int(far.sum())} forecast target(s) need up to {factor.max():.3g}x the compute of the largest fitted run "
+            f"{int(far.sum())} forecast target(s) need up to {factor.max():.3g}x the compute of the largest fitted run{scope} "
             f"(warning above {EXTRAPOLATION_WARN:g}x): intervals assume the law holds that far out; check with a backtest",
             ExtrapolationWarning,
             stacklevel=3,
@@ -189,12 +229,11 @@ def _warn_extrapolation(fit: Fit, frame: pd.DataFrame) -> None:
 
 def forecast_table(ds: xr.Dataset, ci: float = 0.9) -> pd.DataFrame:
     """Per target: its input columns, then ``loss_median, loss_lo, loss_hi`` (predictive) and ``mean_*`` (mean curve)."""
-    lo_q, hi_q = (1 - ci) / 2, (1 + ci) / 2
+    qs = [0.5, (1 - ci) / 2, (1 + ci) / 2]
     columns = [c for c in ds.coords if c not in ("chain", "draw", "target")]
     table = pd.DataFrame({c: ds[c].values for c in columns})
     for name, prefix in (("loss_pred", "loss"), ("loss", "mean")):
-        flat = ds[name].stack(sample=("chain", "draw")).transpose("target", "sample").values
-        table[f"{prefix}_median"] = np.median(flat, axis=1)
-        table[f"{prefix}_lo"] = np.quantile(flat, lo_q, axis=1)
-        table[f"{prefix}_hi"] = np.quantile(flat, hi_q, axis=1)
+        flat = ds[name].transpose("chain", "draw", "target").values.reshape(-1, ds.sizes["target"])
+        for stat, values in zip(("median", "lo", "hi"), np.quantile(flat, qs, axis=0), strict=True):
+            table[f"{prefix}_{stat}"] = values
     return table

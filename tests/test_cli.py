@@ -109,3 +109,19 @@ def test_demo_help_and_debug_flag():
     assert result.exit_code == 0
     for command in ("fit", "summary", "forecast", "demo"):
         assert command in result.stdout
+
+
+def test_same_seed_identical_across_api_and_cli(cli_fit, synthetic_frame):
+    """The CLI fit (seed 3) and the API fit with the same settings give identical posteriors and forecasts."""
+    import warnings
+
+    import xarray as xr
+
+    from bayescale import ConvergenceWarning, fit, load_fit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        api = fit(synthetic_frame, draws=150, tune=150, chains=2, seed=3)
+        cli = load_fit(cli_fit)
+    xr.testing.assert_identical(api.posterior, cli.posterior)
+    xr.testing.assert_identical(api.forecast(params="7B", tokens="140B"), cli.forecast(params="7B", tokens="140B"))

@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -205,3 +206,27 @@ def test_compiled_model_cache_gives_identical_posteriors(synthetic_frame):
     xr.testing.assert_identical(fresh.posterior, cached.posterior)
     xr.testing.assert_identical(moved.posterior, moved_fresh.posterior)
     assert not np.allclose(fresh.posterior["E"].values, moved.posterior["E"].values)
+
+
+def test_extrapolation_is_measured_per_group(grouped_fit, grouped_frame):
+    from bayescale import ExtrapolationWarning
+    from bayescale.forecasting import extrapolation_factor, target_table
+
+    biggest = float(grouped_frame["params"].max() * grouped_frame["tokens"].max() * 6)
+    targets = target_table(grouped_fit, {"params": [1e10], "tokens": [2e11], "dataset": ["web"]})
+    assert extrapolation_factor(grouped_fit, targets)[0] == pytest.approx(6 * 1e10 * 2e11 / biggest)
+    with pytest.warns(ExtrapolationWarning, match="of its group"):
+        grouped_fit.forecast(params=["1T"], tokens=["20T"], dataset=["web"])
+
+
+def test_forecast_summary_equals_table_of_forecast(grouped_fit, monkeypatch):
+    """The chunked summary gives exactly the table of the full forecast, with tiny chunks too."""
+    from bayescale import forecasting
+
+    targets = {"params": ["1B", "3B", "10B"], "tokens": ["20B", "60B", "200B"], "dataset": ["web", "legal", "code"]}
+    with pytest.warns(UserWarning, match="not seen"):
+        full = forecasting.forecast_table(grouped_fit.forecast(seed=3, **targets), 0.8)
+    monkeypatch.setattr(forecasting, "CHUNK_ELEMENTS", 1)  # one target per chunk
+    with pytest.warns(UserWarning, match="not seen"):
+        chunked = forecasting.forecast_summary(grouped_fit, ci=0.8, seed=3, **targets)
+    pd.testing.assert_frame_equal(full, chunked)
