@@ -23,7 +23,7 @@ from bayescale import plots
 from bayescale.resources import data_path
 
 DRAWS = int(os.environ.get("BAYESCALE_NOTEBOOK_DRAWS", 1000))
-SETTINGS = dict(draws=DRAWS, tune=max(DRAWS, 500), chains=2, seed=1, progress=False)"""
+SETTINGS = dict(draws=DRAWS, tune=max(DRAWS, 500), chains=4, seed=1, progress=False)"""
 
 REPEATED = [
     new_markdown_cell(
