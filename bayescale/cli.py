@@ -74,10 +74,10 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks in
     STATE["debug"] = debug
 
 
-def _fit(runs, model, group, column, drop_highest_loss, draws, tune, chains, seed, sampler, quiet):
+def _fit(runs, model, group, column, drop_highest_loss, max_epochs, draws, tune, chains, seed, sampler, quiet):
     import bayescale
 
-    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss)
+    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs)
     return bayescale.fit(table, model, group or None, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, progress=not quiet)
 
 
@@ -89,6 +89,7 @@ def fit_cmd(
     group: Annotated[list[str] | None, typer.Option(help="Grouping column (repeatable): partially pooled parameters per group.")] = None,
     column: Annotated[list[str] | None, typer.Option(help="Rename a header: CANONICAL=HEADER, e.g. params='Model Size'.")] = None,
     drop_highest_loss: Annotated[int, typer.Option(help="Drop the k highest-loss runs (Epoch AI dropped 5 Chinchilla points).")] = 0,
+    max_epochs: Annotated[float | None, typer.Option(help="Keep only runs with at most this many epochs (tokens / unique_tokens).")] = None,
     draws: Annotated[int, typer.Option(help="Posterior draws per chain.")] = 1000,
     tune: Annotated[int, typer.Option(help="Tuning steps per chain.")] = 1000,
     chains: Annotated[int, typer.Option(help="Number of chains.")] = 4,
@@ -98,7 +99,7 @@ def fit_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Fit a scaling law to a run table and save the posterior."""
-    result = _run(_fit, runs, model, group, column, drop_highest_loss, draws, tune, chains, seed, sampler, quiet)
+    result = _run(_fit, runs, model, group, column, drop_highest_loss, max_epochs, draws, tune, chains, seed, sampler, quiet)
     path = _run(result.save, output)
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
     typer.echo(f"saved {path}")
@@ -216,7 +217,7 @@ def _demo(output: Path, draws: int, tune: int, chains: int, seed: int, quiet: bo
 
     runs_path = data_path("chinchilla_figure4_runs.csv")
     typer.echo(f"Fitting the chinchilla law to {runs_path.name} (Hoffmann et al. 2022, Fig. 4 points; the 5 highest-loss runs dropped as in Besiroglu et al. 2024) ...")
-    result = _fit(runs_path, "chinchilla", None, None, 5, draws, tune, chains, seed, "nutpie", quiet)
+    result = _fit(runs_path, "chinchilla", None, None, 5, None, draws, tune, chains, seed, "nutpie", quiet)
     typer.echo("")
     typer.echo(_format_summary(result, 0.9, Format.table))
     from bayescale.forecasting import forecast_table

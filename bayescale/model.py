@@ -55,7 +55,7 @@ def design(spec: ModelSpec, runs: RunTable, groups: Sequence[str] = ()) -> Desig
             f"at least {needed} runs are needed (more, spread over sizes and token counts, for useful intervals)"
         )
     for column in law.inputs:
-        if column == "unique_tokens":
+        if column in ("unique_tokens", "experts"):  # all-fresh data / all-dense runs are valid inputs
             continue
         distinct = np.unique(runs.column(column)).size
         if distinct < MIN_DISTINCT:

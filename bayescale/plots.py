@@ -108,6 +108,40 @@ def plot_frontier(ds, ci: float | None = None, reference: pd.DataFrame | None = 
     return fig
 
 
+def epoch_value(fit: Fit, max_epoch: int = 60, ci: float = 0.9, ax=None) -> Figure:
+    """Value of the k-th epoch's tokens relative to fresh tokens, from the posterior of ``R_D_star``.
+
+    Under the data-constrained law D′ = U_D·(1 + R*_D·(1 − e^(−R_D/R*_D))), the k-th pass over the
+    data adds D′(k−1) − D′(k−2) = U_D·R*_D·(e^(−(k−2)/R*_D) − e^(−(k−1)/R*_D)) effective tokens
+    (k ≥ 2; the first epoch is worth 1). The curve is the posterior median and ``ci`` band of
+    that ratio; dotted lines mark where a repeated epoch is worth half (k = 1 + R*_D·ln 2 after
+    the first).
+    """
+    import matplotlib.pyplot as plt
+
+    r_star = fit.posterior["R_D_star"].values.reshape(-1)[:, None]
+    k = np.arange(1, max_epoch + 1, dtype=float)
+    value = np.where(k[None, :] < 2, 1.0, r_star * (np.exp(-(k - 2) / r_star) - np.exp(-(k - 1) / r_star)))
+    lo, med, hi = np.quantile(value, [(1 - ci) / 2, 0.5, (1 + ci) / 2], axis=0)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    else:
+        fig = ax.figure
+    ax.fill_between(k, lo, hi, alpha=0.3, lw=0, label=f"{ci:.0%} posterior band")
+    ax.plot(k, med, lw=1.8, label="posterior median")
+    ax.axhline(0.5, color="k", ls=":", lw=0.8)
+    half = 2 + np.quantile(r_star[:, 0] * np.log(2), [(1 - ci) / 2, 0.5, (1 + ci) / 2])
+    for h in half:
+        ax.axvline(h, color="k", ls=":", lw=0.8)
+    ax.set_xlabel("epoch k")
+    ax.set_ylabel("value of the k-th epoch / fresh data")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{fit.spec.name}: worth of the k-th epoch (half value at k ≈ {half[1]:.0f}, {ci:.0%}: {half[0]:.0f}–{half[2]:.0f})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_prob_vs_compute(fit: Fit, target_loss: float, flops, prob: float | None = None, predictive: bool = True, unique_tokens=None, ax=None) -> Figure:
     """P(loss < ``target_loss``) at each budget's robust compute-optimal plan, against compute.
 
@@ -184,5 +218,33 @@ def plot_posteriors(fit: Fit, ci: float = 0.9) -> Figure:
         ax.set_yticks([])
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def forecast_bands(curves: dict, x: np.ndarray, ci: float = 0.9, truth: np.ndarray | None = None, xlabel: str = "compute (FLOPs)", ax=None) -> Figure:
+    """Posterior mean-curve medians and ``ci`` bands of several fits on their own targets.
+
+    ``curves`` maps a label to ``(fit, targets)``: targets are one row per point of ``x``.
+    ``truth`` (optional) is drawn as a dashed line, e.g. for synthetic data.
+    """
+    import matplotlib.pyplot as plt
+
+    from bayescale.forecasting import forecast_table
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    else:
+        fig = ax.figure
+    for label, (result, targets) in curves.items():
+        table = forecast_table(result.forecast(targets), ci)
+        ax.fill_between(x, table["mean_lo"], table["mean_hi"], alpha=0.25, lw=0)
+        ax.plot(x, table["mean_median"], lw=1.6, label=f"{label} (median, {ci:.0%})")
+    if truth is not None:
+        ax.plot(x, truth, "k--", lw=1, label="truth")
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

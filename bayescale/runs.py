@@ -143,12 +143,16 @@ def load_runs(
     source: str | Path | pd.DataFrame,
     columns: Mapping[str, str] | None = None,
     drop_highest_loss: int = 0,
+    max_epochs: float | None = None,
 ) -> RunTable:
     """Read and validate a run table from a CSV/TSV/Parquet path or a DataFrame.
 
     ``columns`` maps canonical names to the table's own headers, e.g.
     ``{"params": "Model Size"}``. ``drop_highest_loss=k`` removes the k runs with the
     highest loss (Besiroglu et al. 2024 dropped 5 from the Chinchilla points as outliers).
+    ``max_epochs=k`` keeps only runs with at most k epochs (tokens / unique_tokens), e.g. to
+    leave out extreme-repetition runs whose loss diverges, which the data-constrained law
+    cannot express.
     """
     if isinstance(source, pd.DataFrame):
         frame, name, from_file = source.copy(), "<DataFrame>", False
@@ -221,6 +225,11 @@ def load_runs(
             raise RunTableError(f"{name}: cannot drop the {drop_highest_loss} highest-loss runs of {len(data)}")
         keep = data["loss"].rank(method="first", ascending=False) > drop_highest_loss
         data = data[keep.to_numpy()]
+    if max_epochs is not None:
+        keep = data["epochs"].to_numpy() <= max_epochs * (1 + 1e-9)
+        if keep.sum() < 1:
+            raise RunTableError(f"{name}: no run has at most {max_epochs:g} epochs")
+        data = data[keep]
     data = data.reset_index(drop=True)
     return RunTable(data=data, source=name, extra_columns=tuple(extra))
 

@@ -7,8 +7,10 @@ from bayescale.laws.chinchilla import Chinchilla
 from bayescale.laws.compute import Compute
 from bayescale.laws.data_constrained import DataConstrained
 from bayescale.laws.kaplan import Kaplan
+from bayescale.laws.moe import MoE
+from bayescale.laws.token_crisis import TokenCrisis
 
-LAWS: dict[str, type[Law]] = {law.name: law for law in (Chinchilla, Kaplan, Compute, DataConstrained)}
+LAWS: dict[str, type[Law]] = {law.name: law for law in (Chinchilla, Kaplan, Compute, DataConstrained, TokenCrisis, MoE)}
 
 
 def get_law(name: str) -> Law:

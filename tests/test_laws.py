@@ -1,0 +1,270 @@
+"""The law library: parameter recovery per form, token-crisis and MoE behaviour, datablations.
+
+Each fit is session-scoped and sampled once. Recovery checks every truth against its 99%
+interval and the 90% intervals with the binomial rule of ``test_fit``'s hierarchy test.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bayescale import fit, load_runs
+from bayescale.forecasting import forecast_table
+from bayescale.laws import LAWS, get_law
+from bayescale.resources import data_path
+from bayescale.simulate import EPOCH_CHINCHILLA, grid_runs, simulate_runs
+
+#: Two chains of 1000 draws (ESS >= 400 holds with margin on these small, well-posed designs).
+SMALL = {"draws": 1000, "tune": 1000, "chains": 2, "cores": 2}
+
+KAPLAN_TRUTH = {"alpha_N": 0.076, "alpha_D": 0.095, "N_c": 8.8e13, "D_c": 5.4e13}
+COMPUTE_TRUTH = {"E": 1.7, "gamma": 0.15, "K": 1062.0}
+DC_TRUTH = {**EPOCH_CHINCHILLA, "R_D_star": 15.4, "R_N_star": 5.3}
+TC_TRUTH = {**DC_TRUTH, "K_o": 0.05, "gamma_o": 0.5, "R_o": 10.0, "delta": 10.0}
+
+
+def repeat_design(dropout: tuple[float, ...] = ()) -> pd.DataFrame:
+    """Sizes × unique-token budgets × epochs (1 to 100), optionally × dropout rates."""
+    rows = []
+    for n in np.geomspace(3e7, 3e9, 5):
+        for u in (3e8, 3e9):
+            for epochs in (1, 3, 10, 30, 100):
+                for rate in dropout or (None,):
+                    row = {"params": n, "unique_tokens": u, "tokens": u * epochs}
+                    if rate is not None:
+                        row["dropout"] = rate
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def coverage(result, truth: dict[str, float], label: str = "{}") -> tuple[list, list]:
+    """(name, truth, lo, hi) rows outside the 99% interval, and 90% coverage flags."""
+    t90, t99 = result.summary(0.9), result.summary(0.99)
+    outside99, covered90 = [], []
+    for name, value in truth.items():
+        key = label.format(name)
+        lo, hi = t99.loc[key, "lo"], t99.loc[key, "hi"]
+        if not lo <= value <= hi:
+            outside99.append((key, value, lo, hi))
+        covered90.append(bool(t90.loc[key, "lo"] <= value <= t90.loc[key, "hi"]))
+    return outside99, covered90
+
+
+def min_covered(k: int, level: float = 0.9, false_alarm: float = 0.05) -> int:
+    """Fewest of ``k`` calibrated ``level`` intervals that must cover: P(fewer) <= false_alarm."""
+    m = k
+    while m > 0 and stats.binom.cdf(m - 1, k, level) > false_alarm:
+        m -= 1
+    return m
+
+
+def assert_recovers(result, truth, label="{}"):
+    assert result.converged, result.diagnostics.message()
+    assert result.diagnostics.divergences == 0
+    outside99, covered90 = coverage(result, truth, label)
+    assert not outside99, outside99
+    assert sum(covered90) >= min_covered(len(covered90)), (covered90, result.summary().to_string())
+
+
+# --- fits ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kaplan_fit():
+    frame = simulate_runs("kaplan", KAPLAN_TRUTH, grid_runs(np.geomspace(2e7, 1e10, 6), np.geomspace(5e8, 2e11, 6)), sigma=0.01, seed=21)
+    return fit(frame, "kaplan", seed=21, **SMALL)
+
+
+@pytest.fixture(scope="session")
+def compute_fit():
+    frame = simulate_runs("compute", COMPUTE_TRUTH, grid_runs(np.geomspace(2e7, 1e10, 6), np.geomspace(5e8, 2e11, 6)), sigma=0.01, seed=22)
+    return fit(frame, "compute", seed=22, **{**SMALL, "chains": 4})  # E-K-gamma ridge: 2 chains give ESS ~300
+
+
+@pytest.fixture(scope="session")
+def dc_frame():
+    return simulate_runs("data_constrained", DC_TRUTH, repeat_design(), sigma=0.01, seed=23)
+
+
+@pytest.fixture(scope="session")
+def dc_fit(dc_frame):
+    return fit(dc_frame, "data_constrained", seed=23, **{**SMALL, "chains": 4})  # 2 chains: ESS ~260-400, marginal
+
+
+@pytest.fixture(scope="session")
+def tc_frame():
+    return simulate_runs("token_crisis", TC_TRUTH, repeat_design(dropout=(0.0, 0.1)), sigma=0.01, seed=24)
+
+
+@pytest.fixture(scope="session")
+def tc_fit(tc_frame):
+    return fit(tc_frame, "token_crisis", seed=24, **{**SMALL, "chains": 4})  # 12 parameters: 2 chains gave R-hat 1.012
+
+
+@pytest.fixture(scope="session")
+def moe_truth():
+    return json.loads(data_path("synthetic_moe_truth.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def moe_runs():
+    return load_runs(data_path("synthetic_moe_runs.csv"))
+
+
+@pytest.fixture(scope="session")
+def moe_fit(moe_runs):
+    return fit(moe_runs, "moe", seed=25, **{**SMALL, "chains": 4})  # two-level arch hierarchy: 4 chains for R-hat
+
+
+@pytest.fixture(scope="session")
+def dense_only_fit(moe_runs):
+    dense = moe_runs.data[moe_runs.data["arch"] == "dense"][["params", "tokens", "loss"]]
+    return fit(dense, "chinchilla", seed=26, **{**SMALL, "chains": 4})  # 16 runs: a ridge, 4 chains for ESS
+
+
+@pytest.fixture(scope="session")
+def datablations():
+    return load_runs(data_path("datablations_c4_runs.csv"))
+
+
+@pytest.fixture(scope="session")
+def datablations_fit(datablations):
+    return fit(datablations, "data_constrained", seed=1, **SMALL)
+
+
+@pytest.fixture(scope="session")
+def few_epoch_fit():
+    """data_constrained on the datablations runs with at most 4 epochs (97 runs)."""
+    return fit(load_runs(data_path("datablations_c4_runs.csv"), max_epochs=4), "data_constrained", seed=2, **SMALL)
+
+
+# --- laws as functions --------------------------------------------------------------------
+
+
+def test_new_forms_registered():
+    assert {"token_crisis", "moe"} <= set(LAWS)
+    assert get_law("token_crisis").covariates == ("dropout",)
+
+
+def test_token_crisis_term_vanishes_without_repetition():
+    tc, dc = get_law("token_crisis"), get_law("data_constrained")
+    inputs = {"params": np.array([1e8, 3e9, 3e9]), "tokens": np.array([1e10, 1e10, 1e11]), "unique_tokens": np.array([1e10, 1e10, 1e10])}
+    a, b = tc.loss(TC_TRUTH, inputs), dc.loss(DC_TRUTH, inputs)
+    assert a[0] == b[0] and a[1] == b[1]  # exactly the data-constrained loss at R_D = 0
+    assert a[2] > b[2]  # repetition adds loss
+    dropped = tc.loss(TC_TRUTH, {**inputs, "dropout": np.array([0.0, 0.0, 0.1])})
+    assert b[2] < dropped[2] < a[2]  # dropout mitigates, but does not remove it
+
+
+def test_token_crisis_loss_rises_with_repetition_for_large_models():
+    """Strong over-fitting (as on datablations' 100M-token sets): the big model's loss rises again."""
+    tc = get_law("token_crisis")
+    strong = {**TC_TRUTH, "K_o": 0.3, "gamma_o": 0.7}
+    epochs = np.array([1, 4, 16, 64, 256])
+    u = np.full(5, 1e8)
+    big = tc.loss(strong, {"params": np.full(5, 1e10), "unique_tokens": u, "tokens": 1e8 * epochs})
+    small = tc.loss(strong, {"params": np.full(5, 1e7), "unique_tokens": u, "tokens": 1e8 * epochs})
+    rise_big, rise_small = big[-1] - big.min(), small[-1] - small.min()
+    assert rise_big > 1.0 and rise_big > rise_small + 0.5, (big, small)
+
+
+def test_moe_dense_runs_reduce_to_chinchilla():
+    moe, chin = get_law("moe"), get_law("chinchilla")
+    p = {**EPOCH_CHINCHILLA, "c": 0.4}
+    n, d = np.array([1e8, 1e9]), np.array([2e9, 2e10])
+    np.testing.assert_allclose(moe.loss(p, {"active_params": n, "experts": np.ones(2), "tokens": d}), chin.loss(EPOCH_CHINCHILLA, {"params": n, "tokens": d}), rtol=1e-12)
+    more = moe.loss(p, {"active_params": n, "experts": np.full(2, 8.0), "tokens": d})
+    assert np.all(more < chin.loss(EPOCH_CHINCHILLA, {"params": n, "tokens": d}))
+
+
+# --- recovery, one per form ---------------------------------------------------------------
+
+
+def test_recovers_kaplan(kaplan_fit):
+    assert_recovers(kaplan_fit, KAPLAN_TRUTH)
+
+
+def test_recovers_compute(compute_fit):
+    assert_recovers(compute_fit, COMPUTE_TRUTH)
+
+
+def test_recovers_data_constrained(dc_fit):
+    assert_recovers(dc_fit, DC_TRUTH)
+
+
+def test_recovers_token_crisis(tc_fit):
+    assert_recovers(tc_fit, TC_TRUTH)
+
+
+def test_recovers_moe_with_arch_levels(moe_fit, moe_truth):
+    assert moe_fit.groups == ("arch",)
+    assert_recovers(moe_fit, moe_truth["shared"])
+    for arch, values in moe_truth["by_arch"].items():
+        outside99, covered90 = coverage(moe_fit, values, label=f"{{}}[arch={arch}]")
+        assert not outside99, outside99
+
+
+def test_moe_proxies_sharpen_dense_forecast(moe_fit, dense_only_fit, moe_runs, moe_truth):
+    """A dense forecast at 10x the largest dense compute: narrower with MoE proxies, still covering."""
+    dense = moe_runs.data[moe_runs.data["arch"] == "dense"]
+    c = 10 * float(dense["flops"].max())
+    n = 1.2e9
+    d = c / (6 * n)
+    truth = get_law("moe").loss({**moe_truth["shared"], **moe_truth["by_arch"]["dense"]}, {"active_params": np.array([n]), "experts": np.ones(1), "tokens": np.array([d])})[0]
+    with_moe = forecast_table(moe_fit.forecast(active_params=n, experts=1, tokens=d, arch="dense", params=n)).iloc[0]
+    alone = forecast_table(dense_only_fit.forecast(params=n, tokens=d)).iloc[0]
+    width_moe, width_alone = with_moe["mean_hi"] - with_moe["mean_lo"], alone["mean_hi"] - alone["mean_lo"]
+    print(f"truth {truth:.4f}; with MoE {with_moe['mean_lo']:.4f}-{with_moe['mean_hi']:.4f}; dense only {alone['mean_lo']:.4f}-{alone['mean_hi']:.4f}")
+    assert with_moe["mean_lo"] <= truth <= with_moe["mean_hi"], (truth, with_moe.to_dict())
+    assert width_moe < 0.85 * width_alone, (width_moe, width_alone)  # measured ~0.72
+
+
+# --- datablations (Muennighoff et al. 2023) -----------------------------------------------
+
+
+@pytest.mark.slow
+def test_datablations_fit_converges_and_reports_repeat_constants(datablations_fit):
+    assert datablations_fit.converged, datablations_fit.diagnostics.message()
+    table = datablations_fit.summary()
+    assert {"R_D_star", "R_N_star"} <= set(table.index)
+    assert table.loc["R_D_star", "lo"] > 1 and table.loc["R_N_star", "lo"] > 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="joint Bayesian fit on all 296 runs gives R_D_star ~ 46 (90%: 28-89), not the published two-stage 15.4; see notebooks/repeated_data.ipynb")
+def test_datablations_r_d_star_interval_contains_published(datablations_fit):
+    row = datablations_fit.summary().loc["R_D_star"]
+    assert row["lo"] <= 15.4 <= row["hi"], row.to_dict()
+
+
+@pytest.mark.slow
+def test_datablations_forecasts_many_epoch_runs_from_few_epoch_runs(few_epoch_fit, datablations):
+    """Fit on <= 4 epochs (97 runs), forecast held-back runs with more than 10 epochs.
+
+    Measured (seed 2): on unique budgets >= 1B tokens and 10-20 epochs the 90% predictive
+    intervals cover 16 of 17 runs with a median error under 1%. Beyond that the law fails in
+    both directions and the test only reports it: on 100M-400M unique tokens it is too
+    pessimistic for large models (R_N_star is barely identified by few-epoch runs), and at
+    40+ epochs with N >= U_D it is too optimistic (over-fitting: the token-crisis regime).
+    """
+    assert few_epoch_fit.converged, few_epoch_fit.diagnostics.message()
+    data = datablations.data
+    held = data[data["epochs"] > 10]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = forecast_table(few_epoch_fit.forecast(held[["params", "tokens", "unique_tokens"]]))
+    observed = held["loss"].to_numpy()
+    inside = (table["loss_lo"].to_numpy() <= observed) & (observed <= table["loss_hi"].to_numpy())
+    log_error = np.abs(np.log(table["loss_median"].to_numpy() / observed))
+    moderate = ((held["unique_tokens"] >= 1e9) & (held["epochs"] <= 20)).to_numpy()
+    print(f"held-back > 10 epochs: {held.shape[0]} runs, 90% coverage {inside.mean():.2f}, median |log error| {np.median(log_error):.3f}")
+    print(f"moderate subset: {moderate.sum()} runs, coverage {inside[moderate].mean():.2f}, median |log error| {np.median(log_error[moderate]):.4f}")
+    assert moderate.sum() >= 15
+    assert inside[moderate].sum() >= min_covered(int(moderate.sum()))
+    assert np.median(log_error[moderate]) < 0.01
