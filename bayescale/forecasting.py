@@ -145,10 +145,12 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
         x = {c: np.log(frame[c].to_numpy(dtype=float)[lo:hi]) for c in law.inputs}
         x.update({c: frame[c].to_numpy(dtype=float)[lo:hi] for c in law.covariates if c in frame.columns})
         mu = np.broadcast_to(law.log_loss(NUMPY, public, x), (chains, draws, hi - lo))
+        # noise is drawn target by target (target-major), so the draws do not depend on chunking
         if fit.spec.likelihood.family == "studentt":
-            noise = rng.standard_t(np.broadcast_to(nu, (chains, draws, hi - lo)))
+            noise = rng.standard_t(np.broadcast_to(np.moveaxis(np.broadcast_to(nu, (chains, draws, 1)), -1, 0), (hi - lo, chains, draws)))
         else:
-            noise = rng.standard_normal((chains, draws, hi - lo))
+            noise = rng.standard_normal((hi - lo, chains, draws))
+        noise = np.moveaxis(noise, 0, -1)
         yield lo, hi, np.exp(mu), np.exp(mu + sigma * noise)
 
 

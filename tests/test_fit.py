@@ -230,3 +230,19 @@ def test_forecast_summary_equals_table_of_forecast(grouped_fit, monkeypatch):
     with pytest.warns(UserWarning, match="not seen"):
         chunked = forecasting.forecast_summary(grouped_fit, ci=0.8, seed=3, **targets)
     pd.testing.assert_frame_equal(full, chunked)
+
+
+def test_incompatible_format_version(saved_fit_path, tmp_path):
+    tree = xr.open_datatree(saved_fit_path, engine="h5netcdf").load()
+    tree.attrs["bayescale_format"] = 99
+    path = tmp_path / "future.nc"
+    tree.to_netcdf(path, engine="h5netcdf")
+    with pytest.raises(FitFileError, match="format 99 .* not readable by this version"):
+        load_fit(path)
+
+
+@pytest.mark.parametrize(("column", "value"), [("params", 70), ("tokens", "1e30"), ("params", "2e17")])
+def test_targets_outside_sensible_range(chinchilla_fit, column, value):
+    targets = {"params": "7B", "tokens": "140B", column: value}
+    with pytest.raises(RunTableError, match=f"column '{column}'.*outside any sensible range"):
+        chinchilla_fit.forecast(**targets)

@@ -27,7 +27,7 @@ def test_every_section_and_figure(report_html):
     for section in SECTIONS:
         assert f'<section id="{section}">' in html
     figures = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]{1000,})"', html)
-    assert len(figures) >= 7  # isoFLOPs, observed, frontier, P(target), fan, posteriors
+    assert len(figures) == 6  # isoFLOPs, observed vs predicted, frontier, P(target), fan, posteriors
     assert "http://" not in html and "https://" not in html  # self-contained: nothing to fetch
     assert "NOT CONVERGED" not in html
 
