@@ -165,7 +165,7 @@ def run_job(job: Job, results: str | Path) -> dict[str, Any]:
             return {**previous["row"], "status": "skipped"}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = fit(table, spec, job.group or None, **job.options)
+            result = fit(table, spec, job.group or None, cores=_worker_threads(), **job.options)
         folder.mkdir(parents=True, exist_ok=True)
         marker = folder / "result.json"
         marker.unlink(missing_ok=True)  # an old marker must never vouch for new, partial output
@@ -187,6 +187,16 @@ def run_job(job: Job, results: str | Path) -> dict[str, Any]:
         row["error"] = str(exc) if isinstance(exc, BayescaleError) else f"{type(exc).__name__}: {exc} ({traceback.format_exc(limit=2).splitlines()[-1]})"
         row["seconds"] = round(time.perf_counter() - start, 3)
         return row
+
+
+def _worker_threads() -> int | None:
+    """Threads of the Dask worker running this job (chains run on at most that many cores)."""
+    try:
+        from dask.distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return None  # not on a Dask worker: fit's own default
 
 
 def _allocate_columns(result, budgets, row: dict[str, Any]) -> None:
