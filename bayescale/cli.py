@@ -48,16 +48,21 @@ def _run(fn, *args, **kwargs):
         raise typer.Exit(exc.exit_code) from None
 
 
-def _columns(pairs: list[str] | None) -> dict[str, str]:
+def _pairs(pairs: list[str] | None, flag: str, example: str) -> dict[str, str]:
+    """``KEY=VALUE`` options (repeatable) as a dict; a malformed one names the flag."""
     from bayescale.errors import RunTableError
 
     out = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise RunTableError(f"--column {pair!r}: expected CANONICAL=HEADER, e.g. --column params='Model Size'")
+            raise RunTableError(f"{flag} {pair!r}: expected KEY=VALUE, e.g. {flag} {example}")
         key, value = pair.split("=", 1)
         out[key.strip()] = value.strip().strip("'\"")
     return out
+
+
+def _columns(pairs: list[str] | None) -> dict[str, str]:
+    return _pairs(pairs, "--column", "params='Model Size'")
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -74,10 +79,11 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks in
     STATE["debug"] = debug
 
 
-def _fit(runs, model, group, column, drop_highest_loss, max_epochs, draws, tune, chains, seed, sampler, quiet):
+def _fit(runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet):
     import bayescale
 
-    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs)
+    where = _pairs(where, "--where", "published_fit=true")
+    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where)
     return bayescale.fit(table, model, group or None, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, progress=not quiet)
 
 
@@ -90,6 +96,7 @@ def fit_cmd(
     column: Annotated[list[str] | None, typer.Option(help="Rename a header: CANONICAL=HEADER, e.g. params='Model Size'.")] = None,
     drop_highest_loss: Annotated[int, typer.Option(help="Drop the k highest-loss runs (Epoch AI dropped 5 Chinchilla points).")] = 0,
     max_epochs: Annotated[float | None, typer.Option(help="Keep only runs with at most this many epochs (tokens / unique_tokens).")] = None,
+    where: Annotated[list[str] | None, typer.Option(help="Keep only runs with COLUMN=VALUE (repeatable), e.g. published_fit=true.")] = None,
     draws: Annotated[int, typer.Option(help="Posterior draws per chain.")] = 1000,
     tune: Annotated[int, typer.Option(help="Tuning steps per chain.")] = 1000,
     chains: Annotated[int, typer.Option(help="Number of chains.")] = 4,
@@ -99,7 +106,7 @@ def fit_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Fit a scaling law to a run table and save the posterior."""
-    result = _run(_fit, runs, model, group, column, drop_highest_loss, max_epochs, draws, tune, chains, seed, sampler, quiet)
+    result = _run(_fit, runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet)
     path = _run(result.save, output)
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
     typer.echo(f"saved {path}")
@@ -217,7 +224,7 @@ def _demo(output: Path, draws: int, tune: int, chains: int, seed: int, quiet: bo
 
     runs_path = data_path("chinchilla_figure4_runs.csv")
     typer.echo(f"Fitting the chinchilla law to {runs_path.name} (Hoffmann et al. 2022, Fig. 4 points; the 5 highest-loss runs dropped as in Besiroglu et al. 2024) ...")
-    result = _fit(runs_path, "chinchilla", None, None, 5, None, draws, tune, chains, seed, "nutpie", quiet)
+    result = _fit(runs_path, "chinchilla", None, None, 5, None, None, draws, tune, chains, seed, "nutpie", quiet)
     typer.echo("")
     typer.echo(_format_summary(result, 0.9, Format.table))
     from bayescale.forecasting import forecast_table

@@ -171,8 +171,13 @@ class Fit:
 
         _check_ci(ci)
         post = self.posterior[self.parameter_names()]
-        rhat = az.rhat(post) if post.sizes["chain"] > 1 else None
-        ess_bulk, ess_tail = az.ess(post, method="bulk"), az.ess(post, method="tail")
+        free = post[[n for n in post.data_vars if n not in self.spec.fixed]]  # constants have no R-hat/ESS
+        rhat = az.rhat(free) if post.sizes["chain"] > 1 else None
+        ess_bulk, ess_tail = az.ess(free, method="bulk"), az.ess(free, method="tail")
+
+        def stat(ds, name, sel) -> float:
+            return float(ds[name].sel(sel)) if ds is not None and name in ds else float("nan")
+
         rows = []
         for name, da in post.data_vars.items():
             extra_dims = [d for d in da.dims if d not in SAMPLE_DIMS]
@@ -187,9 +192,9 @@ class Fit:
                         "median": float(np.median(values)),
                         "lo": float(np.quantile(values, (1 - ci) / 2)),
                         "hi": float(np.quantile(values, (1 + ci) / 2)),
-                        "rhat": float(rhat[name].sel(sel)) if rhat is not None else float("nan"),
-                        "ess_bulk": float(ess_bulk[name].sel(sel)),
-                        "ess_tail": float(ess_tail[name].sel(sel)),
+                        "rhat": stat(rhat, name, sel),
+                        "ess_bulk": stat(ess_bulk, name, sel),
+                        "ess_tail": stat(ess_tail, name, sel),
                     }
                 )
         return pd.DataFrame(rows).set_index("parameter")
@@ -203,7 +208,8 @@ class Fit:
             "ci": ci,
             "n_runs": len(self.runs),
             "groups": list(self.groups),
-            "parameters": {k: {c: float(row[c]) for c in ("median", "lo", "hi", "rhat", "ess_bulk", "ess_tail")} for k, row in table.iterrows()},
+            "parameters": {k: {c: _finite_or_none(row[c]) for c in ("median", "lo", "hi", "rhat", "ess_bulk", "ess_tail")} for k, row in table.iterrows()},
+            "fixed": dict(self.spec.fixed),
             "diagnostics": self.diagnostics.to_dict(),
             "converged": self.converged,
         }
@@ -223,6 +229,11 @@ class Fit:
     def save(self, path: str | Path) -> Path:
         """Write the fit atomically to ``path`` (``.nc`` netCDF, ``.zarr`` zarr store)."""
         return save_fit(self, path)
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: undefined statistics (R-hat of one chain, of a fixed constant) become null."""
+    return float(value) if np.isfinite(value) else None
 
 
 def _check_ci(ci: float) -> None:
@@ -343,7 +354,7 @@ def fit(
     raw = _sample(spec, d, prior_draws, sampler, draws, tune, chains, seed, cores, progress, target_accept)
     seconds = time.perf_counter() - start
     tree = _tidy_tree(raw, spec, d)
-    internal = [v for v in tree["posterior"].data_vars]
+    internal = [v for v in tree["posterior"].data_vars if v.removesuffix("_z") not in spec.fixed]  # constants have no R-hat
     diagnostics = check_convergence(tree, internal)
     info = {"seconds": seconds, "draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)

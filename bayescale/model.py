@@ -132,7 +132,14 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
         centres = {c: pm.Data(f"centre_{c}", v) for c, v in d.centres.items()}
         observed = pm.Data("observed_log_loss", d.y, dims="run")
         index = {g: pm.Data(f"{g}_index", d.codes[g], dims="run") for g in d.groups}
-        z_pop = {p.name: pm.Flat(f"{p.name}_z", initval=init[p.name]) for p in law.parameters}
+        z_pop, public_pop = {}, {}
+        for p in law.parameters:  # a fixed parameter's coordinate is a function of free exponents
+            if p.name in spec.fixed:
+                value = law.internal_value(ops, p.name, pt.as_tensor_variable(spec.fixed[p.name]), public_pop, centres)
+                z_pop[p.name] = pm.Deterministic(f"{p.name}_z", value)
+            else:
+                z_pop[p.name] = pm.Flat(f"{p.name}_z", initval=init[p.name])
+            public_pop[p.name] = law.public_value(ops, p.name, z_pop[p.name], public_pop, centres)
         z_run = {}
         for p in law.parameters:
             z = z_pop[p.name]
@@ -142,12 +149,11 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
                     eta = pm.Normal(f"{p.name}_eta_{g}", 0.0, 1.0, dims=g)
                     z = z + tau * eta[index[g]]
             z_run[p.name] = z
-        public = law.to_public(ops, z_pop, centres)
         log_prior = 0.0
-        for p in law.parameters:
-            log_prior = log_prior + pm.logp(spec.priors[p.name].distribution(f"priors.{p.name}"), public[p.name])
+        for p in (q for q in law.parameters if q.name not in spec.fixed):
+            log_prior = log_prior + pm.logp(spec.priors[p.name].distribution(f"priors.{p.name}"), public_pop[p.name])
             if p.positive:  # Jacobian of θ = exp(t); the centring shift has unit Jacobian
-                log_prior = log_prior + pt.log(public[p.name])
+                log_prior = log_prior + pt.log(public_pop[p.name])
         pm.Potential("prior", log_prior)
         sigma = _named_rv("sigma", spec.likelihood.sigma, "likelihood.sigma")
         mu = law.log_loss(ops, law.to_public(ops, z_run, centres), x)

@@ -144,6 +144,7 @@ def load_runs(
     columns: Mapping[str, str] | None = None,
     drop_highest_loss: int = 0,
     max_epochs: float | None = None,
+    where: Mapping[str, str] | None = None,
 ) -> RunTable:
     """Read and validate a run table from a CSV/TSV/Parquet path or a DataFrame.
 
@@ -152,7 +153,8 @@ def load_runs(
     highest loss (Besiroglu et al. 2024 dropped 5 from the Chinchilla points as outliers).
     ``max_epochs=k`` keeps only runs with at most k epochs (tokens / unique_tokens), e.g. to
     leave out extreme-repetition runs whose loss diverges, which the data-constrained law
-    cannot express.
+    cannot express. ``where={"published_fit": "true"}`` keeps the runs whose column equals the
+    value (compared as text, ignoring case), e.g. the run subset a paper fitted.
     """
     if isinstance(source, pd.DataFrame):
         frame, name, from_file = source.copy(), "<DataFrame>", False
@@ -229,6 +231,15 @@ def load_runs(
         keep = data["epochs"].to_numpy() <= max_epochs * (1 + 1e-9)
         if keep.sum() < 1:
             raise RunTableError(f"{name}: no run has at most {max_epochs:g} epochs")
+        data = data[keep]
+    for column, value in (where or {}).items():
+        if column not in data.columns:
+            raise RunTableError(f"{name}: cannot select rows by column {column!r}: the table has {', '.join(map(repr, frame.columns))}")
+        text = data[column].astype(str).str.strip().str.lower()
+        keep = (text == str(value).strip().lower()).to_numpy()
+        if not keep.any():
+            seen = ", ".join(sorted(set(data[column].astype(str)))[:10])
+            raise RunTableError(f"{name}: no run has {column}={value!r} (values present: {seen})")
         data = data[keep]
     data = data.reset_index(drop=True)
     return RunTable(data=data, source=name, extra_columns=tuple(extra))

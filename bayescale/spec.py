@@ -28,9 +28,17 @@ DEFAULT_POOL_SCALE = 0.2
 DEFAULT_SIGMA_PRIOR = {"dist": "HalfNormal", "sigma": 0.05}
 
 
+#: The pseudo-distribution that pins a parameter to a constant (``{dist = "Fixed", value = 521}``).
+FIXED = "Fixed"
+
+
 @dataclass(frozen=True)
 class Prior:
-    """A serialisable prior: a PyMC distribution name and its keyword arguments."""
+    """A serialisable prior: a PyMC distribution name and its keyword arguments.
+
+    ``{dist = "Fixed", value = v}`` is not sampled: the parameter is the constant ``v`` (the
+    second stage of a two-stage fit, where earlier estimates are taken as known).
+    """
 
     dist: str
     kwargs: Mapping[str, float]
@@ -43,7 +51,18 @@ class Prior:
         for key, number in kwargs.items():
             if isinstance(number, bool) or not isinstance(number, (int, float)):
                 raise ModelSpecError(f"{where}: prior argument {key} = {number!r} must be a number")
+        if value["dist"] == FIXED and (set(kwargs) != {"value"} or not np.isfinite(float(kwargs["value"]))):
+            raise ModelSpecError(f"{where}: a fixed parameter is written {{dist = \"Fixed\", value = <finite number>}}, got {dict(value)!r}")
         return cls(str(value["dist"]), {k: float(v) for k, v in kwargs.items()})
+
+    @property
+    def fixed(self) -> bool:
+        return self.dist == FIXED
+
+    @property
+    def value(self) -> float:
+        """The constant of a fixed parameter."""
+        return float(self.kwargs["value"])
 
     def to_dict(self) -> dict[str, Any]:
         return {"dist": self.dist, **self.kwargs}
@@ -52,6 +71,8 @@ class Prior:
         """The unnamed PyMC distribution (``pm.X.dist(**kwargs)``); errors name the spec key."""
         import pymc as pm
 
+        if self.fixed:  # a point mass: draws are the constant itself
+            return pm.DiracDelta.dist(self.value)
         cls = getattr(pm, self.dist, None)
         if not (isinstance(cls, type) and issubclass(cls, pm.Distribution)):
             raise ModelSpecError(f"{where}: unknown distribution {self.dist!r} (use a PyMC name such as Normal, LogNormal, HalfNormal, TruncatedNormal, Gamma)")
@@ -116,10 +137,16 @@ class ModelSpec:
         unknown = set(pooling) - POOLING_KEYS
         if unknown:
             raise ModelSpecError(f"{source}: unknown pooling key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(POOLING_KEYS))}")
-        pooled = tuple(pooling.get("params", names))
+        fixed = [p for p in names if priors[p].fixed]
+        pooled = tuple(pooling.get("params", [p for p in names if p not in fixed]))
         bad = [p for p in pooled if p not in names]
         if bad:
             raise ModelSpecError(f"{source}: pooling.params names {', '.join(bad)}, not parameters of {form} ({', '.join(names)})")
+        bad = [p for p in pooled if p in fixed]
+        if bad:
+            raise ModelSpecError(f"{source}: pooling.params names {', '.join(bad)}, fixed by its prior; a constant cannot vary by group")
+        if len(fixed) == len(names):
+            raise ModelSpecError(f"{source}: every parameter of {form} is fixed; leave at least one free to fit")
         scale_raw = dict(pooling.get("scale", {}))
         bad = [p for p in scale_raw if p not in names]
         if bad:
@@ -153,6 +180,11 @@ class ModelSpec:
             "pooling": {"params": list(self.pooled), "group": list(self.group), "scale": dict(self.pool_scale)},
             "options": dict(self.options),
         }
+
+    @property
+    def fixed(self) -> dict[str, float]:
+        """Parameters pinned to a constant by a ``Fixed`` prior, with their values."""
+        return {name: prior.value for name, prior in self.priors.items() if prior.fixed}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -217,6 +249,8 @@ def _likelihood(raw: dict[str, Any], source: str) -> Likelihood:
     else:
         raise ModelSpecError(f"{source}: likelihood.nu must be a positive number or a prior, got {nu_raw!r}")
     sigma = Prior.from_dict(raw.get("sigma", DEFAULT_SIGMA_PRIOR), f"{source}: likelihood.sigma")
+    if sigma.fixed or (isinstance(nu, Prior) and nu.fixed):
+        raise ModelSpecError(f"{source}: likelihood priors cannot be Fixed (give nu as a number to fix it; sigma is always fitted)")
     return Likelihood(family=family, nu=nu, sigma=sigma)
 
 

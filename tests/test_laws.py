@@ -140,6 +140,13 @@ def datablations_fit(datablations):
 
 
 @pytest.fixture(scope="session")
+def two_stage_fit():
+    """The published procedure: Chinchilla constants fixed at the C4 fit, the authors' 182 runs."""
+    runs = load_runs(data_path("datablations_c4_runs.csv"), where={"published_fit": "true"})
+    return fit(runs, "data_constrained_two_stage", seed=1, **SMALL)
+
+
+@pytest.fixture(scope="session")
 def few_epoch_fit():
     """data_constrained on the datablations runs with at most 4 epochs (97 runs)."""
     return fit(load_runs(data_path("datablations_c4_runs.csv"), max_epochs=4), "data_constrained", seed=2, **SMALL)
@@ -238,10 +245,34 @@ def test_datablations_fit_converges_and_reports_repeat_constants(datablations_fi
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="joint Bayesian fit on all 296 runs gives R_D_star ~ 46 (90%: 28-89), not the published two-stage 15.4; see notebooks/repeated_data.ipynb")
-def test_datablations_r_d_star_interval_contains_published(datablations_fit):
-    row = datablations_fit.summary().loc["R_D_star"]
+def test_datablations_two_stage_fit_contains_published_r_d_star(two_stage_fit):
+    """Muennighoff et al.'s procedure as a Bayesian fit: R_D_star's 90% interval holds 15.4.
+
+    Measured (seed 1): R_D_star 33 (90%: 14.2-95), R_N_star 2.2; the Huber objective of the
+    paper is nearly flat in R_D_star on these runs (15.4 is a local optimum), so the honest
+    interval is wide.
+    """
+    assert len(two_stage_fit.runs) == 182
+    assert two_stage_fit.converged, two_stage_fit.diagnostics.message()
+    table = two_stage_fit.summary()
+    row = table.loc["R_D_star"]
     assert row["lo"] <= 15.4 <= row["hi"], row.to_dict()
+    assert table.loc["R_N_star", "lo"] > 0.5
+    for name, value in two_stage_fit.spec.fixed.items():  # fixed constants stay exactly fixed
+        assert np.allclose(two_stage_fit.posterior[name].values, value), name
+        assert np.isnan(table.loc[name, "rhat"])
+    doc = json.loads(json.dumps(two_stage_fit.summary_dict(), allow_nan=False))  # valid JSON: no NaN
+    assert doc["fixed"]["alpha"] == pytest.approx(0.3526596) and doc["parameters"]["alpha"]["rhat"] is None
+
+
+@pytest.mark.slow
+def test_datablations_joint_fit_of_all_runs_puts_r_d_star_above_published(datablations_fit):
+    """The joint fit of all 296 runs (diverged and seed repeats included) does not give 15.4.
+
+    Measured (seed 1): R_D_star 46 (90%: 29-87). Documented in the README as a finding, not a bug.
+    """
+    row = datablations_fit.summary().loc["R_D_star"]
+    assert row["lo"] > 15.4, row.to_dict()
 
 
 @pytest.mark.slow

@@ -41,6 +41,17 @@ def test_column_mapping(tmp_path):
         load_runs(path, columns={"params": "Size"})
 
 
+def test_where_selects_rows():
+    path = data_path("datablations_c4_runs.csv")
+    published = load_runs(path, where={"published_fit": "TRUE"})
+    assert len(published) == 182  # the runs of Muennighoff et al.'s published fit
+    assert len(load_runs(path, where={"published_fit": "false"})) == 296 - 182
+    with pytest.raises(RunTableError, match="cannot select rows by column 'paper'"):
+        load_runs(path, where={"paper": "true"})
+    with pytest.raises(RunTableError, match="no run has published_fit='yes'.*values present: false, true"):
+        load_runs(path, where={"published_fit": "yes"})
+
+
 def test_drop_highest_loss():
     frame = pd.DataFrame({"params": [1e8, 2e8, 3e8, 4e8], "tokens": [1e9] * 4, "loss": [3.0, 5.0, 2.0, 4.0]})
     assert sorted(load_runs(frame, drop_highest_loss=2).column("loss")) == [2.0, 3.0]

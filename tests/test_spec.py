@@ -42,11 +42,33 @@ def test_user_copy_of_a_spec(tmp_path):
         ({**BASE, "pooling": {"pool": []}}, "unknown pooling key"),
         ({**BASE, "likelihood": {"family": "cauchy"}}, "not one of studentt, normal"),
         ({**BASE, "likelihood": {"nu": -2}}, "nu must be a positive number"),
+        ({**BASE, "priors": {"E": {"dist": "Fixed"}}}, "a fixed parameter is written"),
+        ({**BASE, "priors": {"E": {"dist": "Fixed", "value": 1.8, "sigma": 1}}}, "a fixed parameter is written"),
+        ({**BASE, "priors": {"E": {"dist": "Fixed", "value": float("nan")}}}, "a fixed parameter is written"),
+        ({**BASE, "priors": {"E": {"dist": "Fixed", "value": 1.8}}, "pooling": {"params": ["E"]}}, "fixed by its prior"),
+        ({**BASE, "priors": {k: {"dist": "Fixed", "value": 1.0} for k in ("E", "A", "B", "alpha", "beta")}}, "every parameter"),
+        ({**BASE, "likelihood": {"sigma": {"dist": "Fixed", "value": 0.01}}}, "cannot be Fixed"),
     ],
 )
 def test_bad_spec_structure(raw, match):
     with pytest.raises(ModelSpecError, match=match):
         ModelSpec.from_dict(raw)
+
+
+def test_fixed_parameters():
+    spec = load_spec("data_constrained_two_stage")
+    assert set(spec.fixed) == {"E", "A", "B", "alpha", "beta"}
+    assert spec.fixed["alpha"] == pytest.approx(0.3526596)
+    assert spec.pooled == ()
+    draws = spec.check_priors()
+    assert (draws["priors.B"] == spec.fixed["B"]).all()  # a point mass draws its constant
+    assert draws["priors.R_D_star"].std() > 0
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    # without an explicit pooling list, only free parameters are pooled
+    free = ModelSpec.from_dict({**BASE, "priors": {"E": {"dist": "Fixed", "value": 1.8}}})
+    assert "E" not in free.pooled and "alpha" in free.pooled
+    with pytest.raises(ModelSpecError, match="E must be positive"):
+        ModelSpec.from_dict({**BASE, "priors": {"E": {"dist": "Fixed", "value": -1.0}}}).check_priors()
 
 
 @pytest.mark.parametrize(

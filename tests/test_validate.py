@@ -7,6 +7,7 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -96,6 +97,22 @@ def test_point_fit_reproduces_epoch(chinchilla_runs):
     assert p["B"] == pytest.approx(EPOCH["B"], rel=0.03)
     problem = _Problem(result.spec, chinchilla_runs, 1e-3)
     assert result.objective <= problem.objective(problem.to_theta(EPOCH)) + 1e-12
+
+
+def test_point_fit_holds_fixed_parameters():
+    """A two-stage spec: the Chinchilla constants fixed at the truth, only R_D_star/R_N_star fitted."""
+    truth = {**EPOCH_CHINCHILLA, "R_D_star": 15.4, "R_N_star": 5.3}
+    design = pd.DataFrame(
+        [{"params": n, "unique_tokens": u, "tokens": u * e} for n in np.geomspace(3e7, 3e9, 5) for u in (3e8, 3e9) for e in (1, 3, 10, 30, 100)]
+    )
+    runs = load_runs(simulate_runs("data_constrained", truth, design, sigma=0.003, seed=4))
+    spec = {"form": "data_constrained", "priors": {k: {"dist": "Fixed", "value": v} for k, v in EPOCH_CHINCHILLA.items()}}
+    result = point_fit(runs, spec, n_refine=4)
+    for name, value in EPOCH_CHINCHILLA.items():
+        assert result.params[name] == value, name
+    assert result.params["R_D_star"] == pytest.approx(15.4, rel=0.1)
+    assert result.params["R_N_star"] == pytest.approx(5.3, rel=0.2)
+    assert result.info["starts"] == 9  # a 3 x 3 grid over the two free parameters only
 
 
 def test_point_fit_bootstrap_and_forecast(synth_runs):

@@ -65,25 +65,33 @@ class Law:
         """Internal (sampler) coordinates → public parameter values."""
         public: dict[str, Any] = {}
         for p in self.parameters:
-            t = z[p.name]
-            if p.centre is not None:
-                exponent, column = p.centre
-                slope = public[exponent] if exponent is not None else 1.0
-                t = t + slope * centres[column]
-            public[p.name] = ops.exp(t) if p.positive else t
+            public[p.name] = self.public_value(ops, p.name, z[p.name], public, centres)
         return public
+
+    def public_value(self, ops: Any, name: str, z: Any, public: Mapping[str, Any], centres: Mapping[str, Any]) -> Any:
+        """The public value of parameter ``name`` at internal coordinate ``z``; ``public`` holds its exponent."""
+        q = self.parameter(name)
+        t = z + self._shift(q, public, centres)
+        return ops.exp(t) if q.positive else t
 
     def to_internal(self, p: Mapping[str, Any], centres: Mapping[str, float]) -> dict[str, Any]:
         """Public values → internal coordinates (numpy); the inverse of ``to_public``."""
-        z: dict[str, Any] = {}
-        for q in self.parameters:
-            t = np.log(p[q.name]) if q.positive else np.asarray(p[q.name], dtype=float)
-            if q.centre is not None:
-                exponent, column = q.centre
-                slope = p[exponent] if exponent is not None else 1.0
-                t = t - slope * centres[column]
-            z[q.name] = t
-        return z
+        return {q.name: self.internal_value(NUMPY, q.name, p[q.name], p, centres) for q in self.parameters}
+
+    def internal_value(self, ops: Any, name: str, value: Any, public: Mapping[str, Any], centres: Mapping[str, Any]) -> Any:
+        """The internal coordinate of parameter ``name`` at public ``value``; ``public`` holds its exponent."""
+        q = self.parameter(name)
+        t = ops.log(value) if q.positive else value
+        return t - self._shift(q, public, centres)
+
+    @staticmethod
+    def _shift(q: Parameter, public: Mapping[str, Any], centres: Mapping[str, Any]) -> Any:
+        """``exponent * centre`` for a centred amplitude, else 0."""
+        if q.centre is None:
+            return 0.0
+        exponent, column = q.centre
+        slope = public[exponent] if exponent is not None else 1.0
+        return slope * centres[column]
 
     def loss(self, p: Mapping[str, Any], inputs: Mapping[str, Any]) -> np.ndarray:
         """Loss (not log) on numpy values: ``inputs`` holds raw columns, not logs."""

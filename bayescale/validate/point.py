@@ -109,12 +109,14 @@ class _Problem:
         self.law = spec.law
         d = design(spec, runs, ())
         self.x, self.y, self.delta = d.x, d.y, delta
-        self.names = self.law.parameter_names
-        self.positive = np.array([p.positive for p in self.law.parameters])
+        self.fixed = spec.fixed  # held at their constants, not optimised
+        self.names = tuple(n for n in self.law.parameter_names if n not in self.fixed)
+        self.positive = np.array([self.law.parameter(n).positive for n in self.names])
 
     def public(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         theta = np.asarray(theta, dtype=float)
-        return {n: (np.exp(theta[..., i]) if self.positive[i] else theta[..., i]) for i, n in enumerate(self.names)}
+        free = {n: (np.exp(theta[..., i]) if self.positive[i] else theta[..., i]) for i, n in enumerate(self.names)}
+        return {n: free[n] if n in free else np.full(theta.shape[:-1], self.fixed[n]) for n in self.law.parameter_names}
 
     def to_theta(self, values: Mapping[str, float]) -> np.ndarray:
         return np.array([np.log(max(values[n], POSITIVE_FLOOR)) if pos else values[n] for n, pos in zip(self.names, self.positive, strict=True)])
@@ -163,6 +165,8 @@ def start_grid(spec: ModelSpec, seed: int = 0, max_points: int = 20_000) -> list
     axes = {}
     prior_draws = None
     for p in spec.law.parameters:
+        if p.name in spec.fixed:
+            continue
         if p.name in LITERATURE_GRID:
             axes[p.name] = LITERATURE_GRID[p.name]
         else:
