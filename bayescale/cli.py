@@ -48,21 +48,21 @@ def _run(fn, *args, **kwargs):
         raise typer.Exit(exc.exit_code) from None
 
 
-def _pairs(pairs: list[str] | None, flag: str, example: str) -> dict[str, str]:
+def _pairs(pairs: list[str] | None, flag: str, form: str, example: str) -> dict[str, str]:
     """``KEY=VALUE`` options (repeatable) as a dict; a malformed one names the flag."""
     from bayescale.errors import RunTableError
 
     out = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise RunTableError(f"{flag} {pair!r}: expected KEY=VALUE, e.g. {flag} {example}")
+            raise RunTableError(f"{flag} {pair!r}: expected {form}, e.g. {flag} {example}")
         key, value = pair.split("=", 1)
         out[key.strip()] = value.strip().strip("'\"")
     return out
 
 
 def _columns(pairs: list[str] | None) -> dict[str, str]:
-    return _pairs(pairs, "--column", "params='Model Size'")
+    return _pairs(pairs, "--column", "CANONICAL=HEADER", "params='Model Size'")
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -82,7 +82,7 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks in
 def _fit(runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet):
     import bayescale
 
-    where = _pairs(where, "--where", "published_fit=true")
+    where = _pairs(where, "--where", "COLUMN=VALUE", "published_fit=true")
     table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where)
     return bayescale.fit(table, model, group or None, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, progress=not quiet)
 

@@ -84,6 +84,8 @@ def test_cli_fit_and_forecast_round_trip(cli_fit):
         (["fit", "{bad}"], RunTableError.exit_code, "row 2 (line 3), column 'loss'"),
         (["fit", "{good}", "--model", "nonsense"], ModelSpecError.exit_code, "unknown model 'nonsense'"),
         (["fit", "{good}", "--column", "params"], RunTableError.exit_code, "expected CANONICAL=HEADER"),
+        (["fit", "{good}", "--where", "dataset"], RunTableError.exit_code, "expected COLUMN=VALUE"),
+        (["fit", "{good}", "--where", "dataset=c4"], RunTableError.exit_code, "cannot select rows by column 'dataset'"),
         (["summary", "{missing}"], FitFileError.exit_code, "no such fit file"),
         (["summary", "{bad}"], FitFileError.exit_code, "cannot read as a bayescale fit"),
         (["forecast", "{fit}", "--params", "big", "--tokens", "1T"], RunTableError.exit_code, "cannot read 'big'"),
