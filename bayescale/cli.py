@@ -79,12 +79,12 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks in
     STATE["debug"] = debug
 
 
-def _fit(runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet):
+def _fit(runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation=None):
     import bayescale
 
     where = _pairs(where, "--where", "COLUMN=VALUE", "published_fit=true")
     table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where)
-    return bayescale.fit(table, model, group or None, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, progress=not quiet)
+    return bayescale.fit(table, model, group or None, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet)
 
 
 @app.command("fit")
@@ -102,11 +102,12 @@ def fit_cmd(
     chains: Annotated[int, typer.Option(help="Number of chains.")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same posterior.")] = 0,
     sampler: Annotated[str, typer.Option(help="nutpie (default), pymc or numpyro.")] = "nutpie",
+    adaptation: Annotated[str | None, typer.Option(help="nutpie mass matrix: low_rank (default without --group) or diag (default with).")] = None,
     strict: Annotated[bool, typer.Option(help="Exit with code 7 if the fit did not converge.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Fit a scaling law to a run table and save the posterior."""
-    result = _run(_fit, runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet)
+    result = _run(_fit, runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation)
     path = _run(result.save, output)
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
     typer.echo(f"saved {path}")

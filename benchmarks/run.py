@@ -69,6 +69,7 @@ def main() -> None:
     rows.append(("cold fit (target)", t_cold, 15.0, "target s"))
 
     import bayescale
+    from bayescale.forecasting import CHUNK_ELEMENTS, forecast_summary
     from bayescale.resources import data_path
     from bayescale.simulate import EPOCH_CHINCHILLA, grid_runs, simulate_runs
 
@@ -87,6 +88,13 @@ def main() -> None:
     draws = ds.sizes["chain"] * ds.sizes["draw"]
     rows.append((f"forecast {n_targets:,} targets × {draws} draws", t_forecast, 5.0, "target s"))
     rows.append(("  its peak traced memory (MB); output alone", peak / 1e6, 2 * 8 * n_targets * draws / 1e6, "output MB"))
+    del ds
+    tracemalloc.start()
+    t_summary, _ = timed(lambda: forecast_summary(warm, **targets))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rows.append((f"forecast_summary (CLI path), {n_targets:,} targets × {draws} draws", t_summary, 5.0, "target s"))
+    rows.append(("  its peak traced memory (MB); one chunk", peak / 1e6, 2 * 8 * CHUNK_ELEMENTS / 1e6, "chunk MB"))
 
     budgets = np.geomspace(1e20, 1e26, 100)
     t_alloc, _ = timed(lambda: warm.allocate(budgets))

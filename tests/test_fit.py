@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from bayescale import ConvergenceWarning, FitFileError, RunTableError, SamplerError, fit, load_fit
-from bayescale.fitting import check_convergence
+from bayescale import ConvergenceWarning, FitFileError, RunTableError, SamplerError, fit, load_fit, load_runs
+from bayescale.fitting import _adaptation, check_convergence
 from bayescale.simulate import EPOCH_CHINCHILLA
 
 from .conftest import GROUP_TRUTHS
@@ -246,3 +246,30 @@ def test_targets_outside_sensible_range(chinchilla_fit, column, value):
     targets = {"params": "7B", "tokens": "140B", column: value}
     with pytest.raises(RunTableError, match=f"column '{column}'.*outside any sensible range"):
         chinchilla_fit.forecast(**targets)
+
+
+def test_compiled_model_cache_refits_a_model_with_unused_data():
+    """data_constrained leaves some pm.Data out of its graph; a cached refit must not pass them to nutpie."""
+    from bayescale import fitting
+    from bayescale.resources import data_path
+
+    runs = load_runs(data_path("datablations_c4_runs.csv"), where={"published_fit": "true"})
+    kwargs = {"draws": 50, "tune": 50, "chains": 1, "seed": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitting._COMPILED.clear()
+        first = fit(runs, "data_constrained_two_stage", **kwargs)
+        second = fit(runs.data.assign(loss=runs.data["loss"] * 1.02), "data_constrained_two_stage", **kwargs)
+    assert len(fitting._COMPILED) == 1
+    assert second.info["adaptation"] == "low_rank"
+    assert float(second.posterior["sigma"].median()) > 0
+    assert not np.allclose(first.posterior["R_D_star"].values, second.posterior["R_D_star"].values)
+
+
+def test_adaptation_is_checked_and_defaults_by_hierarchy(synthetic_frame):
+    with pytest.raises(SamplerError, match="unknown adaptation 'dense'"):
+        fit(synthetic_frame, adaptation="dense")
+    with pytest.raises(SamplerError, match="is a nutpie option"):
+        fit(synthetic_frame, sampler="pymc", adaptation="diag")
+    assert _adaptation(None, "nutpie", ("dataset",)) == "diag"
+    assert _adaptation(None, "nutpie", ()) == "low_rank"
