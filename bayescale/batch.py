@@ -26,8 +26,8 @@ import pandas as pd
 from bayescale.errors import BayescaleError
 
 MANIFEST_KEYS = {"defaults", "job"}
-JOB_KEYS = {"name", "runs", "model", "group", "forecast", "allocate", "split_by", "columns", "drop_highest_loss", "draws", "tune", "chains", "seed", "sampler"}
-FIT_OPTIONS = ("draws", "tune", "chains", "seed", "sampler")
+JOB_KEYS = {"name", "runs", "model", "group", "forecast", "allocate", "split_by", "columns", "drop_highest_loss", "max_epochs", "where", "draws", "tune", "chains", "seed", "sampler", "adaptation"}
+FIT_OPTIONS = ("draws", "tune", "chains", "seed", "sampler", "adaptation")
 SUMMARY_FIRST = ["job", "status", "error", "converged", "n_runs", "seconds"]
 #: Environment for worker processes: one thread per BLAS/OpenMP/Numba pool, so chains do not oversubscribe cores.
 WORKER_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
@@ -47,6 +47,8 @@ class Job:
     split_value: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
     drop_highest_loss: int = 0
+    max_epochs: float | None = None
+    where: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -57,7 +59,7 @@ class Job:
         """The job's validated run table (the split slice, if any)."""
         from bayescale.runs import RunTable, load_runs
 
-        table = load_runs(self.runs, columns=self.columns or None, drop_highest_loss=self.drop_highest_loss)
+        table = load_runs(self.runs, columns=self.columns or None, drop_highest_loss=self.drop_highest_loss, max_epochs=self.max_epochs, where=self.where or None)
         if self.split_by is None:
             return table
         table.require_columns([self.split_by], "split_by")
@@ -114,6 +116,8 @@ def read_manifest(path: str | Path) -> list[Job]:
             allocate=tuple(float(b) for b in merged.get("allocate", ())),
             columns=dict(merged.get("columns", {})),
             drop_highest_loss=int(merged.get("drop_highest_loss", 0)),
+            max_epochs=None if merged.get("max_epochs") is None else float(merged["max_epochs"]),
+            where={str(k): str(v) for k, v in dict(merged.get("where", {})).items()},
             options={k: merged[k] for k in FIT_OPTIONS if k in merged},
         )
         split = merged.get("split_by")

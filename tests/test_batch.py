@@ -53,6 +53,20 @@ def test_manifest_expands_split_by(manifest):
     assert names == ["all", "broken", "sweeps/narrow", "sweeps/wide"]
 
 
+def test_manifest_selects_rows_like_the_cli(tmp_path):
+    from bayescale.resources import data_path
+
+    (tmp_path / "m.toml").write_text(
+        f'[[job]]\nname = "c4"\nruns = "{data_path("datablations_c4_runs.csv")}"\nmodel = "data_constrained_two_stage"\n'
+        'where = { published_fit = true }\nmax_epochs = 50\nadaptation = "diag"\n'
+    )
+    (job,) = read_manifest(tmp_path / "m.toml")
+    table = job.load()
+    assert 0 < len(table) < 182
+    assert table.data["published_fit"].str.lower().eq("true").all() and table.data["epochs"].max() <= 50
+    assert job.options["adaptation"] == "diag"
+
+
 def test_batch_records_failure_and_succeeds_elsewhere(batch_results):
     out, summary = batch_results
     assert list(summary.columns[:6]) == ["job", "status", "error", "converged", "n_runs", "seconds"]

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bayescale.cli import app
-from bayescale.errors import FitFileError, ModelSpecError, RunTableError
+from bayescale.errors import FitFileError, ModelSpecError, RunTableError, SamplerError
 
 runner = CliRunner()
 
@@ -86,6 +86,7 @@ def test_cli_fit_and_forecast_round_trip(cli_fit):
         (["fit", "{good}", "--column", "params"], RunTableError.exit_code, "expected CANONICAL=HEADER"),
         (["fit", "{good}", "--where", "dataset"], RunTableError.exit_code, "expected COLUMN=VALUE"),
         (["fit", "{good}", "--where", "dataset=c4"], RunTableError.exit_code, "cannot select rows by column 'dataset'"),
+        (["fit", "{good}", "--adaptation", "dense"], SamplerError.exit_code, "unknown adaptation 'dense'"),
         (["summary", "{missing}"], FitFileError.exit_code, "no such fit file"),
         (["summary", "{bad}"], FitFileError.exit_code, "cannot read as a bayescale fit"),
         (["forecast", "{fit}", "--params", "big", "--tokens", "1T"], RunTableError.exit_code, "cannot read 'big'"),
