@@ -127,7 +127,8 @@ def _format_summary(result, ci: float, fmt: Format) -> str:
     if fmt is Format.csv:
         return table.to_csv()
     lo, hi = f"lo{ci:.0%}", f"hi{ci:.0%}"
-    shown = table.rename(columns={"lo": lo, "hi": hi})
+    shown = table.rename(columns={"lo": lo, "hi": hi}).astype(object)
+    shown.loc[[p for p in result.spec.fixed if p in shown.index], ["rhat", "ess_bulk", "ess_tail"]] = "fixed"
     body = shown.to_string(float_format=lambda v: f"{v:.4g}")
     return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{body}\n\n{result.diagnostics.message()}"
 

@@ -265,6 +265,19 @@ def test_datablations_two_stage_fit_contains_published_r_d_star(two_stage_fit):
     assert doc["fixed"]["alpha"] == pytest.approx(0.3526596) and doc["parameters"]["alpha"]["rhat"] is None
 
 
+def test_cli_summary_marks_fixed_parameters(two_stage_fit, tmp_path):
+    from typer.testing import CliRunner
+
+    from bayescale.cli import app
+
+    path = two_stage_fit.save(tmp_path / "two_stage.nc")
+    result = CliRunner().invoke(app, ["summary", str(path)])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.split()}
+    assert rows["alpha"][-3:] == ["fixed", "fixed", "fixed"]
+    assert "fixed" not in rows["R_D_star"]
+
+
 @pytest.mark.slow
 def test_datablations_joint_fit_of_all_runs_puts_r_d_star_above_published(datablations_fit):
     """The joint fit of all 296 runs (diverged and seed repeats included) does not give 15.4.
