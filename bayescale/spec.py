@@ -22,7 +22,7 @@ from bayescale.resources import models_dir
 
 TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling", "options"}
 LIKELIHOOD_KEYS = {"family", "nu", "sigma"}
-POOLING_KEYS = {"params", "group", "scale"}
+POOLING_KEYS = {"params", "group", "scale", "centered"}
 FAMILIES = ("studentt", "normal")
 DEFAULT_POOL_SCALE = 0.2
 DEFAULT_SIGMA_PRIOR = {"dist": "HalfNormal", "sigma": 0.05}
@@ -109,6 +109,9 @@ class ModelSpec:
     pooled: tuple[str, ...]
     pool_scale: Mapping[str, float]
     group: tuple[str, ...] = ()
+    #: Pooled parameters whose group levels are sampled centred (level ~ N(population, tau))
+    #: instead of non-centred: better when every group's own data pin its level down.
+    centered: tuple[str, ...] = ()
     description: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -155,6 +158,13 @@ class ModelSpec:
         for p, s in scale.items():
             if not s > 0:
                 raise ModelSpecError(f"{source}: pooling.scale.{p} = {s:g} must be > 0")
+        centered = pooling.get("centered", [])
+        centered = list(pooled) if centered is True else ([] if centered is False else centered)
+        if isinstance(centered, str) or not isinstance(centered, list):
+            raise ModelSpecError(f"{source}: pooling.centered must be a list of pooled parameters or true/false, not {centered!r}")
+        bad = [p for p in centered if p not in pooled]
+        if bad:
+            raise ModelSpecError(f"{source}: pooling.centered names {', '.join(map(str, bad))}, not pooled ({', '.join(pooled) or 'none'})")
         group = pooling.get("group", [])
         if isinstance(group, str):
             group = [group]
@@ -166,6 +176,7 @@ class ModelSpec:
             pooled=pooled,
             pool_scale=scale,
             group=tuple(group),
+            centered=tuple(centered),
             description=str(raw.get("description", law.description)),
             options=dict(raw.get("options", {})),
         )
@@ -177,7 +188,7 @@ class ModelSpec:
             "description": self.description,
             "priors": {k: v.to_dict() for k, v in self.priors.items()},
             "likelihood": self.likelihood.to_dict(),
-            "pooling": {"params": list(self.pooled), "group": list(self.group), "scale": dict(self.pool_scale)},
+            "pooling": {"params": list(self.pooled), "group": list(self.group), "scale": dict(self.pool_scale), "centered": list(self.centered)},
             "options": dict(self.options),
         }
 

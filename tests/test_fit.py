@@ -273,3 +273,24 @@ def test_adaptation_is_checked_and_defaults_by_hierarchy(synthetic_frame):
         fit(synthetic_frame, sampler="pymc", adaptation="diag")
     assert _adaptation(None, "nutpie", ("dataset",)) == "diag"
     assert _adaptation(None, "nutpie", ()) == "low_rank"
+
+
+def test_centred_levels_recover_groups_and_keep_the_non_centred_view(grouped_frame):
+    """``pooling.centered`` samples E's levels directly; eta stays in the posterior as a Deterministic."""
+    import tomllib
+
+    from bayescale.resources import models_dir
+
+    spec = tomllib.loads((models_dir() / "chinchilla.toml").read_text())
+    spec["pooling"] = {"params": ["E", "A", "B"], "centered": ["E"], "scale": {"E": 0.3, "A": 0.5, "B": 0.5}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = fit(grouped_frame, spec, group="dataset", draws=400, tune=600, chains=2, seed=6)
+    post = result.posterior
+    assert result.spec.centered == ("E",) and "E_z_dataset" in post and "A_z_dataset" not in post
+    np.testing.assert_allclose(post["E_tau_dataset"] * post["E_eta_dataset"], post["E_z_dataset"] - post["E_z"], atol=1e-9)
+    for group, truth in GROUP_TRUTHS.items():
+        ok, detail = inside(result, f"E[dataset={group}]", truth["E"], ci=0.99)
+        assert ok, detail
+    forecast = result.forecast(params=[7e10], tokens=[1.4e12], dataset=["code"])
+    assert float(forecast["loss"].median()) < float(result.forecast(params=[7e10], tokens=[1.4e12], dataset=["books"])["loss"].median())

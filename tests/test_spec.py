@@ -40,6 +40,8 @@ def test_user_copy_of_a_spec(tmp_path):
         ({**BASE, "pooling": {"params": ["E", "zeta"]}}, "pooling.params names zeta"),
         ({**BASE, "pooling": {"scale": {"E": -1}}}, "must be > 0"),
         ({**BASE, "pooling": {"pool": []}}, "unknown pooling key"),
+        ({**BASE, "pooling": {"params": ["E"], "centered": ["A"]}}, "pooling.centered names A, not pooled"),
+        ({**BASE, "pooling": {"centered": "E"}}, "pooling.centered must be a list"),
         ({**BASE, "likelihood": {"family": "cauchy"}}, "not one of studentt, normal"),
         ({**BASE, "likelihood": {"nu": -2}}, "nu must be a positive number"),
         ({**BASE, "priors": {"E": {"dist": "Fixed"}}}, "a fixed parameter is written"),
@@ -69,6 +71,13 @@ def test_fixed_parameters():
     assert "E" not in free.pooled and "alpha" in free.pooled
     with pytest.raises(ModelSpecError, match="E must be positive"):
         ModelSpec.from_dict({**BASE, "priors": {"E": {"dist": "Fixed", "value": -1.0}}}).check_priors()
+
+
+def test_centered_pooling():
+    spec = ModelSpec.from_dict({**BASE, "pooling": {"params": ["E", "A"], "centered": True}})
+    assert spec.centered == ("E", "A")
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    assert ModelSpec.from_dict(BASE).centered == ()
 
 
 @pytest.mark.parametrize(
