@@ -268,6 +268,8 @@ _COMPILED_MAX = 8
 
 def _adaptation(adaptation: str | None, sampler: str, groups: tuple[str, ...]) -> str | None:
     """The nutpie mass-matrix adaptation to use (``None`` for the other samplers)."""
+    if sampler not in SAMPLERS:
+        raise SamplerError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     if sampler != "nutpie":
         if adaptation is not None:
             raise SamplerError(f"adaptation={adaptation!r} is a nutpie option; the {sampler} sampler adapts a diagonal mass matrix")
@@ -282,8 +284,6 @@ def _adaptation(adaptation: str | None, sampler: str, groups: tuple[str, ...]) -
 def _sample(spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, tune: int, chains: int, seed: int, cores: int, progress: bool, target_accept: float, adaptation: str) -> xr.DataTree:
     from bayescale.model import build_model, data_values, structure_key
 
-    if sampler not in SAMPLERS:
-        raise SamplerError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     if sampler == "numpyro":
         try:
             import numpyro  # noqa: F401

@@ -147,9 +147,9 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
                 for g in d.groups:
                     tau = pm.HalfNormal(f"{p.name}_tau_{g}", sigma=spec.pool_scale[p.name])
                     if p.name in spec.centered:  # eta kept as a Deterministic: consumers see one form
-                        level = pm.Normal(f"{p.name}_z_{g}", mu=z_pop[p.name], sigma=tau, dims=g)
-                        pm.Deterministic(f"{p.name}_eta_{g}", (level - z_pop[p.name]) / tau, dims=g)
-                        z = z + (level - z_pop[p.name])[index[g]]
+                        offset = pm.Normal(f"{p.name}_z_{g}", mu=z_pop[p.name], sigma=tau, dims=g) - z_pop[p.name]
+                        pm.Deterministic(f"{p.name}_eta_{g}", offset / tau, dims=g)
+                        z = z + offset[index[g]]
                     else:
                         eta = pm.Normal(f"{p.name}_eta_{g}", 0.0, 1.0, dims=g)
                         z = z + tau * eta[index[g]]

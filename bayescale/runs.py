@@ -234,7 +234,7 @@ def load_runs(
         data = data[keep]
     for column, value in (where or {}).items():
         if column not in data.columns:
-            raise RunTableError(f"{name}: cannot select rows by column {column!r}: the table has {', '.join(map(repr, frame.columns))}")
+            raise RunTableError(f"{name}: cannot select rows by column {column!r}: the table has {', '.join(map(repr, data.columns))}")
         text = data[column].astype(str).str.strip().str.lower()
         keep = (text == str(value).strip().lower()).to_numpy()
         if not keep.any():

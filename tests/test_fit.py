@@ -271,6 +271,8 @@ def test_adaptation_is_checked_and_defaults_by_hierarchy(synthetic_frame):
         fit(synthetic_frame, adaptation="dense")
     with pytest.raises(SamplerError, match="is a nutpie option"):
         fit(synthetic_frame, sampler="pymc", adaptation="diag")
+    with pytest.raises(SamplerError, match="unknown sampler 'stan'"):
+        fit(synthetic_frame, sampler="stan", adaptation="diag")
     assert _adaptation(None, "nutpie", ("dataset",)) == "diag"
     assert _adaptation(None, "nutpie", ()) == "low_rank"
 
