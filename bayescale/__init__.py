@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit, fit, load_fit
-    from bayescale.forecasting import forecast, forecast_table
+    from bayescale.forecasting import forecast, forecast_summary, forecast_table
     from bayescale.runs import RunTable, load_runs
     from bayescale.spec import ModelSpec, load_spec
 
@@ -33,6 +33,7 @@ _LAZY = {
     "fit": "bayescale.fitting",
     "load_fit": "bayescale.fitting",
     "forecast": "bayescale.forecasting",
+    "forecast_summary": "bayescale.forecasting",
     "forecast_table": "bayescale.forecasting",
     "RunTable": "bayescale.runs",
     "load_runs": "bayescale.runs",
@@ -61,6 +62,7 @@ __all__ = [
     "SamplerError",
     "fit",
     "forecast",
+    "forecast_summary",
     "forecast_table",
     "load_fit",
     "load_runs",

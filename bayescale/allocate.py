@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.errors import BayescaleError
+from bayescale.errors import BayescaleError, check_probability
 from bayescale.laws.base import Law
 from bayescale.laws.ops import NUMPY
 
@@ -233,10 +233,9 @@ def allocate_params(
     See ``allocate``; this is the pure function on parameter values (known truths in tests).
     """
     flops = parse_flops(flops)
-    if robust_quantile is not None and not 0 < robust_quantile < 1:
-        raise BayescaleError(f"robust_quantile={robust_quantile!r} must be a probability strictly between 0 and 1")
-    if not 0 < ci < 1:
-        raise BayescaleError(f"ci={ci!r} must be a probability strictly between 0 and 1 (e.g. 0.9)")
+    if robust_quantile is not None:
+        check_probability(robust_quantile, "robust_quantile")
+    check_probability(ci)
     missing = [p for p in law.parameter_names if p not in params]
     if missing:
         raise BayescaleError(f"the {law.name} law needs parameter(s) {', '.join(missing)}")
@@ -321,10 +320,9 @@ def allocate(
     ``penalty`` (loss minus loss_unlimited). ``flops`` accepts numbers, unit strings and ranges
     "1e21:1e25:9". Parameters are the population level unless ``group_values`` names seen levels.
     """
-    from bayescale.fitting import _check_ci
     from bayescale.units import parse_quantity
 
-    _check_ci(ci)
+    check_probability(ci)
     if unique_tokens is not None:
         try:
             unique_tokens = parse_quantity(unique_tokens)
@@ -346,8 +344,7 @@ def allocation_table(ds: xr.Dataset, ci: float | None = None) -> pd.DataFrame:
     With ``unique_tokens``: also ``epochs_*`` and ``penalty_*``.
     """
     ci = float(ds.attrs.get("ci", 0.9)) if ci is None else float(ci)
-    if not 0 < ci < 1:
-        raise BayescaleError(f"ci={ci!r} must be a probability strictly between 0 and 1 (e.g. 0.9)")
+    check_probability(ci)
     q = [0.5, (1 - ci) / 2, (1 + ci) / 2]
     table = pd.DataFrame({"flops": ds["flops"].values})
     names = ["params", "tokens", "loss"] + [n for n in ("epochs", "penalty") if n in ds]

@@ -30,7 +30,7 @@ JOB_KEYS = {"name", "runs", "model", "group", "forecast", "allocate", "split_by"
 FIT_OPTIONS = ("draws", "tune", "chains", "seed", "sampler", "adaptation")
 SUMMARY_FIRST = ["job", "status", "error", "converged", "n_runs", "seconds"]
 #: Environment for worker processes: one thread per BLAS/OpenMP/Numba pool, so chains do not oversubscribe cores.
-WORKER_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+WORKER_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "BAYESCALE_NUM_THREADS": "1"}
 
 
 @dataclass(frozen=True)

@@ -161,11 +161,11 @@ def _group_values(pairs: list[str] | None) -> dict[str, list[str]]:
 
 
 def _forecast(fit_path, params, tokens, unique_tokens, flops, group_value, targets, ci, seed):
-    from bayescale.errors import RunTableError
-    from bayescale.fitting import _check_ci, load_fit
+    from bayescale.errors import RunTableError, check_probability
+    from bayescale.fitting import load_fit
     from bayescale.forecasting import forecast_summary
 
-    _check_ci(ci)
+    check_probability(ci)
     result = load_fit(fit_path)
     if targets is not None:
         if any(v is not None for v in (params, tokens, unique_tokens, flops)):
@@ -243,9 +243,10 @@ def _demo(output: Path, draws: int, tune: int, chains: int, seed: int, quiet: bo
 
 def _allocate(fit_path, flops, unique_tokens, ci, robust_quantile):
     from bayescale.allocate import allocation_table, parse_flops
-    from bayescale.fitting import _check_ci, load_fit
+    from bayescale.errors import check_probability
+    from bayescale.fitting import load_fit
 
-    _check_ci(ci)
+    check_probability(ci)
     budgets = parse_flops(flops or [])
     result = load_fit(fit_path)
     ds = result.allocate(budgets, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile)
@@ -276,7 +277,7 @@ def allocate_cmd(
 def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour):
     from bayescale.allocate import parse_flops
     from bayescale.decide import cost, decide
-    from bayescale.errors import BayescaleError
+    from bayescale.errors import BayescaleError, check_probability
     from bayescale.fitting import load_fit
     from bayescale.units import parse_quantity
 
@@ -298,8 +299,7 @@ def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, p
         raise BayescaleError("give both --params and --tokens (a plan), or --flops, or neither (find the compute)")
     if n is not None and flops:
         raise BayescaleError("give either --flops or --params/--tokens, not both")
-    if not 0 < prob < 1:
-        raise BayescaleError(f"--prob {prob!r} must be a probability strictly between 0 and 1")
+    check_probability(prob, "--prob")
     cost(1.0, usd_per_flop, flops_per_gpu_hour)  # validates the rates before loading the fit
     result = load_fit(fit_path)
     return decide(result, target_loss, prob, flops=parse_flops(flops) if flops else None, params=n, tokens=d, unique_tokens=u, predictive=predictive, usd_per_flop=usd_per_flop, flops_per_gpu_hour=flops_per_gpu_hour)
@@ -487,11 +487,12 @@ def report_cmd(
 
 def _report(fit_path, output, flops, target_loss, prob, unique_tokens, ci):
     from bayescale.allocate import parse_flops
-    from bayescale.fitting import _check_ci, load_fit
+    from bayescale.errors import check_probability
+    from bayescale.fitting import load_fit
     from bayescale.report import command_line, render_report
     from bayescale.units import parse_quantity
 
-    _check_ci(ci)
+    check_probability(ci)
     budgets = parse_flops(flops) if flops else None
     unique = parse_quantity(unique_tokens) if unique_tokens is not None else None
     result = load_fit(fit_path)

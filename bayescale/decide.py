@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from bayescale.allocate import allocate_params, parameter_draws
-from bayescale.errors import BayescaleError
+from bayescale.errors import BayescaleError, check_probability
 from bayescale.laws.ops import NUMPY
 
 if TYPE_CHECKING:
@@ -78,11 +78,6 @@ def _positive(name: str, value: Any) -> np.ndarray:
     if not np.all(np.isfinite(arr) & (arr > 0)):
         raise BayescaleError(f"{name} must be positive and finite (got {value!r})")
     return arr
-
-
-def _check_prob(name: str, value: float) -> None:
-    if not 0 < value < 1:
-        raise BayescaleError(f"{name}={value!r} must be a probability strictly between 0 and 1")
 
 
 class _Posterior:
@@ -183,7 +178,7 @@ def compute_for_target(
     target = float(target_loss)
     if not (np.isfinite(target) and target > 0):
         raise BayescaleError(f"target_loss={target_loss!r} must be a positive, finite loss")
-    _check_prob("prob", prob)
+    check_probability(prob, "prob")
     lo_c, hi_c = (float(v) for v in flops_range)
     if not 0 < lo_c < hi_c:
         raise BayescaleError(f"flops_range={flops_range!r} must be two increasing positive numbers")
@@ -258,9 +253,7 @@ def compare_plans(
     ``predictive=False`` (default) compares mean curves, draw by draw (the law's uncertainty
     is shared by both plans); ``predictive=True`` adds independent run noise to each.
     """
-    from bayescale.fitting import _check_ci
-
-    _check_ci(ci)
+    check_probability(ci)
     (na, da, ua), (nb, db, ub) = _plan("plan_a", plan_a), _plan("plan_b", plan_b)
     post = _Posterior(fit, group_values, seed)
     loss_a = post.loss(na, da, ua, predictive)[:, 0]
@@ -301,7 +294,7 @@ def decide(
     """The ``bayescale decide`` document: one plan's P(loss < target), each budget's robust plan
     and its probability, or (neither given) the least compute reaching the target with ``prob``.
     """
-    _check_prob("prob", prob)
+    check_probability(prob, "prob")
     doc: dict[str, Any] = {"target_loss": float(target_loss), "prob_required": prob, "predictive": predictive, "converged": fit.converged}
     if params is not None:
         c = 6.0 * params * tokens

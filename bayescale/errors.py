@@ -36,6 +36,12 @@ class SamplerError(BayescaleError, RuntimeError):
     exit_code = 6
 
 
+def check_probability(value: float, name: str = "ci") -> None:
+    """Raise a ``BayescaleError`` unless ``value`` (an interval mass or a quantile) is in (0, 1)."""
+    if not 0 < value < 1:
+        raise BayescaleError(f"{name}={value!r} must be a probability strictly between 0 and 1 (e.g. 0.9)")
+
+
 class ConvergenceWarning(UserWarning):
     """The sampler did not converge (R-hat, ESS, divergences or tree depth): do not trust the fit."""
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.errors import ConvergenceWarning, FitFileError, SamplerError
+from bayescale.errors import ConvergenceWarning, FitFileError, SamplerError, check_probability
 from bayescale.laws.ops import NUMPY
 from bayescale.model import Design, design
 from bayescale.runs import RunTable, load_runs
@@ -174,7 +174,7 @@ class Fit:
         """Median, equal-tailed ``ci`` interval, R-hat and ESS of every public parameter."""
         import arviz as az
 
-        _check_ci(ci)
+        check_probability(ci)
         post = self.posterior[self.parameter_names()]
         free = post[[n for n in post.data_vars if n not in self.spec.fixed]]  # constants have no R-hat/ESS
         rhat = az.rhat(free) if post.sizes["chain"] > 1 else None
@@ -239,13 +239,6 @@ class Fit:
 def _finite_or_none(value: float) -> float | None:
     """JSON has no NaN: undefined statistics (R-hat of one chain, of a fixed constant) become null."""
     return float(value) if np.isfinite(value) else None
-
-
-def _check_ci(ci: float) -> None:
-    from bayescale.errors import BayescaleError
-
-    if not 0 < ci < 1:
-        raise BayescaleError(f"ci={ci!r} must be a probability strictly between 0 and 1 (e.g. 0.9)")
 
 
 def group_level_parameters(spec: ModelSpec, d: Design, posterior: xr.Dataset) -> dict[str, xr.DataArray]:

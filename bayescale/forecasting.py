@@ -7,8 +7,10 @@ get fresh draws from the population level. Work is chunked over targets to bound
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,15 +18,19 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.errors import ExtrapolationWarning, RunTableError
-from bayescale.laws.ops import NUMPY
+from bayescale.errors import BayescaleError, ExtrapolationWarning, RunTableError, check_probability
+from bayescale.laws.ops import NUMPY, NUMPY_FAST
+from bayescale.order_stats import NUMBA_MIN_ELEMENTS, row_order_stats
 from bayescale.runs import parse_numeric_column, read_table
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
 
-#: Largest number of (chain × draw × target) values evaluated at once.
+#: Largest number of (chain × draw × target) values ``forecast`` evaluates at once.
 CHUNK_ELEMENTS = 4_000_000
+#: Values (draw × target) one thread of ``forecast_summary`` evaluates at once: a block whose
+#: float32 temporaries stay in cache, which matters more than fewer, larger numpy calls.
+SUMMARY_BLOCK_ELEMENTS = 131_072
 #: Targets outside these ranges are rejected as typos (a unit slip such as 70 for 70B).
 SENSIBLE_RANGE = {"params": (1e3, 1e16), "active_params": (1e3, 1e16), "tokens": (1e3, 1e18), "unique_tokens": (1e3, 1e18), "flops": (1e6, 1e35)}
 #: Forecasts beyond this multiple of the largest fitted compute carry an ExtrapolationWarning.
@@ -179,17 +185,93 @@ def forecast(fit: Fit, targets: Any = None, *, seed: int = 0, **columns: Any) ->
 
 
 def forecast_summary(fit: Fit, targets: Any = None, *, ci: float = 0.9, seed: int = 0, **columns: Any) -> pd.DataFrame:
-    """``forecast_table(forecast(...))`` computed chunk by chunk: memory bounded by the chunk, not the targets."""
+    """Per-target intervals (the columns of ``forecast_table``) without materialising the draws.
+
+    Built for many targets: the law runs in float32 on cache-sized blocks of targets spread over
+    threads, and memory stays bounded by a few blocks. Each target's predictive interval is exact
+    for its own marginal, but one noise draw per posterior draw is shared across targets, so
+    use ``forecast`` for joint draws (e.g. the difference between two targets).
+    """
+    check_probability(ci)
     frame = target_table(fit, targets, **columns)
     _warn_extrapolation(fit, frame)
-    qs = [0.5, (1 - ci) / 2, (1 + ci) / 2]
-    out = {f"{prefix}_{stat}": np.empty(len(frame)) for prefix in ("loss", "mean") for stat in ("median", "lo", "hi")}
-    for lo, hi, mean, pred in _chunks(fit, frame, seed):
-        for prefix, values in (("loss", pred), ("mean", mean)):
-            flat = values.reshape(-1, hi - lo)
-            for stat, q in zip(("median", "lo", "hi"), np.quantile(flat, qs, axis=0), strict=True):
-                out[f"{prefix}_{stat}"][lo:hi] = q
+    qs = np.array([0.5, (1 - ci) / 2, (1 + ci) / 2])
+    mean, pred = _marginal_quantiles(fit, frame, qs, seed)
+    out = {f"{prefix}_{stat}": values[:, i] for prefix, values in (("loss", pred), ("mean", mean)) for i, stat in enumerate(("median", "lo", "hi"))}
     return pd.concat([frame, pd.DataFrame(out)], axis=1)
+
+
+def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quantiles ``qs`` of the mean curve and of the predictive loss per target: two (target, q) arrays."""
+    law = fit.spec.law
+    post = fit.posterior
+    threads = forecast_threads()
+    rng = np.random.default_rng(seed)
+    n_draws = post.sizes["chain"] * post.sizes["draw"]
+    effects = _group_effects(fit, frame, rng)
+
+    def flat(name: str) -> np.ndarray:
+        return post[name].transpose("chain", "draw").values.reshape(1, n_draws)
+
+    z_pop = {p: flat(f"{p}_z") for p in law.parameter_names}
+    nu = flat("nu")[0] if "nu" in post else fit.spec.likelihood.nu
+    eps = rng.standard_t(np.broadcast_to(nu, n_draws)) if fit.spec.likelihood.family == "studentt" else rng.standard_normal(n_draws)
+    noise = (flat("sigma")[0] * eps).astype(np.float32)
+    logs = {c: np.log(frame[c].to_numpy(dtype=float)) for c in law.inputs}
+    covariates = {c: frame[c].to_numpy(dtype=float) for c in law.covariates if c in frame.columns}
+    n = len(frame)
+    mean, pred = np.empty((n, len(qs))), np.empty((n, len(qs)))
+
+    def public_values(lo: int, hi: int) -> dict[str, np.ndarray]:
+        z = dict(z_pop)
+        for _, taus, etas, index in effects:
+            for p in taus:
+                offsets = etas[p].reshape(n_draws, -1)[:, index[lo:hi]].T
+                z[p] = z[p] + taus[p].reshape(1, n_draws) * offsets
+        return {k: np.asarray(v, dtype=np.float32) for k, v in law.to_public(NUMPY, z, fit.design.centres).items()}
+
+    shared = None if effects else public_values(0, n)  # without groups every target shares the draws
+
+    def block(lo: int) -> None:
+        hi = min(n, lo + step)
+        public = shared if shared is not None else public_values(lo, hi)
+        x = {c: v[lo:hi, None].astype(np.float32) for c, v in logs.items()}
+        x.update({c: v[lo:hi, None].astype(np.float32) for c, v in covariates.items()})
+        mu = np.broadcast_to(law.log_loss(NUMPY_FAST, public, x), (hi - lo, n_draws))
+        mean[lo:hi] = _row_quantiles_of_exp(mu, qs, None, use_numba)
+        pred[lo:hi] = _row_quantiles_of_exp(mu, qs, noise, use_numba)
+
+    step = max(1, SUMMARY_BLOCK_ELEMENTS // n_draws)
+    use_numba = n * n_draws >= NUMBA_MIN_ELEMENTS
+    starts = range(0, n, step)
+    if len(starts) == 1 or threads == 1:
+        for lo in starts:
+            block(lo)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(block, starts))
+    return mean, pred
+
+
+def _row_quantiles_of_exp(log_values: np.ndarray, qs: np.ndarray, noise: np.ndarray | None, use_numba: bool) -> np.ndarray:
+    """Quantiles of ``exp(row + noise)`` per row, interpolated like ``np.quantile``'s default ('linear')."""
+    pos = qs * (log_values.shape[1] - 1)
+    below = np.floor(pos).astype(np.int64)
+    above = np.minimum(below + 1, log_values.shape[1] - 1)
+    ranks, where = np.unique(np.concatenate([below, above]), return_inverse=True)
+    stats = np.exp(row_order_stats(log_values, ranks, noise, force_numba=use_numba).astype(float))
+    low, high = stats[:, where[: qs.size]], stats[:, where[qs.size :]]
+    return low + (high - low) * (pos - below)
+
+
+def forecast_threads() -> int:
+    """Threads for bulk forecasts: ``BAYESCALE_NUM_THREADS`` if set, else the cores this process may use."""
+    configured = os.environ.get("BAYESCALE_NUM_THREADS", "").strip()
+    if configured:
+        if not configured.isdigit() or int(configured) < 1:
+            raise BayescaleError(f"BAYESCALE_NUM_THREADS={configured!r} must be a positive integer")
+        return int(configured)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def extrapolation_factor(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
@@ -231,6 +313,7 @@ def _warn_extrapolation(fit: Fit, frame: pd.DataFrame) -> None:
 
 def forecast_table(ds: xr.Dataset, ci: float = 0.9) -> pd.DataFrame:
     """Per target: its input columns, then ``loss_median, loss_lo, loss_hi`` (predictive) and ``mean_*`` (mean curve)."""
+    check_probability(ci)
     qs = [0.5, (1 - ci) / 2, (1 + ci) / 2]
     columns = [c for c in ds.coords if c not in ("chain", "draw", "target")]
     table = pd.DataFrame({c: ds[c].values for c in columns})

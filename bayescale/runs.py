@@ -105,6 +105,11 @@ def parse_numeric_column(
     frame: pd.DataFrame, column: str, source: str, from_file: bool, positive: bool = True
 ) -> np.ndarray:
     """Parse one column to floats (units allowed), raising on empty, non-numeric, inf or ≤ 0."""
+    series = frame[column]
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        values = series.to_numpy(dtype=float, na_value=np.nan)
+        if np.all(np.isfinite(values) & ((values > 0) if positive else True)):
+            return values  # the common case, vectorised; the loop below names the first bad row
     out = np.empty(len(frame))
     for position, value in enumerate(frame[column].tolist()):
         where = f"{source}: {_row_label(source, position, from_file)}, column {column!r}"

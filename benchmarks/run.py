@@ -69,7 +69,7 @@ def main() -> None:
     rows.append(("cold fit (target)", t_cold, 15.0, "target s"))
 
     import bayescale
-    from bayescale.forecasting import CHUNK_ELEMENTS, forecast_summary
+    from bayescale.forecasting import forecast_summary, forecast_threads
     from bayescale.resources import data_path
     from bayescale.simulate import EPOCH_CHINCHILLA, grid_runs, simulate_runs
     from bayescale.spec import load_spec
@@ -82,20 +82,21 @@ def main() -> None:
 
     n_targets = 100_000
     targets = {"params": np.geomspace(1e8, 1e12, n_targets), "tokens": np.geomspace(2e9, 2e13, n_targets)}
-    tracemalloc.start()
-    t_forecast, ds = timed(lambda: warm.forecast(**targets))
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    draws = ds.sizes["chain"] * ds.sizes["draw"]
-    rows.append((f"forecast {n_targets:,} targets × {draws} draws", t_forecast, 5.0, "target s"))
-    rows.append(("  its peak traced memory (MB); output alone", peak / 1e6, 2 * 8 * n_targets * draws / 1e6, "output MB"))
-    del ds
+    draws = warm.posterior.sizes["chain"] * warm.posterior.sizes["draw"]
+    full_mb = 2 * 8 * n_targets * draws / 1e6
     tracemalloc.start()
     t_summary, _ = timed(lambda: forecast_summary(warm, **targets))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    rows.append((f"forecast_summary (CLI path), {n_targets:,} targets × {draws} draws", t_summary, 5.0, "target s"))
-    rows.append(("  its peak traced memory (MB); one chunk", peak / 1e6, 2 * 8 * CHUNK_ELEMENTS / 1e6, "chunk MB"))
+    rows.append((f"forecast_summary (API and CLI), {n_targets:,} targets × {draws} draws, {forecast_threads()} threads", t_summary, 5.0, "target s"))
+    rows.append(("  its peak traced memory (MB); all draws kept", peak / 1e6, full_mb, "draws MB"))
+    tracemalloc.start()
+    t_forecast, ds = timed(lambda: warm.forecast(**targets))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del ds
+    rows.append((f"forecast keeping all draws (joint), {n_targets:,} targets", t_forecast, t_summary, "vs forecast_summary"))
+    rows.append(("  its peak traced memory (MB); all draws kept", peak / 1e6, full_mb, "draws MB"))
 
     budgets = np.geomspace(1e20, 1e26, 100)
     t_alloc, _ = timed(lambda: warm.allocate(budgets))

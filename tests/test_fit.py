@@ -219,17 +219,47 @@ def test_extrapolation_is_measured_per_group(grouped_fit, grouped_frame):
         grouped_fit.forecast(params=["1T"], tokens=["20T"], dataset=["web"])
 
 
-def test_forecast_summary_equals_table_of_forecast(grouped_fit, monkeypatch):
-    """The chunked summary gives exactly the table of the full forecast, with tiny chunks too."""
+def test_forecast_summary_agrees_with_table_of_forecast(grouped_fit):
+    """The bulk summary (float32, shared noise) matches the full forecast: the mean curve to float32
+    rounding (same draws, same fresh draws for the unseen group), the predictive within MC error."""
     from bayescale import forecasting
 
     targets = {"params": ["1B", "3B", "10B"], "tokens": ["20B", "60B", "200B"], "dataset": ["web", "legal", "code"]}
     with pytest.warns(UserWarning, match="not seen"):
         full = forecasting.forecast_table(grouped_fit.forecast(seed=3, **targets), 0.8)
-    monkeypatch.setattr(forecasting, "CHUNK_ELEMENTS", 1)  # one target per chunk
     with pytest.warns(UserWarning, match="not seen"):
-        chunked = forecasting.forecast_summary(grouped_fit, ci=0.8, seed=3, **targets)
-    pd.testing.assert_frame_equal(full, chunked)
+        summary = forecasting.forecast_summary(grouped_fit, ci=0.8, seed=3, **targets)
+    inputs = [c for c in full.columns if not c.startswith(("loss_", "mean_"))]
+    pd.testing.assert_frame_equal(summary[inputs], full[inputs])
+    for stat in ("median", "lo", "hi"):
+        np.testing.assert_allclose(summary[f"mean_{stat}"], full[f"mean_{stat}"], rtol=2e-6)
+        width = full["loss_hi"] - full["loss_lo"]
+        assert np.all(np.abs(summary[f"loss_{stat}"] - full[f"loss_{stat}"]) < 0.1 * width), stat
+
+
+def test_forecast_summary_is_independent_of_blocks_threads_and_kernel(grouped_fit, monkeypatch):
+    """One target per block, one thread, or the Numba selection kernel: the same table, bit for bit."""
+    from bayescale import forecasting
+
+    targets = {"params": np.geomspace(1e8, 1e11, 40), "tokens": np.geomspace(2e9, 2e12, 40), "dataset": ["web", "code"] * 20}
+    reference = forecasting.forecast_summary(grouped_fit, seed=1, **targets)
+    monkeypatch.setattr(forecasting, "SUMMARY_BLOCK_ELEMENTS", 1)
+    monkeypatch.setenv("BAYESCALE_NUM_THREADS", "2")
+    pd.testing.assert_frame_equal(forecasting.forecast_summary(grouped_fit, seed=1, **targets), reference)
+    monkeypatch.setenv("BAYESCALE_NUM_THREADS", "1")
+    monkeypatch.setattr(forecasting, "NUMBA_MIN_ELEMENTS", 0)
+    pd.testing.assert_frame_equal(forecasting.forecast_summary(grouped_fit, seed=1, **targets), reference)
+
+
+def test_forecast_summary_rejects_bad_ci_and_thread_count(chinchilla_fit, monkeypatch):
+    from bayescale import BayescaleError
+    from bayescale.forecasting import forecast_summary
+
+    with pytest.raises(BayescaleError, match=r"ci=1\.5 must be a probability"):
+        forecast_summary(chinchilla_fit, ci=1.5, params=1e9, tokens=2e10)
+    monkeypatch.setenv("BAYESCALE_NUM_THREADS", "two")
+    with pytest.raises(BayescaleError, match="BAYESCALE_NUM_THREADS='two' must be a positive integer"):
+        forecast_summary(chinchilla_fit, params=[1e9, 2e9], tokens=[2e10, 4e10])
 
 
 def test_incompatible_format_version(saved_fit_path, tmp_path):
