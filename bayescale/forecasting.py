@@ -237,7 +237,8 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
         public = shared if shared is not None else public_values(lo, hi)
         x = {c: v[lo:hi, None].astype(np.float32) for c, v in logs.items()}
         x.update({c: v[lo:hi, None].astype(np.float32) for c, v in covariates.items()})
-        mu = np.broadcast_to(law.log_loss(NUMPY_FAST, public, x), (hi - lo, n_draws))
+        with np.errstate(divide="ignore"):  # float32 flushes tiny floors (token_crisis) to 0: log 0 = -inf is meant
+            mu = np.broadcast_to(law.log_loss(NUMPY_FAST, public, x), (hi - lo, n_draws))
         mean[lo:hi] = _row_quantiles_of_exp(mu, qs, None, use_numba)
         pred[lo:hi] = _row_quantiles_of_exp(mu, qs, noise, use_numba)
 

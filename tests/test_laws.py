@@ -191,6 +191,63 @@ def test_moe_dense_runs_reduce_to_chinchilla():
     assert np.all(more < chin.loss(EPOCH_CHINCHILLA, {"params": n, "tokens": d}))
 
 
+LAW_TRUTHS = {
+    "chinchilla": EPOCH_CHINCHILLA,
+    "kaplan": KAPLAN_TRUTH,
+    "compute": COMPUTE_TRUTH,
+    "data_constrained": DC_TRUTH,
+    "token_crisis": TC_TRUTH,
+    "moe": {**EPOCH_CHINCHILLA, "c": 0.4},
+}
+
+
+def test_every_law_has_a_truth_for_the_float32_check():
+    assert set(LAW_TRUTHS) == set(LAWS)
+
+
+@pytest.mark.parametrize("name", sorted(LAW_TRUTHS))
+def test_float32_fast_namespace_matches_float64(name):
+    """Bulk summaries evaluate each law in float32 with NUMPY_FAST: within float32 rounding of NUMPY."""
+    from bayescale.laws.ops import NUMPY, NUMPY_FAST
+
+    law, rng = get_law(name), np.random.default_rng(0)
+    n = 500
+    params = np.exp(rng.uniform(np.log(1e6), np.log(1e13), n))
+    unique = np.exp(rng.uniform(np.log(1e8), np.log(1e13), n))
+    raw = {"params": params, "active_params": params, "experts": rng.choice([1.0, 8.0, 64.0], n), "unique_tokens": unique,
+           "tokens": unique * rng.choice([1.0, 4.0, 40.0, 400.0], n), "dropout": rng.choice([0.0, 0.1], n)}
+    raw["flops"] = 6 * raw["params"] * raw["tokens"]
+    # draws around the truth, as a posterior would give them (one row of parameters per target)
+    p = {k: v * np.exp(rng.normal(0, 0.05, n)) for k, v in LAW_TRUTHS[name].items()}
+    x = {c: np.log(raw[c]) for c in law.inputs} | {c: raw[c] for c in law.covariates}
+    exact = law.log_loss(NUMPY, p, x)
+    with np.errstate(divide="ignore"):  # as in forecast_summary
+        fast = law.log_loss(NUMPY_FAST, {k: v.astype(np.float32) for k, v in p.items()}, {k: v.astype(np.float32) for k, v in x.items()})
+    assert fast.dtype == np.float32
+    np.testing.assert_allclose(fast, exact, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("fixture", ["kaplan_fit", "compute_fit", "dc_fit", "tc_fit"])
+def test_forecast_summary_mean_curve_matches_full_forecast(fixture, request):
+    """End to end for every non-Chinchilla form: the float32 bulk path agrees with float64 draws."""
+    from bayescale.forecasting import forecast_summary
+
+    result = request.getfixturevalue(fixture)
+    targets = result.runs.data[list(result.spec.law.inputs)].iloc[::7].reset_index(drop=True)
+    full = forecast_table(result.forecast(targets))
+    summary = forecast_summary(result, targets)
+    for stat in ("median", "lo", "hi"):
+        np.testing.assert_allclose(summary[f"mean_{stat}"], full[f"mean_{stat}"], rtol=2e-5)
+
+
+def test_fast_logaddexp_matches_numpy_including_infinities():
+    from bayescale.laws.ops import NUMPY_FAST
+
+    x = np.array([0.0, 1.0, -5.0, 30.0, -np.inf, -np.inf, np.inf, 3.0], dtype=np.float32)
+    y = np.array([0.0, -3.0, 7.0, -40.0, 2.0, -np.inf, np.inf, -np.inf], dtype=np.float32)
+    np.testing.assert_allclose(NUMPY_FAST.logaddexp(x, y), np.logaddexp(x, y), rtol=1e-6)
+
+
 # --- recovery, one per form ---------------------------------------------------------------
 
 

@@ -25,13 +25,17 @@ NUMPY = SimpleNamespace(
 
 def _logaddexp_simd(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """log(exp(x) + exp(y)) as max + log(1 + exp(-|x - y|)): numpy vectorises float32 exp/log, not logaddexp."""
-    gap = np.asarray(np.subtract(x, y))  # a fresh array: the steps below reuse it in place
-    np.abs(gap, out=gap)
-    np.negative(gap, out=gap)
-    np.exp(gap, out=gap)
-    gap += 1
-    np.log(gap, out=gap)
-    return np.add(np.maximum(x, y), gap, out=gap)
+    top = np.maximum(x, y)
+    with np.errstate(invalid="ignore"):  # inf - inf: handled below
+        gap = np.asarray(np.subtract(x, y))  # a fresh array: the steps below reuse it in place
+        np.abs(gap, out=gap)
+        np.negative(gap, out=gap)
+        np.exp(gap, out=gap)
+        gap += 1
+        np.log(gap, out=gap)
+        out = np.add(top, gap, out=gap)
+    np.copyto(out, top, where=np.isinf(top))  # equal infinities leave a NaN gap; the answer is top
+    return out
 
 
 #: NUMPY for bulk float32 evaluation (forecast summaries): the same functions except a
