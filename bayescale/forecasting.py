@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 CHUNK_ELEMENTS = 4_000_000
 #: Values (draw × target) one thread of ``forecast_summary`` evaluates at once: a block whose
 #: float32 temporaries stay in cache, which matters more than fewer, larger numpy calls.
-SUMMARY_BLOCK_ELEMENTS = 131_072
+SUMMARY_BLOCK_ELEMENTS = 262_144
 #: Targets outside these ranges are rejected as typos (a unit slip such as 70 for 70B).
 SENSIBLE_RANGE = {"params": (1e3, 1e16), "active_params": (1e3, 1e16), "tokens": (1e3, 1e18), "unique_tokens": (1e3, 1e18), "flops": (1e6, 1e35)}
 #: Forecasts beyond this multiple of the largest fitted compute carry an ExtrapolationWarning.

@@ -16,10 +16,7 @@ CHINCHILLA_PARAMETERS = (
 
 def chinchilla_log_loss(ops, p, log_n, log_d):
     """log(E + A/N^alpha + B/D^beta) in log-sum-exp form, for effective log N and log D."""
-    return ops.logaddexp(
-        ops.logaddexp(ops.log(p["A"]) - p["alpha"] * log_n, ops.log(p["B"]) - p["beta"] * log_d),
-        ops.log(p["E"]),
-    )
+    return ops.logsumexp(ops.log(p["A"]) - p["alpha"] * log_n, ops.log(p["B"]) - p["beta"] * log_d, ops.log(p["E"]))
 
 
 class Chinchilla(Law):

@@ -7,9 +7,16 @@ so the sampled model and the forecasts cannot drift apart.
 
 from __future__ import annotations
 
+from functools import reduce
 from types import SimpleNamespace
 
 import numpy as np
+
+
+def _nested(logaddexp):
+    """``logsumexp(a, b, c, ...)`` as ``logaddexp(logaddexp(a, b), c)...``: exact in any backend."""
+    return lambda *terms: reduce(logaddexp, terms)
+
 
 NUMPY = SimpleNamespace(
     exp=np.exp,
@@ -17,6 +24,7 @@ NUMPY = SimpleNamespace(
     log1p=np.log1p,
     expm1=np.expm1,
     logaddexp=np.logaddexp,
+    logsumexp=_nested(np.logaddexp),
     maximum=np.maximum,
     minimum=np.minimum,
     where=np.where,
@@ -38,9 +46,24 @@ def _logaddexp_simd(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
+def _logsumexp_direct(*terms: np.ndarray) -> np.ndarray:
+    """log(Σ exp(term)) summed directly: two SIMD passes per term instead of a stable ``logaddexp``
+    chain. Loss terms are far inside float32's range; if a sum does overflow (or every term
+    underflows), the block is recomputed with the stable chain."""
+    with np.errstate(over="ignore", divide="ignore"):
+        total = np.exp(terms[0])
+        for term in terms[1:]:
+            total = total + np.exp(term)
+        out = np.log(total, out=total) if isinstance(total, np.ndarray) else np.log(total)
+    if np.all(np.isfinite(out)):
+        return out
+    return reduce(_logaddexp_simd, terms)
+
+
 #: NUMPY for bulk float32 evaluation (forecast summaries): the same functions except a
-#: ``logaddexp`` that is about six times faster on float32 and exact to float32 rounding.
-NUMPY_FAST = SimpleNamespace(**{**vars(NUMPY), "logaddexp": _logaddexp_simd})
+#: ``logaddexp`` and a ``logsumexp`` that numpy can vectorise (several times faster on float32,
+#: exact to float32 rounding).
+NUMPY_FAST = SimpleNamespace(**{**vars(NUMPY), "logaddexp": _logaddexp_simd, "logsumexp": _logsumexp_direct})
 
 
 def pytensor_ops() -> SimpleNamespace:
@@ -53,6 +76,7 @@ def pytensor_ops() -> SimpleNamespace:
         log1p=pt.log1p,
         expm1=pt.expm1,
         logaddexp=pt.logaddexp,
+        logsumexp=_nested(pt.logaddexp),
         maximum=pt.maximum,
         minimum=pt.minimum,
         where=pt.where,
