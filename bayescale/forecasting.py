@@ -3,6 +3,8 @@
 The law's own ``log_loss`` runs on numpy draws (no PyMC recompilation). Targets in a group
 seen at fit time use that group's offsets; unseen groups (or targets without the column)
 get fresh draws from the population level. Work is chunked over targets to bound memory.
+``forecast`` keeps every draw (the joint predictive); ``forecast_summary`` keeps only per-target
+quantiles and is built for 10⁵ targets and more (see its docstring).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ if TYPE_CHECKING:
 
 #: Largest number of (chain × draw × target) values ``forecast`` evaluates at once.
 CHUNK_ELEMENTS = 4_000_000
-#: Values (draw × target) one thread of ``forecast_summary`` evaluates at once: a block whose
-#: float32 temporaries stay in cache, which matters more than fewer, larger numpy calls.
+#: Values (draw × target) one thread of ``forecast_summary`` evaluates at once, set by measurement:
+#: smaller blocks pay numpy's per-call overhead, larger ones spill their temporaries out of cache.
 SUMMARY_BLOCK_ELEMENTS = 262_144
 #: Targets outside these ranges are rejected as typos (a unit slip such as 70 for 70B).
 SENSIBLE_RANGE = {"params": (1e3, 1e16), "active_params": (1e3, 1e16), "tokens": (1e3, 1e18), "unique_tokens": (1e3, 1e18), "flops": (1e6, 1e35)}

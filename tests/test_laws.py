@@ -248,6 +248,19 @@ def test_fast_logaddexp_matches_numpy_including_infinities():
     np.testing.assert_allclose(NUMPY_FAST.logaddexp(x, y), np.logaddexp(x, y), rtol=1e-6)
 
 
+def test_fast_logsumexp_sums_directly_and_falls_back_on_overflow():
+    from bayescale.laws.ops import NUMPY, NUMPY_FAST
+
+    a = np.array([[0.5, -3.0, 2.0]], dtype=np.float32)
+    b = np.array([[-1.0, 1.0, -200.0]], dtype=np.float32)
+    e = np.array([[0.6], [0.7]], dtype=np.float32)  # broadcasts like a per-draw constant
+    np.testing.assert_allclose(NUMPY_FAST.logsumexp(a, b, e), NUMPY.logsumexp(a.astype(float), b.astype(float), e.astype(float)), rtol=1e-6)
+    huge = np.array([100.0, 0.0], dtype=np.float32)  # exp(100) overflows float32: the stable chain answers
+    np.testing.assert_allclose(NUMPY_FAST.logsumexp(huge, np.float32(0.0)), np.logaddexp(huge.astype(float), 0.0), rtol=1e-6)
+    none = np.array([-200.0], dtype=np.float32)  # every term underflows: still finite
+    np.testing.assert_allclose(NUMPY_FAST.logsumexp(none, none), np.logaddexp(-200.0, -200.0), rtol=1e-6)
+
+
 # --- recovery, one per form ---------------------------------------------------------------
 
 
