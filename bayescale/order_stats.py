@@ -2,9 +2,9 @@
 
 ``row_order_stats(values, ranks)`` returns, per row, the ``ranks``-th smallest values, exactly as
 ``np.sort(values, axis=1)[:, ranks]`` would. Small inputs use that one-liner; large ones a Numba
-kernel (``order_stats_numba``, imported only then and cached on disk) that finds the ranks in two linear
-passes instead of sorting: a histogram of the row locates the bins holding the wanted ranks, a
-second pass gathers just those bins, and only they are sorted. Rows with NaN fall back to a sort.
+kernel (``order_stats_numba``, imported only then, cached on disk) that finds the ranks in two
+linear passes instead of sorting: a histogram of the row locates the bins holding the wanted
+ranks, a second pass gathers just those bins, and only they are sorted. Rows with NaN are sorted.
 """
 
 from __future__ import annotations
