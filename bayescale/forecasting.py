@@ -141,6 +141,7 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
     z_pop = {p: post[f"{p}_z"].transpose("chain", "draw").values[..., None] for p in law.parameter_names}
     sigma = post["sigma"].transpose("chain", "draw").values[..., None]
     nu = post["nu"].transpose("chain", "draw").values[..., None] if "nu" in post else fit.spec.likelihood.nu
+    nu_t = np.moveaxis(np.broadcast_to(nu, (chains, draws, 1)), -1, 0)  # (1, chain, draw): target-major
     n = len(frame)
     step = max(1, CHUNK_ELEMENTS // (chains * draws))
     for lo in range(0, n, step):
@@ -154,12 +155,15 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
         x.update({c: frame[c].to_numpy(dtype=float)[lo:hi] for c in law.covariates if c in frame.columns})
         mu = np.broadcast_to(law.log_loss(NUMPY, public, x), (chains, draws, hi - lo))
         # noise is drawn target by target (target-major), so the draws do not depend on chunking
-        if fit.spec.likelihood.family == "studentt":
-            noise = rng.standard_t(np.broadcast_to(np.moveaxis(np.broadcast_to(nu, (chains, draws, 1)), -1, 0), (hi - lo, chains, draws)))
-        else:
-            noise = rng.standard_normal((hi - lo, chains, draws))
-        noise = np.moveaxis(noise, 0, -1)
+        noise = np.moveaxis(_standard_noise(fit, rng, nu_t, (hi - lo, chains, draws)), 0, -1)
         yield lo, hi, np.exp(mu), np.exp(mu + sigma * noise)
+
+
+def _standard_noise(fit: Fit, rng: np.random.Generator, nu: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Unit-scale observation noise of the fit's likelihood (Student-t with ``nu`` broadcast to ``shape``, or normal)."""
+    if fit.spec.likelihood.family == "studentt":
+        return rng.standard_t(np.broadcast_to(nu, shape))
+    return rng.standard_normal(shape)
 
 
 def forecast(fit: Fit, targets: Any = None, *, seed: int = 0, **columns: Any) -> xr.Dataset:
@@ -217,8 +221,7 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
 
     z_pop = {p: flat(f"{p}_z") for p in law.parameter_names}
     nu = flat("nu")[0] if "nu" in post else fit.spec.likelihood.nu
-    eps = rng.standard_t(np.broadcast_to(nu, n_draws)) if fit.spec.likelihood.family == "studentt" else rng.standard_normal(n_draws)
-    noise = (flat("sigma")[0] * eps).astype(np.float32)
+    noise = (flat("sigma")[0] * _standard_noise(fit, rng, nu, (n_draws,))).astype(np.float32)
     logs = {c: np.log(frame[c].to_numpy(dtype=float)) for c in law.inputs}
     covariates = {c: frame[c].to_numpy(dtype=float) for c in law.covariates if c in frame.columns}
     n = len(frame)
@@ -241,11 +244,11 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
         x.update({c: v[lo:hi, None].astype(np.float32) for c, v in covariates.items()})
         with np.errstate(divide="ignore"):  # float32 flushes tiny floors (token_crisis) to 0: log 0 = -inf is meant
             mu = np.broadcast_to(law.log_loss(NUMPY_FAST, public, x), (hi - lo, n_draws))
-        mean[lo:hi] = _row_quantiles_of_exp(mu, qs, None, use_numba)
-        pred[lo:hi] = _row_quantiles_of_exp(mu, qs, noise, use_numba)
+        mean[lo:hi] = quantiles_of_exp(mu, None)
+        pred[lo:hi] = quantiles_of_exp(mu, noise)
 
     step = max(1, SUMMARY_BLOCK_ELEMENTS // n_draws)
-    use_numba = n * n_draws >= NUMBA_MIN_ELEMENTS
+    quantiles_of_exp = _row_quantiles_of_exp(qs, n_draws, use_numba=n * n_draws >= NUMBA_MIN_ELEMENTS)
     starts = range(0, n, step)
     if len(starts) == 1 or threads == 1:
         for lo in starts:
@@ -256,15 +259,20 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
     return mean, pred
 
 
-def _row_quantiles_of_exp(log_values: np.ndarray, qs: np.ndarray, noise: np.ndarray | None, use_numba: bool) -> np.ndarray:
-    """Quantiles of ``exp(row + noise)`` per row, interpolated like ``np.quantile``'s default ('linear')."""
-    pos = qs * (log_values.shape[1] - 1)
+def _row_quantiles_of_exp(qs: np.ndarray, n_columns: int, use_numba: bool):
+    """A function giving quantiles ``qs`` of ``exp(row + noise)`` per row of ``n_columns`` values,
+    interpolated like ``np.quantile``'s default ('linear'); the ranks it needs are found once."""
+    pos = qs * (n_columns - 1)
     below = np.floor(pos).astype(np.int64)
-    above = np.minimum(below + 1, log_values.shape[1] - 1)
+    above = np.minimum(below + 1, n_columns - 1)
     ranks, where = np.unique(np.concatenate([below, above]), return_inverse=True)
-    stats = np.exp(row_order_stats(log_values, ranks, noise, force_numba=use_numba).astype(float))
-    low, high = stats[:, where[: qs.size]], stats[:, where[qs.size :]]
-    return low + (high - low) * (pos - below)
+
+    def quantiles(log_values: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
+        stats = np.exp(row_order_stats(log_values, ranks, noise, force_numba=use_numba).astype(float))
+        low, high = stats[:, where[: qs.size]], stats[:, where[qs.size :]]
+        return low + (high - low) * (pos - below)
+
+    return quantiles
 
 
 def forecast_threads() -> int:

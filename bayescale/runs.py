@@ -111,7 +111,7 @@ def parse_numeric_column(
         if np.all(np.isfinite(values) & ((values > 0) if positive else True)):
             return values  # the common case, vectorised; the loop below names the first bad row
     out = np.empty(len(frame))
-    for position, value in enumerate(frame[column].tolist()):
+    for position, value in enumerate(series.tolist()):
         where = f"{source}: {_row_label(source, position, from_file)}, column {column!r}"
         if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and value.strip() in ("", "nan", "NaN", "NA", "null", "None")):
             raise RunTableError(f"{where}: empty or NaN value; every run needs a {column}")
