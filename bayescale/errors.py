@@ -5,6 +5,8 @@ The CLI maps each error class to an exit code (``EXIT_CODES``) and prints only i
 
 from __future__ import annotations
 
+from numbers import Integral
+
 
 class BayescaleError(Exception):
     """Base class of every error bayescale raises on user input, files or specs."""
@@ -40,6 +42,37 @@ def check_probability(value: float, name: str = "ci") -> None:
     """Raise a ``BayescaleError`` unless ``value`` (an interval mass or a quantile) is in (0, 1)."""
     if not 0 < value < 1:
         raise BayescaleError(f"{name}={value!r} must be a probability strictly between 0 and 1 (e.g. 0.9)")
+
+
+#: Seeds are whole numbers in [0, SEED_MAX]: every sampler and numpy generator accepts them.
+SEED_MAX = 2**32 - 1
+
+
+def _whole(value: object) -> int | None:
+    """``value`` as an int if it is a whole number (an int, or a float like 1000.0), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """``value`` as an int; a ``BayescaleError`` unless it is a whole number from 0 to ``SEED_MAX``."""
+    number = _whole(value)
+    if number is None or not 0 <= number <= SEED_MAX:
+        raise BayescaleError(f"{name}={value!r} must be a whole number from 0 to {SEED_MAX}")
+    return number
+
+
+def check_count(value: object, name: str, low: int = 1) -> int:
+    """``value`` as an int; a ``BayescaleError`` unless it is a whole number >= ``low`` (draws, chains, tune)."""
+    number = _whole(value)
+    if number is None or number < low:
+        raise BayescaleError(f"{name}={value!r} must be a whole number >= {low}")
+    return number
 
 
 class ConvergenceWarning(UserWarning):

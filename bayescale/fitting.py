@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.errors import ConvergenceWarning, FitFileError, SamplerError, check_probability
+from bayescale.errors import BayescaleError, ConvergenceWarning, FitFileError, SamplerError, check_count, check_probability, check_seed
 from bayescale.laws.ops import NUMPY
 from bayescale.model import Design, design
 from bayescale.runs import RunTable, load_runs
@@ -116,24 +116,41 @@ def check_convergence(tree: xr.DataTree, var_names: Sequence[str]) -> Diagnostic
         values = values[np.isfinite(values)]
         return float(fn(values)) if values.size else float("nan")
 
-    rhat_max = extreme(az.rhat(posterior), np.max) if chains > 1 else float("nan")
-    ess_bulk = extreme(az.ess(posterior, method="bulk"), np.min)
-    ess_tail = extreme(az.ess(posterior, method="tail"), np.min)
+    rhat = az.rhat(posterior) if chains > 1 else None
+    bulk, tail = az.ess(posterior, method="bulk"), az.ess(posterior, method="tail")
+    rhat_max = extreme(rhat, np.max) if rhat is not None else float("nan")
+    ess_bulk = extreme(bulk, np.min)
+    ess_tail = extreme(tail, np.min)
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     depth_var = next((v for v in ("maxdepth_reached", "reached_max_treedepth") if v in stats), None)
     depth_hits = int(stats[depth_var].sum()) if depth_var else 0
     problems = []
-    if chains > 1 and not rhat_max <= RHAT_MAX:
-        problems.append(f"R-hat {rhat_max:.3f} > {RHAT_MAX}")
+    if rhat is not None and not rhat_max <= RHAT_MAX:
+        problems.append(f"R-hat {rhat_max:.3f} > {RHAT_MAX} ({_at_fault(rhat, lambda v: v > RHAT_MAX, '.3f', largest_first=True)})")
     if not ess_bulk >= ESS_MIN:
-        problems.append(f"bulk ESS {ess_bulk:.0f} < {ESS_MIN}")
+        problems.append(f"bulk ESS {ess_bulk:.0f} < {ESS_MIN} ({_at_fault(bulk, lambda v: v < ESS_MIN, '.0f')})")
     if not ess_tail >= ESS_MIN:
-        problems.append(f"tail ESS {ess_tail:.0f} < {ESS_MIN}")
+        problems.append(f"tail ESS {ess_tail:.0f} < {ESS_MIN} ({_at_fault(tail, lambda v: v < ESS_MIN, '.0f')})")
     if divergences:
         problems.append(f"{divergences} divergent transition(s)")
     if depth_hits > TREEDEPTH_MAX_SHARE * chains * draws:
         problems.append(f"{depth_hits} draw(s) ({depth_hits / (chains * draws):.1%}) hit the maximum tree depth")
     return Diagnostics(rhat_max, ess_bulk, ess_tail, divergences, depth_hits, draws, chains, tuple(problems))
+
+
+def _at_fault(stat: xr.Dataset, bad, fmt: str, largest_first: bool = False, limit: int = 4) -> str:
+    """The variables (with their level, e.g. ``B_eta_dataset[web]``) whose statistic fails ``bad``, worst first."""
+    found = []
+    for name, da in stat.data_vars.items():
+        values = np.atleast_1d(da.values)
+        labels = [name] if da.ndim == 0 else [f"{name}[{', '.join(str(da[d].values[i]) for d, i in zip(da.dims, idx, strict=True))}]" for idx in np.ndindex(da.shape)]
+        for label, value in zip(labels, values.ravel(), strict=True):
+            if np.isfinite(value) and bad(value):
+                found.append((-value if largest_first else value, label, value))
+    found.sort()
+    shown = ", ".join(f"{label} {value:{fmt}}" for _, label, value in found[:limit])
+    more = f" and {len(found) - limit} more" if len(found) > limit else ""
+    return f"at fault: {shown}{more}"
 
 
 @dataclass(frozen=True)
@@ -148,6 +165,18 @@ class Fit:
     seed: int
     sampler: str
     info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        """A few lines: law, runs, groups, convergence and parameter medians (not the whole posterior)."""
+        post = self.posterior
+        medians = ", ".join(f"{p}={float(post[p].median()):.4g}" for p in (*self.spec.law.parameter_names, "sigma") if p in post)
+        groups = "; ".join(f"{g}: {self.runs.data[g].nunique()} levels" for g in self.groups) or "none"
+        draws = f"{self.diagnostics.chains}×{self.diagnostics.draws} draws"
+        status = "converged" if self.converged else f"NOT CONVERGED ({'; '.join(self.diagnostics.problems)})"
+        return (
+            f"<Fit {self.spec.name} ({self.spec.form}) of {len(self.runs)} runs from {Path(self.runs.source).name}; groups: {groups}; "
+            f"{draws}, {self.sampler}, seed {self.seed}; {status}\n  medians: {medians}>"
+        )
 
     @property
     def design(self) -> Design:
@@ -219,17 +248,17 @@ class Fit:
             "converged": self.converged,
         }
 
-    def forecast(self, targets=None, *, seed: int = 0, **columns) -> xr.Dataset:
-        """Posterior forecast of loss at ``targets`` (a table) or keyword columns, see ``forecast.forecast``."""
+    def forecast(self, targets=None, *, seed: int = 0, group_values=None, new_group: bool = False, **columns) -> xr.Dataset:
+        """Posterior forecast of loss at ``targets`` (a table) or keyword columns, see ``forecasting.forecast``."""
         from bayescale.forecasting import forecast
 
-        return forecast(self, targets, seed=seed, **columns)
+        return forecast(self, targets, seed=seed, group_values=group_values, new_group=new_group, **columns)
 
-    def allocate(self, flops, unique_tokens=None, ci: float = 0.9, robust_quantile: float | None = None, group_values=None) -> xr.Dataset:
+    def allocate(self, flops, unique_tokens=None, ci: float = 0.9, robust_quantile: float | None = None, group_values=None, new_group: bool = False, seed: int = 0) -> xr.Dataset:
         """Compute-optimal (N, D) per FLOP budget for every draw, plus the robust plan, see ``allocate.allocate``."""
         from bayescale.allocate import allocate
 
-        return allocate(self, flops, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile, group_values=group_values)
+        return allocate(self, flops, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile, group_values=group_values, new_group=new_group, seed=seed)
 
     def save(self, path: str | Path) -> Path:
         """Write the fit atomically to ``path`` (``.nc`` netCDF, ``.zarr`` zarr store)."""
@@ -349,23 +378,27 @@ def fit(
     target_accept: float = 0.9,
     adaptation: str | None = None,
     progress: bool = False,
+    command: str | None = None,
 ) -> Fit:
     """Fit the spec ``model`` to ``runs`` and check convergence (warns ``ConvergenceWarning``).
 
     ``group`` names grouping column(s) over which the spec's pooled parameters vary
     (partial pooling); default: the spec's own ``pooling.group``. ``adaptation`` picks nutpie's
     mass matrix (``ADAPTATIONS``); default ``low_rank`` without groups, ``diag`` with them.
+    ``command`` is the command line that asked for this fit (the CLI passes it); it is kept in
+    ``info`` with the options, so a report can show how to reproduce the fit.
     """
+    seed = check_seed(seed)
+    draws, tune, chains = check_count(draws, "draws"), check_count(tune, "tune"), check_count(chains, "chains")
     runs = runs if isinstance(runs, RunTable) else load_runs(runs)
     spec = load_spec(model)
     groups = tuple([group] if isinstance(group, str) else (group if group is not None else spec.group))
-    for name, value, low in (("draws", draws, 1), ("tune", tune, 1), ("chains", chains, 1)):
-        if int(value) != value or value < low:
-            raise SamplerError(f"{name}={value!r} must be a whole number >= {low}")
     adaptation = _adaptation(adaptation, sampler, groups)
     d = design(spec, runs, groups)
-    prior_draws = spec.check_priors(seed)
+    _check_size(spec, d, draws, chains)
     cores = cores or max(1, min(chains, os.cpu_count() or 1))
+    _warn_if_slow(len(runs), draws, tune, chains, cores)
+    prior_draws = spec.check_priors(seed)
     start = time.perf_counter()
     raw = _sample(spec, d, prior_draws, sampler, draws, tune, chains, seed, cores, progress, target_accept, adaptation)
     seconds = time.perf_counter() - start
@@ -373,10 +406,48 @@ def fit(
     internal = [v for v in tree["posterior"].data_vars if v.removesuffix("_z") not in spec.fixed]  # constants have no R-hat
     diagnostics = check_convergence(tree, internal)
     info = {"seconds": seconds, "draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept, "adaptation": adaptation, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if command:
+        info["command"] = command
     result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)
     if not diagnostics.converged:
         warnings.warn(f"{spec.name} fit on {runs.source}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
     return result
+
+
+#: Largest posterior a fit may hold (chains × draws × stored values × 8 bytes): a typo such as
+#: ``--draws 1000000000`` is refused up front instead of aborting in the sampler.
+MAX_POSTERIOR_BYTES = 4 * 2**30
+#: Rough cost model of NUTS on this package's laws, measured on a busy 2-core machine (1e5 runs:
+#: ~0.2 µs per run per gradient, ~10 gradients per iteration once adapted): used only to warn.
+SECONDS_PER_RUN_GRADIENT = 2e-7
+GRADIENTS_PER_ITERATION = 10
+#: Fits estimated to take longer than this warn up front, with the estimate and what to do.
+SLOW_FIT_SECONDS = 600.0
+
+
+def _check_size(spec: ModelSpec, d: Design, draws: int, chains: int) -> None:
+    """Refuse a posterior too large to hold (estimate: stored values per draw × draws × chains)."""
+    n_params = len(spec.law.parameter_names)
+    per_draw = 2 * n_params + 2 + 8 + sum(len(spec.pooled) * (1 + 2 * len(levels)) for levels in d.levels.values())  # z + public, sigma/nu, stats, tau/eta/by-level
+    size = chains * draws * per_draw * 8
+    if size > MAX_POSTERIOR_BYTES:
+        raise BayescaleError(
+            f"draws={draws} × chains={chains} would hold about {size / 2**30:.3g} GiB of posterior draws (limit {MAX_POSTERIOR_BYTES / 2**30:g} GiB): "
+            "1000-4000 draws a chain give stable intervals; lower --draws or --chains"
+        )
+
+
+def _warn_if_slow(n_runs: int, draws: int, tune: int, chains: int, cores: int) -> None:
+    """Warn before a fit expected to run for many minutes (every gradient evaluation touches every run)."""
+    seconds = (draws + tune) * GRADIENTS_PER_ITERATION * n_runs * SECONDS_PER_RUN_GRADIENT * -(-chains // max(1, cores))
+    if seconds > SLOW_FIT_SECONDS:
+        estimate = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+        warnings.warn(
+            f"{n_runs:,} runs: this fit may take roughly {estimate} (order of magnitude; each gradient evaluation touches every run). "
+            "For a first look use fewer draws and tuning steps (e.g. --draws 300 --tune 300), fewer chains, or a random subset or per-size averages of the runs",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _tidy_tree(raw: xr.DataTree, spec: ModelSpec, d: Design) -> xr.DataTree:
