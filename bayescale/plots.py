@@ -13,26 +13,45 @@ if TYPE_CHECKING:
     from bayescale.fitting import Fit
 
 
-#: Runs whose log10 compute differ by less than this share one isoFLOP line (about 2%).
-ISOFLOP_TOLERANCE = 0.01
-#: A line needs this many distinct model sizes to show a profile.
+#: IsoFLOP lines are found as modes of log10 compute, smoothed with this width (decades): wide
+#: enough for digitised points (Chinchilla's scatter ±0.1 decade), narrow enough to split 6e18 from 1e19.
+ISOFLOP_BANDWIDTH = 0.06
+#: A run belongs to the line whose mode is within this many decades of its compute.
+ISOFLOP_REACH = 0.15
+#: Planned on lines: 2 to ISOFLOP_MAX_LINES lines of ISOFLOP_MIN_RUNS runs and ISOFLOP_MIN_SIZES sizes
+#: or more, holding 80% of the runs.
 ISOFLOP_MIN_SIZES = 3
+ISOFLOP_MIN_RUNS = 5
+#: Lines stand apart: their spread is at most this share of the spacing between neighbouring lines
+#: (Chinchilla's digitised lines ~0.2; compute bands that tile scattered runs ~0.29).
+ISOFLOP_SPREAD_PER_SPACING = 0.25
+ISOFLOP_MAX_LINES = 12
+#: Largest median standard deviation of log10 compute on a line: planned lines are tight (digitised
+#: Chinchilla points ~0.056), compute bands cut from scattered runs are not (~0.08).
+ISOFLOP_SPREAD = 0.065
 
 
 def isoflop_lines(runs: pd.DataFrame) -> np.ndarray | None:
-    """Each run's isoFLOP line (an index) if the runs were planned on such lines, else None.
+    """Each run's isoFLOP line (an index; -1 off every line) if the runs were planned on such lines, else None.
 
-    Planned on lines means few distinct compute budgets with several sizes each: at least two
-    budgets with ``ISOFLOP_MIN_SIZES`` sizes, holding 80% of the runs, at most one line per three runs.
+    Planned on lines means few distinct compute budgets with several model sizes each, as in an
+    isoFLOP study; a grid of sizes × token counts or scattered runs are not.
     """
     log_c = np.log10(runs["flops"].to_numpy(dtype=float))
-    order = np.argsort(log_c)
-    line = np.empty(len(log_c), dtype=np.int64)
-    line[order] = np.concatenate([[0], np.cumsum(np.diff(log_c[order]) > ISOFLOP_TOLERANCE)])
-    sizes = pd.Series(runs["params"].to_numpy(dtype=float)).groupby(line).nunique()
-    full = sizes[sizes >= ISOFLOP_MIN_SIZES].index
+    step = ISOFLOP_BANDWIDTH / 4
+    grid = np.arange(log_c.min() - 3 * ISOFLOP_BANDWIDTH, log_c.max() + 3 * ISOFLOP_BANDWIDTH + step, step)
+    density = np.exp(-0.5 * ((grid[:, None] - log_c[None, :]) / ISOFLOP_BANDWIDTH) ** 2).sum(axis=1)
+    peaks = grid[1:-1][(density[1:-1] > density[:-2]) & (density[1:-1] >= density[2:])]
+    distance = np.abs(log_c[:, None] - peaks[None, :])
+    line = np.where(distance.min(axis=1) <= ISOFLOP_REACH, distance.argmin(axis=1), -1)
+    frame = pd.DataFrame({"line": line, "size": np.round(np.log10(runs["params"].to_numpy(dtype=float)), 2), "log_c": log_c})
+    stats = frame[frame["line"] >= 0].groupby("line").agg(sizes=("size", "nunique"), runs=("size", "size"), spread=("log_c", "std"))
+    full = stats.index[(stats["sizes"] >= ISOFLOP_MIN_SIZES) & (stats["runs"] >= ISOFLOP_MIN_RUNS)]
     on_full = np.isin(line, full)
-    if len(full) < 2 or on_full.mean() < 0.8 or len(sizes) > len(runs) / 3:
+    if not 2 <= len(full) <= ISOFLOP_MAX_LINES or on_full.mean() < 0.8 or not float(stats.loc[full, "spread"].median()) <= ISOFLOP_SPREAD:
+        return None
+    spacing = float(np.median(np.diff(np.sort(peaks[full]))))  # lines stand apart: narrow for their spacing
+    if float(stats.loc[full, "spread"].median()) > ISOFLOP_SPREAD_PER_SPACING * spacing:
         return None
     return np.where(on_full, line, -1)
 
