@@ -13,7 +13,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperCommand, TyperGroup
 
@@ -31,14 +30,15 @@ class _Group(TyperGroup):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as exc:
-            typer.echo(exc.format_message(), err=True)
-            sys.exit(exc.exit_code)
-        except click.ClickException as exc:
-            hint = f" (see '{exc.ctx.command_path} --help')" if isinstance(exc, click.UsageError) and exc.ctx is not None else ""
+        except typer.TyperException as exc:  # typer's (vendored click's) usage errors
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                typer.echo(exc.format_message(), err=True)
+                sys.exit(exc.exit_code)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             typer.secho(f"error: {_one_line(exc.format_message())}{hint}", err=True, fg=typer.colors.RED)
             sys.exit(exc.exit_code)
-        except click.Abort:
+        except typer.Abort:
             typer.echo("Aborted!", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
@@ -59,7 +59,7 @@ def _is_budget(text: str) -> bool:
 class _SeveralFlops(TyperCommand):
     """Lets one ``--flops`` take several values (``--flops 1e21 1e22 1e23``), besides repeated flags and ranges."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         out: list[str] = []
         state = "idle"  # "value": the next word is --flops's own value; "more": later budgets continue the list
         for arg in args:
