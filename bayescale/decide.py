@@ -92,12 +92,10 @@ class _Posterior:
         post = fit.posterior
         self.sigma = post["sigma"].transpose("chain", "draw").values.reshape(-1, 1) if "sigma" in post else np.zeros((self.size, 1))
         rng = np.random.default_rng(seed)
-        if fit.spec.likelihood.family == "studentt":
-            nu = post["nu"].transpose("chain", "draw").values.reshape(-1, 1) if "nu" in post else np.full((self.size, 1), float(fit.spec.likelihood.nu))
-            self.noise = rng.standard_t(nu)
-        else:
-            self.noise = rng.standard_normal((self.size, 1))
-        self.noise_b = rng.standard_normal((self.size, 1)) if fit.spec.likelihood.family != "studentt" else rng.standard_t(nu)
+        likelihood = fit.spec.likelihood
+        nu = np.reshape(likelihood.nu_values(post), (-1, 1)) if likelihood.robust else None
+        self.noise = likelihood.unit_noise(rng, nu, (self.size, 1))
+        self.noise_b = likelihood.unit_noise(rng, nu, (self.size, 1))
 
     @property
     def size(self) -> int:

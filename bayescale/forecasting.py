@@ -140,7 +140,7 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
     effects = _group_effects(fit, frame, rng)
     z_pop = {p: post[f"{p}_z"].transpose("chain", "draw").values[..., None] for p in law.parameter_names}
     sigma = post["sigma"].transpose("chain", "draw").values[..., None]
-    nu = post["nu"].transpose("chain", "draw").values[..., None] if "nu" in post else fit.spec.likelihood.nu
+    nu = fit.spec.likelihood.nu_values(post)
     nu_t = np.moveaxis(np.broadcast_to(nu, (chains, draws, 1)), -1, 0)  # (1, chain, draw): target-major
     n = len(frame)
     step = max(1, CHUNK_ELEMENTS // (chains * draws))
@@ -155,15 +155,8 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
         x.update({c: frame[c].to_numpy(dtype=float)[lo:hi] for c in law.covariates if c in frame.columns})
         mu = np.broadcast_to(law.log_loss(NUMPY, public, x), (chains, draws, hi - lo))
         # noise is drawn target by target (target-major), so the draws do not depend on chunking
-        noise = np.moveaxis(_standard_noise(fit, rng, nu_t, (hi - lo, chains, draws)), 0, -1)
+        noise = np.moveaxis(fit.spec.likelihood.unit_noise(rng, nu_t, (hi - lo, chains, draws)), 0, -1)
         yield lo, hi, np.exp(mu), np.exp(mu + sigma * noise)
-
-
-def _standard_noise(fit: Fit, rng: np.random.Generator, nu: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """Unit-scale observation noise of the fit's likelihood (Student-t with ``nu`` broadcast to ``shape``, or normal)."""
-    if fit.spec.likelihood.family == "studentt":
-        return rng.standard_t(np.broadcast_to(nu, shape))
-    return rng.standard_normal(shape)
 
 
 def forecast(fit: Fit, targets: Any = None, *, seed: int = 0, **columns: Any) -> xr.Dataset:
@@ -221,7 +214,7 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
 
     z_pop = {p: flat(f"{p}_z") for p in law.parameter_names}
     nu = flat("nu")[0] if "nu" in post else fit.spec.likelihood.nu
-    noise = (flat("sigma")[0] * _standard_noise(fit, rng, nu, (n_draws,))).astype(np.float32)
+    noise = (flat("sigma")[0] * fit.spec.likelihood.unit_noise(rng, nu, (n_draws,))).astype(np.float32)
     logs = {c: np.log(frame[c].to_numpy(dtype=float)) for c in law.inputs}
     covariates = {c: frame[c].to_numpy(dtype=float) for c in law.covariates if c in frame.columns}
     n = len(frame)

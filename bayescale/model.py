@@ -162,10 +162,7 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
         pm.Potential("prior", log_prior)
         sigma = _named_rv("sigma", spec.likelihood.sigma, "likelihood.sigma")
         mu = law.log_loss(ops, law.to_public(ops, z_run, centres), x)
-        if spec.likelihood.family == "studentt":
-            nu = spec.likelihood.nu
-            nu = _named_rv("nu", nu, "likelihood.nu") if isinstance(nu, Prior) else nu
-            pm.StudentT("log_loss", nu=nu, mu=mu, sigma=sigma, observed=observed, dims="run")
-        else:
-            pm.Normal("log_loss", mu=mu, sigma=sigma, observed=observed, dims="run")
+        nu = spec.likelihood.nu
+        nu = _named_rv("nu", nu, "likelihood.nu") if spec.likelihood.robust and isinstance(nu, Prior) else nu
+        spec.likelihood.observe("log_loss", mu, sigma, observed, nu, dims="run")
     return model

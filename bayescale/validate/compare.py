@@ -27,8 +27,6 @@ PARETO_K_WARN = 0.7
 
 def _loglik(fit: Fit, frame: pd.DataFrame, y: np.ndarray, in_sample: bool) -> np.ndarray:
     """(chain, draw, run) log density of ``y`` (log loss) at ``frame``'s inputs."""
-    from scipy import stats
-
     law = fit.spec.law
     post = fit.posterior
     d = fit.design
@@ -48,10 +46,8 @@ def _loglik(fit: Fit, frame: pd.DataFrame, y: np.ndarray, in_sample: bool) -> np
     public = law.to_public(NUMPY, z, d.centres)
     mu = law.log_loss(NUMPY, public, x)
     sigma = post["sigma"].transpose("chain", "draw").values[..., None]
-    if fit.spec.likelihood.family == "studentt":
-        nu = post["nu"].transpose("chain", "draw").values[..., None] if "nu" in post else float(fit.spec.likelihood.nu)
-        return stats.t.logpdf(y, nu, loc=mu, scale=sigma)
-    return stats.norm.logpdf(y, loc=mu, scale=sigma)
+    likelihood = fit.spec.likelihood
+    return likelihood.logpdf(y, mu, sigma, likelihood.nu_values(post))
 
 
 def log_likelihood(fit: Fit) -> xr.DataArray:
