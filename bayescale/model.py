@@ -63,10 +63,7 @@ def design(spec: ModelSpec, runs: RunTable, groups: Sequence[str] = ()) -> Desig
                 f"{runs.source}: column {column!r} has only {distinct} distinct value(s); the {law.name} law needs "
                 f"runs at {MIN_DISTINCT} or more different {column} values to separate the power law from its offset"
             )
-    x = {c: np.log(runs.column(c).astype(float)) for c in law.inputs}
-    for covariate in law.covariates:
-        if covariate in runs.data.columns:
-            x[covariate] = runs.data[covariate].astype(float).to_numpy()
+    x = law.log_inputs(runs.data)
     centres = {c: float(np.mean(x[c])) for c in law.inputs}
     levels, codes = {}, {}
     for g in groups:

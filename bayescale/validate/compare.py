@@ -41,8 +41,7 @@ def _loglik(fit: Fit, frame: pd.DataFrame, y: np.ndarray, in_sample: bool) -> np
     else:
         if d.groups:
             raise BayescaleError("held-out log-likelihood is only defined for fits without groups")
-        x = {c: np.log(frame[c].to_numpy(dtype=float)) for c in law.inputs}
-        x.update({c: frame[c].to_numpy(dtype=float) for c in law.covariates if c in frame.columns})
+        x = law.log_inputs(frame)
     public = law.to_public(NUMPY, z, d.centres)
     mu = law.log_loss(NUMPY, public, x)
     sigma = post["sigma"].transpose("chain", "draw").values[..., None]
