@@ -182,11 +182,12 @@ def compute_for_target(
         raise BayescaleError(f"flops_range={flops_range!r} must be two increasing positive numbers")
     u = None if unique_tokens is None else float(_positive("unique_tokens", unique_tokens))
     post = _Posterior(fit, group_values, seed)
-    if "E" in post.p:
-        share = float((post.p["E"] >= target).mean())
+    floor = post.law.irreducible
+    if floor is not None:
+        share = float((post.p[floor] >= target).mean())
         if share > 0.5:
             raise BayescaleError(
-                f"target loss {target:g} is below the irreducible loss E for {share:.0%} of posterior draws (median E = {np.median(post.p['E']):.4g}): unreachable at any compute"
+                f"target loss {target:g} is below the irreducible loss {floor} for {share:.0%} of posterior draws (median {floor} = {np.median(post.p[floor]):.4g}): unreachable at any compute"
             )
 
     def probability(flops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -46,6 +46,12 @@ class Law:
     inputs: ClassVar[tuple[str, ...]]
     #: Extra covariates the law may read when a spec names them (e.g. dropout), raw values.
     covariates: ClassVar[tuple[str, ...]] = ()
+    #: The parameter that is the loss at infinite scale (a target below it is unreachable), if any.
+    irreducible: ClassVar[str | None] = None
+
+    def optimal_log_params(self, p: Mapping[str, Any], log_c6: Any, log_u: Any = None) -> np.ndarray | None:
+        """Closed-form compute-optimal log N for budgets ``6·exp(log_c6)`` where the law has one, else ``None``."""
+        return None
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
