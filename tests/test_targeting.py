@@ -99,11 +99,11 @@ def test_allocate_and_decide_target_groups_consistently(grouped):
 @pytest.mark.parametrize("seed", [-1, 2**64, 1.5, "3"])
 def test_bad_seeds_are_clear_errors(seed):
     plain = fake_fit(TRUTH)
-    with pytest.raises(BayescaleError, match="seed=.* must be a whole number from 0 to 4294967295"):
+    with pytest.raises(BayescaleError, match=r"seed=.* must be a whole number from 0 to 4294967295"):
         forecast_summary(plain, params="1B", tokens="20B", seed=seed)
-    with pytest.raises(BayescaleError, match="seed=.* must be a whole number"):
+    with pytest.raises(BayescaleError, match=r"seed=.* must be a whole number"):
         plain.forecast(params="1B", tokens="20B", seed=seed)
-    with pytest.raises(BayescaleError, match="seed=.* must be a whole number"):
+    with pytest.raises(BayescaleError, match=r"seed=.* must be a whole number"):
         fit(plain.runs, seed=seed)
 
 
