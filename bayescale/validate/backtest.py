@@ -79,7 +79,8 @@ def backtest(
                 raise BayescaleError(f"option(s) {', '.join(fit_kwargs)} apply to the Bayesian fit only, not to --method point")
             fitted = point_fit(train, model, bootstrap=bootstrap, seed=seed)
         targets = test.data.drop(columns=["loss"])
-        ds = fitted.forecast(targets, seed=seed)
+        # a group whose runs all lie beyond the cutoff is new to the fit: forecast it from the population
+        ds = fitted.forecast(targets, seed=seed, **({"new_group": True} if fitted.groups else {}))
     seconds = time.perf_counter() - start
     observed = np.log(test.column("loss").astype(float))
     samples = np.log(ds["loss_pred"].stack(sample=("chain", "draw")).transpose("sample", "target").values)
