@@ -103,9 +103,23 @@ def backtest(
         seconds=seconds,
     )
     if method == "bayes":
+        pointwise = heldout_elpd(fitted, ds, observed)
+        out["elpd"] = float(pointwise.sum())
+        out["elpd_se"] = float(np.sqrt(pointwise.size) * np.std(pointwise, ddof=1)) if pointwise.size > 1 else float("nan")
         out["converged"] = bool(fitted.converged)
         out["diagnostics"] = fitted.diagnostics.message()
     return out
+
+
+def heldout_elpd(fitted: Any, ds: Any, observed: np.ndarray) -> np.ndarray:
+    """Log mean predictive density of each held-out run's log loss (the leave-future-out ELPD terms)."""
+    from scipy.special import logsumexp
+
+    from bayescale.validate.compare import log_density
+
+    mu = np.log(ds["loss"].transpose("chain", "draw", "target").values)
+    ll = log_density(fitted, observed, mu).reshape(-1, observed.size)
+    return logsumexp(ll, axis=0) - np.log(ll.shape[0])
 
 
 def backtest_sweep(runs, model: Any = "chinchilla", cutoffs: Sequence[float] = (), **kwargs: Any) -> pd.DataFrame:

@@ -27,8 +27,6 @@ PARETO_K_WARN = 0.7
 
 def _loglik(fit: Fit, frame: pd.DataFrame, y: np.ndarray, in_sample: bool) -> np.ndarray:
     """(chain, draw, run) log density of ``y`` (log loss) at ``frame``'s inputs."""
-    from scipy import stats
-
     law = fit.spec.law
     post = fit.posterior
     d = fit.design
@@ -46,7 +44,14 @@ def _loglik(fit: Fit, frame: pd.DataFrame, y: np.ndarray, in_sample: bool) -> np
         x = {c: np.log(frame[c].to_numpy(dtype=float)) for c in law.inputs}
         x.update({c: frame[c].to_numpy(dtype=float) for c in law.covariates if c in frame.columns})
     public = law.to_public(NUMPY, z, d.centres)
-    mu = law.log_loss(NUMPY, public, x)
+    return log_density(fit, y, law.log_loss(NUMPY, public, x))
+
+
+def log_density(fit: Fit, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """(chain, draw, run) density of observed log loss ``y`` under the fit's likelihood around ``mu``."""
+    from scipy import stats
+
+    post = fit.posterior
     sigma = post["sigma"].transpose("chain", "draw").values[..., None]
     if fit.spec.likelihood.family == "studentt":
         nu = post["nu"].transpose("chain", "draw").values[..., None] if "nu" in post else float(fit.spec.likelihood.nu)
