@@ -47,6 +47,11 @@ def design(name: str) -> pd.DataFrame:
         truths = group_truths(8, shape_spread=shapes, seed=1)
         grid = grid_runs(np.geomspace(2e7, 3e9, 11), np.geomspace(4e8, 1.2e11, 8))
         return simulate_groups("chinchilla", truths, grid, sigma=0.01, seed=5)
+    if name == "gemstones":  # real: McLeish et al. (2025), 619 runs in 3 training recipes (from the bench branch)
+        from bayescale.resources import data_path
+
+        frame = pd.read_csv(data_path("gemstones_runs.csv"))
+        return frame[["params", "tokens", "flops", "loss"]].assign(group=frame["recipe"])
     if name == "2500x50":
         truths = group_truths(50, seed=2)
         grid = grid_runs(np.geomspace(3e7, 5e9, 10), np.geomspace(1e9, 2e11, 5))
@@ -120,13 +125,13 @@ def lfo(args) -> list[str]:
     lines = ["| design | pooling | cutoff (flops) | n train / test | median abs log error | coverage 90 | mean 90% width | CRPS | seconds | converged | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in args.designs:
         frame = design(name)
-        flops = 6 * frame["params"] * frame["tokens"]
+        flops = frame["flops"] if "flops" in frame else 6 * frame["params"] * frame["tokens"]
         cutoff = float(np.quantile(flops, args.quantile))
         for variant in args.variants:
             load = os.getloadavg()[0]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                r = backtest(frame, spec_variant(variant), cutoff, group="group", seed=0, **FIT)
+                r = backtest(frame, spec_variant(variant), cutoff, group="group", seed=0, draws=args.draws, tune=args.tune, chains=4)
             line = (f"| {name} | {variant} | {cutoff:.2g} | {r['n_train']} / {r['n_test']} | {r['median_abs_log_error']:.4f} | {r['coverage_90']:.2f} | "
                     f"{r['mean_width_90']:.4f} | {r['crps']:.4f} | {r['seconds']:.0f} | {r['converged']} | {(load + os.getloadavg()[0]) / 2:.1f} |")
             print(line, flush=True)
@@ -144,9 +149,13 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--adaptations", nargs="+", default=[""], help="nutpie adaptations to try ('' = the default)")
     parser.add_argument("--quantile", type=float, default=0.7, help="lfo: train on runs up to this flops quantile")
+    parser.add_argument("--draws", type=int, default=1000, help="lfo: draws (and --tune) per chain, 4 chains")
+    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--header", action=argparse.BooleanOptionalAction, default=True, help="print the table header")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     lines = speed(args) if args.part == "speed" else lfo(args)
+    lines = lines if args.header else lines[2:]
     text = "\n".join(lines) + f"\n\n{os.cpu_count()} cores; load average is the machine's 1-minute load during each fit (shared machine)."
     print(text)
     if args.out:

@@ -14,7 +14,13 @@ from bayescale.cli import app
 from bayescale.errors import BayescaleError, ModelSpecError
 from bayescale.laws import LAWS, get_law
 from bayescale.model import design
-from bayescale.pooling import AUTO_MIN_RUNS, auto_centered, pooling_choice, resolve_centered, with_pooling
+from bayescale.pooling import (
+    AUTO_MIN_RUNS,
+    auto_centered,
+    pooling_choice,
+    resolve_centered,
+    with_pooling,
+)
 from bayescale.simulate import EPOCH_CHINCHILLA, grid_runs, simulate_runs
 from bayescale.spec import AUTO, load_spec, shipped_specs
 
@@ -109,7 +115,7 @@ def test_auto_centring_follows_the_input_each_amplitude_depends_on():
 
 # --- compare --lfo -----------------------------------------------------------------------------
 
-SMALL = {"draws": 300, "tune": 300, "chains": 2}
+SMALL = ["--draws", "300", "--tune", "300", "--chains", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +126,10 @@ def law_true_csv(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_compare_lfo_ranks_a_wrong_form_below_the_true_one(law_true_csv):
     """On Chinchilla-true runs the compute-only law cannot tell N from D: it forecasts the larger runs worse."""
-    out = CliRunner().invoke(app, ["compare", str(law_true_csv), "--lfo", "--model", "compute", "--model", "chinchilla", "--format", "json", "--seed", "1", *sum((["--" + k, str(v)] for k, v in SMALL.items()), [])])
+    out = CliRunner().invoke(app, ["compare", str(law_true_csv), "--lfo", "--model", "compute", "--model", "chinchilla", "--format", "json", "--seed", "1", *SMALL])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
     assert doc["chinchilla"]["rank"] == 0 and doc["compute"]["rank"] == 1
