@@ -380,7 +380,18 @@ def fit(
     tree = _tidy_tree(raw, spec, d)
     internal = [v for v in tree["posterior"].data_vars if v.removesuffix("_z") not in spec.fixed]  # constants have no R-hat
     diagnostics = check_convergence(tree, internal)
-    info = {"seconds": seconds, "draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept, "adaptation": adaptation, "pooled": list(spec.pooled) if groups else [], "centered": list(spec.centered), "centering": rule, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    info = {
+        "seconds": seconds,
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "target_accept": target_accept,
+        "adaptation": adaptation,
+        "pooled": list(spec.pooled) if groups else [],
+        "centered": list(spec.centered),
+        "centering": rule,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)
     if not diagnostics.converged:
         warnings.warn(f"{spec.name} fit on {runs.source}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)

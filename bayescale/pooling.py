@@ -48,8 +48,7 @@ def pooling_choice(spec: ModelSpec, choice: str) -> tuple[str, ...]:
     unknown = [n for n in names if n not in law.parameter_names]
     if unknown:
         raise ModelSpecError(
-            f"--pooling {choice!r}: {', '.join(unknown)} is not a parameter of the {law.name} form; "
-            f"give {', '.join(POOLING_CHOICES)} or a comma list of {', '.join(law.parameter_names)}"
+            f"--pooling {choice!r}: {', '.join(unknown)} is not a parameter of the {law.name} form; give {', '.join(POOLING_CHOICES)} or a comma list of {', '.join(law.parameter_names)}"
         )
     fixed = [n for n in names if n in spec.fixed]
     if fixed:

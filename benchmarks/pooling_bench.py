@@ -82,9 +82,23 @@ def _child(name: str, variant: str, adaptation: str | None) -> None:
     d = result.diagnostics
     stats = result.tree["sample_stats"].to_dataset()
     steps = float(stats["n_steps"].mean()) if "n_steps" in stats else float("nan")
-    print(json.dumps({"seconds": time.perf_counter() - start, "import": t_import, "sample": result.info["seconds"], "runs": len(frame),
-                      "rhat": d.rhat_max, "ess": min(d.ess_bulk_min, d.ess_tail_min), "div": d.divergences, "converged": result.converged,
-                      "centered": result.info["centered"], "adaptation": result.info["adaptation"], "steps": steps}))
+    print(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - start,
+                "import": t_import,
+                "sample": result.info["seconds"],
+                "runs": len(frame),
+                "rhat": d.rhat_max,
+                "ess": min(d.ess_bulk_min, d.ess_tail_min),
+                "div": d.divergences,
+                "converged": result.converged,
+                "centered": result.info["centered"],
+                "adaptation": result.info["adaptation"],
+                "steps": steps,
+            }
+        )
+    )
 
 
 def cold_fit(name: str, variant: str = "new (levels, auto)", adaptation: str | None = None) -> dict:
@@ -103,12 +117,17 @@ def cold_fit(name: str, variant: str = "new (levels, auto)", adaptation: str | N
 
 def fmt_fit(row: dict, target: float) -> str:
     ok = "converged" if row["converged"] else "NOT converged"
-    return (f"{row['seconds']:.0f} s | {row['cpu']:.0f} s → {row['cpu'] / 2:.0f} s (target {target:.0f}) | {row['rhat']:.3f} (≤ 1.01) | {row['ess']:.0f} (≥ 400) | {row['div']} (0) | {ok} | "
-            f"{row['adaptation']} | {row['steps']:.0f} | {','.join(row['centered']) or '-'} | {row['load']:.1f}")
+    return (
+        f"{row['seconds']:.0f} s | {row['cpu']:.0f} s → {row['cpu'] / 2:.0f} s (target {target:.0f}) | {row['rhat']:.3f} (≤ 1.01) | {row['ess']:.0f} (≥ 400) | {row['div']} (0) | {ok} | "
+        f"{row['adaptation']} | {row['steps']:.0f} | {','.join(row['centered']) or '-'} | {row['load']:.1f}"
+    )
 
 
 def speed(args) -> list[str]:
-    lines = ["| design | pooling | adaptation asked | cold wall (busy) | CPU → 2 idle cores | R-hat max | min ESS | divergences | verdict | adaptation | leapfrog steps/draw | centred | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| design | pooling | adaptation asked | cold wall (busy) | CPU → 2 idle cores | R-hat max | min ESS | divergences | verdict | adaptation | leapfrog steps/draw | centred | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name in args.designs:
         for variant in args.variants:
             for adaptation in args.adaptations:
@@ -122,7 +141,10 @@ def speed(args) -> list[str]:
 def lfo(args) -> list[str]:
     from bayescale.validate.backtest import backtest
 
-    lines = ["| design | pooling | cutoff (flops) | n train / test | median abs log error | coverage 90 | mean 90% width | CRPS | seconds | converged | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| design | pooling | cutoff (flops) | n train / test | median abs log error | coverage 90 | mean 90% width | CRPS | seconds | converged | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name in args.designs:
         frame = design(name)
         flops = frame["flops"] if "flops" in frame else 6 * frame["params"] * frame["tokens"]
@@ -132,8 +154,10 @@ def lfo(args) -> list[str]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 r = backtest(frame, spec_variant(variant), cutoff, group="group", seed=0, draws=args.draws, tune=args.tune, chains=4)
-            line = (f"| {name} | {variant} | {cutoff:.2g} | {r['n_train']} / {r['n_test']} | {r['median_abs_log_error']:.4f} | {r['coverage_90']:.2f} | "
-                    f"{r['mean_width_90']:.4f} | {r['crps']:.4f} | {r['seconds']:.0f} | {r['converged']} | {(load + os.getloadavg()[0]) / 2:.1f} |")
+            line = (
+                f"| {name} | {variant} | {cutoff:.2g} | {r['n_train']} / {r['n_test']} | {r['median_abs_log_error']:.4f} | {r['coverage_90']:.2f} | "
+                f"{r['mean_width_90']:.4f} | {r['crps']:.4f} | {r['seconds']:.0f} | {r['converged']} | {(load + os.getloadavg()[0]) / 2:.1f} |"
+            )
             print(line, flush=True)
             lines.append(line)
     return lines

@@ -110,7 +110,9 @@ def main() -> None:
         for name in ("700x8", "700x8-exp", "2500x50"):
             r = cold_fit(name)
             verdict = f"R-hat {r['rhat']:.3f} (≤ 1.01), min ESS {r['ess']:.0f} (≥ 400), {r['div']} divergences: {'converged' if r['converged'] else 'NOT converged'}"
-            rows.append((f"hierarchical default fit, {r['runs']} runs in {name.split('x')[1].split('-')[0]} groups, cold ({verdict}; load {r['load']:.1f})", r["seconds"], TARGET_SECONDS[name], "target s"))
+            rows.append(
+                (f"hierarchical default fit, {r['runs']} runs in {name.split('x')[1].split('-')[0]} groups, cold ({verdict}; load {r['load']:.1f})", r["seconds"], TARGET_SECONDS[name], "target s")
+            )
             rows.append(("  its CPU seconds / 2 (wall on 2 idle cores if the 4 chains share them)", r["cpu"] / 2, TARGET_SECONDS[name], "target s"))
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")

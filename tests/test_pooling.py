@@ -151,5 +151,5 @@ def test_compare_lfo_ranks_a_wrong_form_below_the_true_one(law_true_csv):
 )
 def test_cli_compare_lfo_bad_flags(law_true_csv, args, match):
     out = CliRunner().invoke(app, ["compare", str(law_true_csv), *args])
-    assert out.exit_code == BayescaleError.exit_code or out.exit_code == ModelSpecError.exit_code, out.output
+    assert out.exit_code in {BayescaleError.exit_code, ModelSpecError.exit_code}, out.output
     assert match in out.output and "Traceback" not in out.output

@@ -48,8 +48,6 @@ def _loglik(fit: Fit, frame: pd.DataFrame, y: np.ndarray, in_sample: bool) -> np
 
 def log_density(fit: Fit, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
     """(chain, draw, run) density of observed log loss ``y`` under the fit's likelihood around ``mu``."""
-    from scipy import stats
-
     post = fit.posterior
     sigma = post["sigma"].transpose("chain", "draw").values[..., None]
     likelihood = fit.spec.likelihood
