@@ -29,22 +29,22 @@ def test_recovers_known_chinchilla_law(synthetic_fit):
 def test_recovers_three_group_hierarchy(grouped_fit):
     """The default pooling recovers the known structure: each group's E, A, B and the shared exponents.
 
-    Every truth inside its 99% interval; 9 group-level truths at 90%: a calibrated posterior
-    misses ~1 by chance, so at least 7 of 9 must be covered (P ≈ 0.95 if calibrated).
+    Every truth inside its 99% interval, and the groups' irreducible losses in their true order.
+    (No binomial count of 90% misses: the groups' A and B all move with the shared exponents, so
+    their misses are not independent.)
     """
     assert grouped_fit.spec.pooled == ("E", "A", "B")
     assert grouped_fit.info["centered"] == ["E", "A", "B"] and grouped_fit.info["centering"] == "auto"  # 64 runs a group
     assert "alpha_by_dataset" not in grouped_fit.posterior
-    covered_90 = []
     for group, truth in GROUP_TRUTHS.items():
         for name in ("E", "A", "B"):
             ok, detail = inside(grouped_fit, f"{name}[dataset={group}]", truth[name], ci=0.99)
             assert ok, detail
-            covered_90.append(inside(grouped_fit, f"{name}[dataset={group}]", truth[name])[0])
-    assert sum(covered_90) >= 7, covered_90
     for name in ("alpha", "beta"):  # shared by every group, learned from all of them
         ok, detail = inside(grouped_fit, name, GROUP_TRUTHS["web"][name], ci=0.99)
         assert ok, detail
+    medians = grouped_fit.summary()["median"]
+    assert medians["E[dataset=code]"] < medians["E[dataset=web]"] < medians["E[dataset=books]"]
 
 
 def test_epoch_ai_refit_on_embedded_runs(chinchilla_fit):
