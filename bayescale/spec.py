@@ -20,7 +20,7 @@ from bayescale.errors import ModelSpecError
 from bayescale.laws import LAWS, Law, get_law
 from bayescale.resources import models_dir
 
-TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling", "options"}
+TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling"}
 LIKELIHOOD_KEYS = {"family", "nu", "sigma"}
 POOLING_KEYS = {"params", "group", "scale", "centered"}
 FAMILIES = ("studentt", "normal")
@@ -150,7 +150,6 @@ class ModelSpec:
     #: leaves the choice to ``pooling.auto_centered`` at fit time (the fit stores the resolved list).
     centered: tuple[str, ...] | str = AUTO
     description: str = ""
-    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def law(self) -> Law:
@@ -159,6 +158,8 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], source: str = "<spec>") -> ModelSpec:
         """Validate the structure of a spec dict (TOML-shaped) against its law."""
+        if raw.get("options") == {}:  # fit files written before 0.2 store an (always empty) options table
+            raw = {k: v for k, v in raw.items() if k != "options"}
         unknown = set(raw) - TOP_LEVEL_KEYS
         if unknown:
             raise ModelSpecError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}")
@@ -216,7 +217,6 @@ class ModelSpec:
             group=tuple(group),
             centered=AUTO if centered == AUTO else tuple(centered),
             description=str(raw.get("description", law.description)),
-            options=dict(raw.get("options", {})),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -227,7 +227,6 @@ class ModelSpec:
             "priors": {k: v.to_dict() for k, v in self.priors.items()},
             "likelihood": self.likelihood.to_dict(),
             "pooling": {"params": list(self.pooled), "group": list(self.group), "scale": dict(self.pool_scale), "centered": self.centered if self.centered == AUTO else list(self.centered)},
-            "options": dict(self.options),
         }
 
     @property
