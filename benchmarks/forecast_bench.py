@@ -19,14 +19,10 @@ whole spec) and name it in ``--candidates``.
 
 from __future__ import annotations
 
-import os
-
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # BLAS threads fight over shared cores: L-BFGS-B runs ~5x slower
-
 import argparse
 import copy
 import json
+import os
 import platform
 import time
 import warnings
@@ -38,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from bayescale import load_runs
 from bayescale.resources import data_path
@@ -75,7 +72,9 @@ DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in (
         Dataset("chinchilla", "chinchilla_figure4_runs.csv", "chinchilla", (5e20, 1.5e21), {"drop_highest_loss": 5}, note="Hoffmann et al. Figure 4, 5 highest-loss runs dropped"),
-        Dataset("datablations_c4", "datablations_c4_runs.csv", "data_constrained", (5e20, 1.5e21), {"where": {"published_fit": "true"}}, note="the 182 runs Muennighoff et al. fitted, data-constrained law"),
+        Dataset(
+            "datablations_c4", "datablations_c4_runs.csv", "data_constrained", (5e20, 1.5e21), {"where": {"published_fit": "true"}}, note="the 182 runs Muennighoff et al. fitted, data-constrained law"
+        ),
         Dataset("gemstones", "gemstones_runs.csv", "chinchilla", (5e19, 2e20), group="recipe", note="3 recipes (cooldown, constant LR, half LR)"),
         Dataset("llama3_isoflop", "llama3_isoflop_runs.csv", "chinchilla", (6e20, 1e21), note="Llama 3 Figure 2 isoFLOP points"),
         Dataset("cerebras_gpt", "cerebras_gpt_runs.csv", "compute", (1e21, 6e21), note="7 compute-optimal runs (20 tokens/param: only L(C) is identified)"),
@@ -205,17 +204,19 @@ def run_task(task: Task, cores: int) -> tuple[dict[str, Any], pd.DataFrame]:
     """Fit, forecast and score one split; never raises (a failure is a row with its error)."""
     dataset, candidate = DATASETS[task.dataset], CANDIDATES[task.candidate]
     group = dataset.group if task.grouped else None
-    row: dict[str, Any] = {"key": task.key, "dataset": task.dataset, "kind": task.kind, "groups": group or "none", "cutoff": task.cutoff, "candidate": task.candidate, "settings": "quick" if task.quick else "full"}
+    row: dict[str, Any] = {"key": task.key, "dataset": task.dataset, "kind": task.kind, "groups": group or "none", "cutoff": task.cutoff, "candidate": task.candidate}
+    row["settings"] = "quick" if task.quick else "full"
     try:
         runs = synthetic_twin(dataset, task.grouped, task.seed) if task.kind == "synthetic" else dataset.runs()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):  # BLAS threads only fight over shared cores
             warnings.simplefilter("ignore")
             if candidate.method == "point":
-                result = backtest(runs, candidate.spec(dataset.model), task.cutoff, method="point", group=group, seed=task.seed, bootstrap=BOOTSTRAP["quick" if task.quick else "full"], predictions=True)
+                bootstrap = BOOTSTRAP["quick" if task.quick else "full"]
+                result = backtest(runs, candidate.spec(dataset.model), task.cutoff, method="point", group=group, seed=task.seed, bootstrap=bootstrap, predictions=True)
             else:
                 settings = {**(QUICK if task.quick else FULL), "cores": cores, **candidate.fit}
                 result = backtest(runs, candidate.spec(dataset.model), task.cutoff, method="bayes", group=group, seed=task.seed, predictions=True, **settings)
-    except Exception as exc:  # noqa: BLE001 -- a failed split is reported, not fatal to the benchmark
+    except Exception as exc:  # a failed split is reported, not fatal to the benchmark
         row["error"] = f"{type(exc).__name__}: {exc}"
         return row, pd.DataFrame()
     predictions = result.pop("predictions")
@@ -276,6 +277,29 @@ def render(rows: pd.DataFrame, total: float, candidates: list[str], quick: bool)
     return "\n".join(lines)
 
 
+def make_tasks(datasets: list[str], kinds: list[str], candidates: list[str], quick: bool, seed: int) -> list[Task]:
+    """Every dataset × kind × group structure × cutoff × candidate (first cutoff only when quick)."""
+    return [
+        Task(d, kind, grouped, cutoff, c, quick, seed)
+        for d in datasets
+        for kind in kinds
+        for grouped in ((False, True) if DATASETS[d].group else (False,))
+        for cutoff in DATASETS[d].cutoffs[: 1 if quick else 2]
+        for c in candidates
+    ]
+
+
+def load_done(csv_path: Path, pred_path: Path, keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows (and their predictions) of earlier runs of these splits that did not fail."""
+    done = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame()
+    preds = pd.read_csv(pred_path) if pred_path.exists() else pd.DataFrame()
+    if not len(done):
+        return done, preds.iloc[:0]
+    ok = done["error"].isna() if "error" in done else pd.Series(True, index=done.index)
+    done = done[ok & done["key"].isin(keys)]
+    return done, (preds[preds["key"].isin(done["key"])] if len(preds) else preds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", default="default,point", help=f"comma-separated, from: {', '.join(CANDIDATES)}")
@@ -293,28 +317,13 @@ def main() -> None:
     unknown = [c for c in candidates if c not in CANDIDATES] + [d for d in datasets if d not in DATASETS]
     if unknown:
         parser.error(f"unknown candidate(s)/dataset(s): {', '.join(unknown)}")
-    tasks = [
-        Task(d, kind, grouped, cutoff, c, args.quick, args.seed)
-        for d in datasets
-        for kind in args.kinds.split(",")
-        for grouped in ((False, True) if DATASETS[d].group else (False,))
-        for cutoff in DATASETS[d].cutoffs[: 1 if args.quick else 2]
-        for c in candidates
-    ]
+    tasks = make_tasks(datasets, args.kinds.split(","), candidates, args.quick, args.seed)
     csv_path = args.out.with_suffix(".csv")
     pred_path = args.out.with_name(args.out.stem + "_predictions.csv")
-    keep = args.resume or args.render_only
-    done = pd.read_csv(csv_path) if keep and csv_path.exists() else pd.DataFrame()
-    done_preds = pd.read_csv(pred_path) if keep and pred_path.exists() else pd.DataFrame()
-    if len(done):
-        ok = done["error"].isna() if "error" in done else pd.Series(True, index=done.index)
-        done = done[ok & done["key"].isin([t.key for t in tasks])]
-        done_preds = done_preds[done_preds["key"].isin(done["key"])] if len(done_preds) else done_preds
+    done, done_preds = load_done(csv_path, pred_path, [t.key for t in tasks]) if args.resume or args.render_only else (pd.DataFrame(), pd.DataFrame())
     todo = [] if args.render_only else [t for t in tasks if t.key not in set(done.get("key", []))]
-    for kind in {t.kind for t in todo} & {"synthetic"}:  # truths first, once, outside the pool
-        for d in {t.dataset for t in todo if t.kind == kind}:
-            for grouped in {t.grouped for t in todo if t.dataset == d and t.kind == kind}:
-                truth_of(DATASETS[d], grouped, args.seed)
+    for d, grouped in sorted({(t.dataset, t.grouped) for t in todo if t.kind == "synthetic"}):  # truths first, once, outside the pool
+        truth_of(DATASETS[d], grouped, args.seed)
     cores = max(1, (os.cpu_count() or 1) // max(1, args.jobs))
     rows, preds = [done] if len(done) else [], [done_preds] if len(done_preds) else []
     start = time.perf_counter()

@@ -30,5 +30,5 @@ def test_point_backtest_per_group_recovers_each_level(grouped_runs):
 def test_point_backtest_group_without_training_runs_is_clear_error(grouped_runs):
     data = grouped_runs.data.copy()
     data.loc[data["flops"] > 1e19, "recipe"] = "new"
-    with pytest.raises(RunTableError, match="'new'.*none to train on"):
+    with pytest.raises(RunTableError, match=r"'new'.*none to train on"):
         backtest(load_runs(data), "chinchilla", 1e19, method="point", group="recipe", bootstrap=2)

@@ -126,10 +126,7 @@ def _forecast_log(fitted: Any, test: RunTable, seed: int, point: bool) -> tuple[
     samples = np.log(ds["loss_pred"].stack(sample=("chain", "draw")).transpose("sample", "target").values)
     if not point:
         return samples, np.median(samples, axis=0)
-    frame = target_table(fitted, targets)
-    law = fitted.spec.law
-    inputs = {c: frame[c].to_numpy(float) for c in (*law.inputs, *law.covariates) if c in frame.columns}
-    return samples, np.log(law.loss(fitted.params, inputs))
+    return samples, np.log(fitted.spec.law.loss(fitted.params, target_table(fitted, targets)))
 
 
 def _point_by_group(train: RunTable, test: RunTable, model: Any, groups: tuple[str, ...], bootstrap: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
