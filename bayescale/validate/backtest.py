@@ -106,11 +106,28 @@ def backtest(
         seconds=seconds,
     )
     if method == "bayes":
+        pointwise = heldout_elpd(fitted, test, observed, seed)
+        out["elpd"] = float(pointwise.sum())
+        out["elpd_se"] = float(np.sqrt(pointwise.size) * np.std(pointwise, ddof=1)) if pointwise.size > 1 else float("nan")
         diag = fitted.diagnostics
         out.update(converged=bool(fitted.converged), rhat_max=diag.rhat_max, ess_bulk_min=diag.ess_bulk_min, divergences=diag.divergences, diagnostics=diag.message())
     if predictions:
         out["predictions"] = _prediction_table(test, observed, predicted, samples, levels, train_max)
     return out
+
+
+def heldout_elpd(fitted: Any, test: RunTable, observed: np.ndarray, seed: int) -> np.ndarray:
+    """Log mean predictive density of each held-out run's log loss (the leave-future-out ELPD terms)."""
+    from scipy.special import logsumexp
+
+    from bayescale.validate.compare import log_density
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        ds = fitted.forecast(test.data.drop(columns=["loss"]), seed=seed)
+    mu = np.log(ds["loss"].transpose("chain", "draw", "target").values)
+    ll = log_density(fitted, observed, mu).reshape(-1, observed.size)
+    return logsumexp(ll, axis=0) - np.log(ll.shape[0])
 
 
 def _forecast_log(fitted: Any, test: RunTable, seed: int, point: bool) -> tuple[np.ndarray, np.ndarray]:
