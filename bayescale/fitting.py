@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.errors import ConvergenceWarning, FitFileError, SamplerError, check_probability
+from bayescale.errors import ConvergenceWarning, FitFileError, RunTableError, SamplerError, check_probability
 from bayescale.laws.ops import NUMPY
 from bayescale.model import Design, design
-from bayescale.runs import RunTable, load_runs
+from bayescale.runs import RunTable, check_magnitudes, load_runs
 from bayescale.spec import ModelSpec, Prior, load_spec
 
 #: Version 2 adds the ``content_hash`` attribute (checked at load).
@@ -351,14 +351,22 @@ def fit(
     target_accept: float = 0.9,
     adaptation: str | None = None,
     progress: bool = False,
+    strict: bool = False,
 ) -> Fit:
     """Fit the spec ``model`` to ``runs`` and check convergence (warns ``ConvergenceWarning``).
 
     ``group`` names grouping column(s) over which the spec's pooled parameters vary
     (partial pooling); default: the spec's own ``pooling.group``. ``adaptation`` picks nutpie's
     mass matrix (``ADAPTATIONS``); default ``low_rank`` without groups, ``diag`` with them.
+    ``strict=True`` refuses implausible magnitudes in the runs (``runs.check_magnitudes``,
+    e.g. tokens in billions without a unit) instead of warning.
     """
-    runs = runs if isinstance(runs, RunTable) else load_runs(runs)
+    if isinstance(runs, RunTable):
+        problems = check_magnitudes(runs.column("params").astype(float), runs.column("tokens").astype(float), runs.source) if strict else []
+        if problems:
+            raise RunTableError(problems[0] + "; strict mode refuses suspicious magnitudes")
+    else:
+        runs = load_runs(runs, strict=strict)
     spec = load_spec(model)
     groups = tuple([group] if isinstance(group, str) else (group if group is not None else spec.group))
     for name, value, low in (("draws", draws, 1), ("tune", tune, 1), ("chains", chains, 1)):
