@@ -41,6 +41,13 @@ def check_output_path(path: str | Path | None, kind: Kind = "file") -> Path:
     if path is None or str(path).strip() == "":
         raise OutputPathError("the output path is empty; give a file name, e.g. -o fit.nc")
     path = Path(path)
+    try:
+        return _check(path, kind)
+    except OSError as exc:  # a name too long, a loop of links, a permission on the way
+        raise OutputPathError(f"output path {str(path)[:200]!r}: {exc.strerror or exc}") from None
+
+
+def _check(path: Path, kind: Kind) -> Path:
     if path.name in ("", ".", ".."):
         raise OutputPathError(f"output path {str(path)!r} is a folder name, not a {'folder to create' if kind == 'folder' else 'file'}; give e.g. -o {path / ('results' if kind == 'folder' else 'fit.nc')}")
     parent = path.parent
