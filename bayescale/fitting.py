@@ -326,7 +326,13 @@ def _sample_nutpie(spec, d, prior_draws, key, values, draws, tune, chains, seed,
         known = {var.name for var in compiled.shared_var_keys}  # data the graph does not use is pruned
         compiled = compiled.with_data(**{name: value for name, value in values.items() if name in known})
     else:
-        compiled = nutpie.compile_pymc_model(build_model(spec, d, prior_draws))
+        import pytensor
+
+        # PyTensor's on-disk Numba cache makes the compiled logp depend on what earlier processes
+        # left there: the same seed gave different posteriors with an empty and a warm compile
+        # directory. Compiling without it gives every process the same code (cost: no disk reuse).
+        with pytensor.config.change_flags(numba__cache=False):
+            compiled = nutpie.compile_pymc_model(build_model(spec, d, prior_draws))
         if len(_COMPILED) >= _COMPILED_MAX:
             _COMPILED.pop(next(iter(_COMPILED)))
         _COMPILED[key] = compiled
