@@ -21,7 +21,7 @@ BASE = 'form = "chinchilla"\n'
         ("pooling = 5", "pooling must be a table"),
         ("pooling = [1, 2]", "pooling must be a table"),
         ("likelihood = 5", "likelihood must be a table"),
-        ("options = 5", "options must be a table"),
+        ("options = 5", "unknown key"),
         ("[pooling]\nparams = 5", "pooling.params must be a parameter name or a list"),
         ("[pooling]\nparams = [1]", "pooling.params must be a parameter name or a list"),
         ("[pooling]\nscale = 5", "pooling.scale must be a table"),
