@@ -18,7 +18,7 @@ import tomllib
 import traceback
 import warnings
 from collections.abc import Callable, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,10 +108,8 @@ def _number(value: Any, where: str, whole: bool = False, low: float = 0.0) -> fl
 
     number = float("nan")
     if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
+        with suppress(ValueError):
             number = parse_quantity(value)
-        except ValueError:
-            pass
     if not (number >= low and number < float("inf")) or (whole and number != int(number)):
         kind = "a whole number" if whole else "a number"
         raise ManifestError(f"{where} must be {kind} >= {low:g}, got {value!r}")
@@ -212,8 +210,7 @@ def read_manifest(path: str | Path) -> list[Job]:
             continue
         if split not in table.data.columns:
             raise ManifestError(f"{path}: job {number}: split_by = {split!r}: {table.source} has no such column; it has {', '.join(map(repr, table.data.columns))}")
-        for value in sorted(set(table.data[split].astype(str))):
-            jobs.append(Job(**{**base.__dict__, "name": f"{base.name}/{value}", "split_by": split, "split_value": value}))
+        jobs.extend(Job(**{**base.__dict__, "name": f"{base.name}/{value}", "split_by": split, "split_value": value}) for value in sorted(set(table.data[split].astype(str))))
     _check_folders(jobs, path)
     return jobs
 
@@ -287,7 +284,7 @@ def run_job(job: Job, results: str | Path) -> dict[str, Any]:
         tmp.write_text(json.dumps({"key": key, "complete": True, "row": row}, default=float))
         os.replace(tmp, marker)
         return row
-    except Exception as exc:  # noqa: BLE001 - isolation: any failure is recorded, the batch goes on
+    except Exception as exc:
         row["error"] = str(exc) if isinstance(exc, BayescaleError) else f"{type(exc).__name__}: {exc} ({traceback.format_exc(limit=2).splitlines()[-1]})"
         row["seconds"] = round(time.perf_counter() - start, 3)
         return row
@@ -372,7 +369,7 @@ def _run_all(client, cluster, jobs: list[Job], results: Path, rows: dict[str, di
             job = futures[future]
             try:
                 row = future.result()
-            except Exception as exc:  # noqa: BLE001 - a worker died: record it
+            except Exception as exc:
                 row = {"job": job.name, "status": "failed", "error": f"worker failure: {type(exc).__name__}: {exc}"}
             rows[job.name] = row
             if on_done is not None:

@@ -313,7 +313,7 @@ def _sample(spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, t
             )
         except (KeyboardInterrupt, MemoryError):
             raise
-        except Exception as exc:  # noqa: BLE001 - surface sampler failures as one clear error
+        except Exception as exc:
             raise SamplerError(f"the {sampler} sampler failed: {type(exc).__name__}: {exc}") from exc
         finally:
             logger.setLevel(level)
@@ -560,7 +560,7 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
         tree = _open_bounded(path, max_bytes)
     except FitFileError:
         raise
-    except Exception as exc:  # noqa: BLE001 - every read failure is the same user-facing problem
+    except Exception as exc:
         raise FitFileError(f"{path}: cannot read as a bayescale fit (truncated, corrupted or not netCDF/zarr): {type(exc).__name__}: {str(exc)[:200]}") from None
     attrs = tree.attrs
     if "bayescale_format" not in attrs:
@@ -569,7 +569,8 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
     if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)):
         raise FitFileError(f"{path}: bayescale_format must be an integer, got {_short(version)}")
     if int(version) != FORMAT_VERSION:
-        raise FitFileError(f"{path}: fit file format {int(version)} written by bayescale {_short(attrs.get('bayescale_version'))} is not readable by this version (format {FORMAT_VERSION}); refit with this version")
+        raise FitFileError(f"{path}: fit file format {int(version)} written by bayescale {_short(attrs.get('bayescale_version'))} is not readable by this version "
+            f"(format {FORMAT_VERSION}); refit with this version")
     if attrs.get("content_hash") != content_hash(tree):
         raise FitFileError(f"{path}: the content hash does not match: the file was edited or corrupted after it was saved; refit")
     try:
@@ -601,7 +602,7 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
         )
     except FitFileError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise FitFileError(f"{path}: a bayescale fit file with missing or damaged content ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not diagnostics.converged:
         warnings.warn(f"{path}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)

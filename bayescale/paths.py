@@ -49,7 +49,8 @@ def check_output_path(path: str | Path | None, kind: Kind = "file") -> Path:
 
 def _check(path: Path, kind: Kind) -> Path:
     if path.name in ("", ".", ".."):
-        raise OutputPathError(f"output path {str(path)!r} is a folder name, not a {'folder to create' if kind == 'folder' else 'file'}; give e.g. -o {path / ('results' if kind == 'folder' else 'fit.nc')}")
+        example = path / ("results" if kind == "folder" else "fit.nc")
+        raise OutputPathError(f"output path {str(path)!r} is a folder name, not a {'folder to create' if kind == 'folder' else 'file'}; give e.g. -o {example}")
     parent = path.parent
     _nearest_folder(path)
     if not parent.is_dir():

@@ -115,7 +115,7 @@ def read_table(path: Path) -> pd.DataFrame:
         raise RunTableError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the table as UTF-8 CSV") from None
     except pd.errors.EmptyDataError:
         raise RunTableError(f"{path}: the file is empty; expected a header row with params, tokens, loss") from None
-    except Exception as exc:  # noqa: BLE001 - any parser failure (pandas, pyarrow) is a bad table
+    except Exception as exc:
         raise RunTableError(f"{path}: cannot read as a run table: {type(exc).__name__}: {str(exc)[:200]}") from None
     return frame
 

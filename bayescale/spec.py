@@ -79,14 +79,15 @@ class Prior:
         if not (isinstance(cls, type) and issubclass(cls, pm.Distribution)):
             raise ModelSpecError(f"{where}: unknown distribution {self.dist!r} (use a PyMC name such as Normal, LogNormal, HalfNormal, TruncatedNormal, Gamma)")
         if issubclass(cls, pm.Discrete) or self.dist in IMPROPER:
-            raise ModelSpecError(f"{where}: {self.dist} is not a proper continuous distribution; a prior on a continuous parameter needs one (Normal, LogNormal, HalfNormal, TruncatedNormal, Gamma), or {{dist = \"Fixed\", value = v}} for a constant")
+            raise ModelSpecError(f"{where}: {self.dist} is not a proper continuous distribution; "
+                f"a prior on a continuous parameter needs one (Normal, LogNormal, HalfNormal, TruncatedNormal, Gamma), or {{dist = \"Fixed\", value = v}} for a constant")
         accepted = _arguments(cls)
         unknown = [k for k in self.kwargs if accepted is not None and k not in accepted]
         if unknown:
             raise ModelSpecError(f"{where}: {self.dist} has no argument {', '.join(map(repr, unknown))}; it accepts {', '.join(accepted)}")
         try:
             return cls.dist(**self.kwargs)
-        except Exception as exc:  # noqa: BLE001 - missing or impossible arguments, whatever PyMC raises
+        except Exception as exc:
             raise ModelSpecError(f"{where}: {self.dist}({self._args()}) is not valid: {type(exc).__name__}: {str(exc)[:200]}") from None
 
     def _args(self) -> str:
@@ -271,15 +272,16 @@ class ModelSpec:
         dists = [prior.distribution(f"{self.name}: {key}") for key, prior in items]
         try:
             draws = pm.draw(dists, draws=size, random_seed=seed, mode="FAST_COMPILE")
-        except Exception as exc:  # noqa: BLE001 - any failure to draw means an impossible prior
+        except Exception as exc:
             raise ModelSpecError(f"{self.name}: cannot draw from the priors: {exc}") from None
         out = {}
-        for (key, prior), values in zip(items, draws, strict=True):
-            values = np.asarray(values, dtype=float)
+        for (key, prior), drawn in zip(items, draws, strict=True):
+            values = np.asarray(drawn, dtype=float)
             if not np.all(np.isfinite(values)):
                 raise ModelSpecError(f"{self.name}: {key}: {prior.dist}({prior._args()}) is not a proper distribution (draws are NaN or infinite)")
             if not prior.fixed and np.ptp(values) == 0:
-                raise ModelSpecError(f"{self.name}: {key}: {prior.dist}({prior._args()}) is degenerate (every draw is {values[0]:g}); give it a positive spread, or write {{dist = \"Fixed\", value = {values[0]:g}}} to fix the parameter")
+                raise ModelSpecError(f"{self.name}: {key}: {prior.dist}({prior._args()}) is degenerate (every draw is {values[0]:g}); "
+                    f"give it a positive spread, or write {{dist = \"Fixed\", value = {values[0]:g}}} to fix the parameter")
             out[key] = values
         return out
 

@@ -58,11 +58,12 @@ def test_cli_fit_never_crashes_on_bad_tables(tmp_path_factory, frame):
 # --- hostile inputs beyond run tables (issue 19): output paths, spec tables, manifests, fit-file attributes ---
 
 import json  # noqa: E402
+import math  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 from bayescale import OutputPathError, check_output_path  # noqa: E402
 from bayescale.batch import read_manifest  # noqa: E402
@@ -70,7 +71,11 @@ from bayescale.spec import ModelSpec  # noqa: E402
 
 path_part = st.sampled_from(["", ".", "..", "/", " ", "file.txt", "folder", "fifo", "fit.nc", "fit.zarr", "missing", "a b", "x" * 300, "\u00e9", "~"])
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(10**30), 10**30), st.floats(allow_nan=True), st.text(max_size=6), st.sampled_from(["E", "A", "alpha", "Normal", "chinchilla", "dataset"]))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["E", "A", "dist", "mu", "sigma", "sgima", "value", "x"]), inner, max_size=3)), max_leaves=6)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["E", "A", "dist", "mu", "sigma", "sgima", "value", "x"]), inner, max_size=3)),
+    max_leaves=6,
+)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +127,9 @@ def _toml(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return repr(value) if value == value and abs(value) != float("inf") else ("nan" if value != value else ("inf" if value > 0 else "-inf"))
+        if math.isnan(value):
+            return "nan"
+        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, list):
@@ -159,7 +166,12 @@ def saved_tree(tmp_path_factory):
     return xr.open_datatree(path, engine="h5netcdf").load()
 
 
-attr_values = st.one_of(st.integers(-(10**18), 10**18), st.floats(allow_nan=True), st.text(max_size=8), st.lists(st.integers(0, 3), max_size=3), st.sampled_from(['["dataset"]', '"x"', "{}", "[]", "null", '{"a": 1}', "9" * 400]))
+attr_values = st.one_of(
+    st.integers(-(10**18), 10**18),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.lists(st.integers(0, 3), max_size=3),
+    st.sampled_from(['["dataset"]', '"x"', "{}", "[]", "null", '{"a": 1}', "9" * 400]))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

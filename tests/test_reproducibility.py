@@ -31,7 +31,7 @@ print("HASH", digest.hexdigest())
 
 def _posterior_hash(compiledir: Path) -> str:
     env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={compiledir}"}
-    out = subprocess.run([sys.executable, "-c", SCRIPT, str(REPO)], env=env, capture_output=True, text=True, timeout=900)
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(REPO)], env=env, capture_output=True, text=True, timeout=900, check=False)
     line = [x for x in out.stdout.splitlines() if x.startswith("HASH")]
     assert line, out.stderr[-2000:]
     return line[0].split()[1]

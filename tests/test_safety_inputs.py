@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import warnings
@@ -26,7 +27,7 @@ def test_parquet_with_a_bytes_column(tmp_path, frame):
     assert set(load_runs(tmp_path / "good.parquet").data["dataset"]) == {"web"}
     bad = frame.assign(dataset=[b"\xff\xfe"] * len(frame))
     bad.to_parquet(tmp_path / "bad.parquet")
-    with pytest.raises(RunTableError, match="column 'dataset': binary value .* is not UTF-8"):
+    with pytest.raises(RunTableError, match=r"column 'dataset': binary value .* is not UTF-8"):
         load_runs(tmp_path / "bad.parquet")
 
 
@@ -40,11 +41,8 @@ def test_streams_are_bounded(tmp_path):
     os.mkfifo(fifo)
 
     def feed():
-        with open(fifo, "wb") as handle:
-            try:
-                handle.write(b"x" * 5000)
-            except BrokenPipeError:
-                pass
+        with open(fifo, "wb") as handle, contextlib.suppress(BrokenPipeError):
+            handle.write(b"x" * 5000)
 
     thread = threading.Thread(target=feed, daemon=True)
     thread.start()
@@ -133,7 +131,7 @@ def test_tokens_in_billions_without_a_unit_warns_and_strict_refuses(frame):
     scaled = frame.assign(tokens=frame["tokens"] / 1e9)
     with pytest.warns(DataWarning, match="tokens outside the plausible range.*without a unit"):
         load_runs(scaled)
-    with pytest.raises(RunTableError, match="tokens outside the plausible range.*strict mode"):
+    with pytest.raises(RunTableError, match=r"tokens outside the plausible range.*strict mode"):
         load_runs(scaled, strict=True)
     with pytest.raises(RunTableError, match="strict mode"):
         fit(scaled, strict=True, draws=10, tune=10, chains=1)
