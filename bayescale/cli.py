@@ -66,6 +66,14 @@ def _columns(pairs: list[str] | None) -> dict[str, str]:
     return _pairs(pairs, "--column", "CANONICAL=HEADER", "params='Model Size'")
 
 
+def _check_output(output: Path | None, kind: str = "file") -> None:
+    """Refuse a bad ``-o`` before any work (``paths.check_output_path``, exit 2); ``None`` is stdout."""
+    if output is not None:
+        from bayescale.paths import check_output_path
+
+        _run(check_output_path, output, kind)
+
+
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text)
@@ -108,6 +116,7 @@ def fit_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Fit a scaling law to a run table and save the posterior."""
+    _check_output(output, "fit")
     result = _run(_fit, runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation)
     path = _run(result.save, output)
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
@@ -195,6 +204,7 @@ def forecast_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the observation-noise draws.")] = 0,
 ) -> None:
     """Posterior forecast of the loss of models never trained."""
+    _check_output(output)
     result, table = _run(_forecast, fit_path, params, tokens, unique_tokens, flops, group_value, targets, ci, seed)
     if format is Format.json:
         text = json.dumps({"ci": ci, "converged": result.converged, "targets": json.loads(table.to_json(orient="records"))}, indent=2)
@@ -215,6 +225,7 @@ def demo_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Fit Chinchilla to the embedded runs and forecast a 70B model on 1.4T tokens."""
+    _check_output(output, "folder")
     _run(_demo, output, draws, tune, chains, seed, quiet)
 
 
@@ -265,6 +276,7 @@ def allocate_cmd(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Compute-optimal parameters and tokens per FLOP budget (C = 6ND), with posterior intervals."""
+    _check_output(output)
     result, table = _run(_allocate, fit_path, flops, unique_tokens, ci, robust_quantile)
     if format is Format.json:
         text = json.dumps({"ci": ci, "converged": result.converged, "budgets": json.loads(table.to_json(orient="records"))}, indent=2)
@@ -322,6 +334,7 @@ def decide_cmd(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
 ) -> None:
     """P(loss < target) for a plan or budgets, or the least compute that reaches the target with --prob."""
+    _check_output(output)
     doc = _run(_decide, fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour)
     if format is Format.json:
         text = json.dumps(doc, indent=2)
@@ -390,6 +403,7 @@ def backtest_cmd(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Leave-future-out backtest: fit on small-compute runs, score forecasts of the larger ones."""
+    _check_output(output)
     import pandas as pd
 
     rows = _run(_backtest, runs, model, group, column, drop_highest_loss, train_max_flops, sweep, method.value, draws, tune, chains, seed, bootstrap)
@@ -452,6 +466,7 @@ def compare_cmd(
     train_max_flops: Annotated[list[str] | None, typer.Option(help="--lfo cutoff(s): fit on runs with flops <= X (default: the 70% flops quantile).")] = None,
 ) -> None:
     """Rank laws and pooling structures: PSIS-LOO by default, leave-future-out forecasts with --lfo."""
+    _check_output(output)
     table = _run(_compare, runs, model, column, drop_highest_loss, draws, tune, chains, seed, quiet, by_group, lfo, pooling, group, train_max_flops)
     if format is Format.json:
         text = json.dumps(json.loads(table.to_json(orient="index")), indent=2)
@@ -478,18 +493,23 @@ def batch_cmd(
     scheduler: Annotated[str, typer.Option(help="'local' (a LocalCluster) or a scheduler address, e.g. tcp://host:8786.")] = "local",
     workers: Annotated[int, typer.Option(help="Worker processes of the LocalCluster.")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    strict: Annotated[bool, typer.Option(help="Count jobs whose fit did not converge as failures in the exit code.")] = False,
 ) -> None:
-    """Fit, forecast and allocate many run tables on Dask. Exit code: the number of failed jobs."""
+    """Fit, forecast and allocate many run tables on Dask. Exit code: the number of failed (with --strict, also not converged) jobs."""
+    _check_output(output, "folder")
     from bayescale.batch import read_manifest, run_batch
 
     jobs = _run(read_manifest, manifest)
     with typer.progressbar(length=len(jobs), label="jobs", file=sys.stderr, hidden=quiet) as bar:
         summary = _run(run_batch, manifest, output, scheduler=scheduler, workers=workers, on_done=lambda row: bar.update(1))
     counts = summary["status"].value_counts().to_dict()
-    typer.echo(f"{len(summary)} jobs: {counts.get('ok', 0)} ok, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed; summary in {output / 'summary.csv'}")
+    typer.echo(f"{len(summary)} jobs: {counts.get('ok', 0)} ok, {counts.get('not_converged', 0)} not converged, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed; summary in {output / 'summary.csv'}")
     for _, row in summary[summary["status"] == "failed"].iterrows():
         typer.secho(f"failed: {row['job']}: {row['error']}", err=True, fg=typer.colors.RED)
-    failed = int((summary["status"] == "failed").sum())
+    unconverged = summary["status"].ne("failed") & summary["converged"].eq(False)
+    for job in summary.loc[unconverged, "job"]:
+        typer.secho(f"not converged: {job}", err=True, fg=typer.colors.YELLOW)
+    failed = int((summary["status"] == "failed").sum()) + (int(unconverged.sum()) if strict else 0)
     if failed:
         raise typer.Exit(min(failed, 125))
 
@@ -506,6 +526,7 @@ def report_cmd(
     ci: Annotated[float, typer.Option(help="Interval probability.")] = 0.9,
 ) -> None:
     """Write a self-contained HTML uncertainty report for budget decisions."""
+    _check_output(output)
     path = _run(_report, fit_path, output, flops, target_loss, prob, unique_tokens, ci)
     typer.echo(f"wrote {path}")
 
