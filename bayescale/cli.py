@@ -130,6 +130,14 @@ def _columns(pairs: list[str] | None) -> dict[str, str]:
     return _pairs(pairs, "--column", "CANONICAL=HEADER", "params='Model Size'")
 
 
+def _check_output(output: Path | None, kind: str = "file") -> None:
+    """Refuse a bad ``-o`` before any work (``paths.check_output_path``, exit 2); ``None`` is stdout."""
+    if output is not None:
+        from bayescale.paths import check_output_path
+
+        _run(check_output_path, output, kind)
+
+
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text)
@@ -162,11 +170,11 @@ def _command(name: str, *positional: object, options: list[tuple[str, object]] =
     return " ".join(parts)
 
 
-def _fit(runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation=None, output=None, force=True, command=None):
+def _fit(runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation=None, output=None, force=True, command=None, strict=False):
     import bayescale
 
     where = _pairs(where, "--where", "COLUMN=VALUE", "published_fit=true")
-    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where)
+    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where, strict=strict)
     if output is not None and not force:
         _refuse_overwrite(output, table, model, group, {"draws": draws, "tune": tune, "chains": chains}, seed, sampler)
     return bayescale.fit(table, model, group or None, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet, command=command)
@@ -235,10 +243,11 @@ def fit_cmd(
     sampler: Annotated[str, typer.Option(help="nutpie (default), pymc or numpyro.")] = "nutpie",
     adaptation: Annotated[str | None, typer.Option(help="nutpie mass matrix: low_rank (default) or diag (default when a --group level is sampled non-centred).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file at -o that holds a different fit.")] = False,
-    strict: Annotated[bool, typer.Option(help="Exit with code 7 if the fit did not converge.")] = False,
+    strict: Annotated[bool, typer.Option(help="Refuse implausible magnitudes in the runs (exit 3) and exit with code 7 if the fit did not converge.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Fit a scaling law to a run table and save the posterior."""
+    _check_output(output, "fit")
     command = _command(
         "fit",
         runs,
@@ -249,7 +258,7 @@ def fit_cmd(
             ("--sampler", None if sampler == "nutpie" else sampler), ("--adaptation", adaptation),
         ],
     )  # fmt: skip
-    result = _run(_fit, runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation, output, force, command)
+    result = _run(_fit, runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation, output, force, command, strict)
     path = _run(result.save, output)
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
     typer.echo(f"saved {path}")
@@ -337,6 +346,7 @@ def forecast_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the observation-noise draws.")] = 0,
 ) -> None:
     """Posterior forecast of the loss of models never trained."""
+    _check_output(output)
     result, table = _run(_forecast, fit_path, params, tokens, unique_tokens, flops, group_value, new_group, targets, column, ci, seed)
     if format is Format.json:
         text = json.dumps({"ci": ci, "converged": result.converged, "groups": list(result.groups), "targets": json.loads(table.to_json(orient="records"))}, indent=2)
@@ -359,6 +369,7 @@ def demo_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Fit Chinchilla to the embedded runs and forecast a 70B model on 1.4T tokens."""
+    _check_output(output, "folder")
     _run(_demo, output, draws, tune, chains, seed, quiet)
 
 
@@ -427,6 +438,7 @@ def allocate_cmd(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Compute-optimal parameters and tokens per FLOP budget (C = 6ND), with posterior intervals."""
+    _check_output(output)
     result, group, table = _run(_allocate, fit_path, flops, unique_tokens, ci, robust_quantile, group_value, new_group)
     if format is Format.json:
         text = json.dumps({"ci": ci, "converged": result.converged, **group, "budgets": json.loads(table.to_json(orient="records"))}, indent=2)
@@ -491,6 +503,7 @@ def decide_cmd(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
 ) -> None:
     """P(loss < target) for a plan or budgets, or the least compute that reaches the target with --prob."""
+    _check_output(output)
     doc = _run(_decide, fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour, group_value, new_group)
     if format is Format.json:
         text = json.dumps(doc, indent=2)
@@ -559,6 +572,7 @@ def backtest_cmd(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Leave-future-out backtest: fit on small-compute runs, score forecasts of the larger ones."""
+    _check_output(output)
     import pandas as pd
 
     rows = _run(_backtest, runs, model, group, column, drop_highest_loss, train_max_flops, sweep, method.value, draws, tune, chains, seed, bootstrap)
@@ -621,6 +635,7 @@ def compare_cmd(
     train_max_flops: Annotated[list[str] | None, typer.Option(help="--lfo cutoff(s): fit on runs with flops <= X (default: the 70% flops quantile).")] = None,
 ) -> None:
     """Rank laws and pooling structures: PSIS-LOO by default, leave-future-out forecasts with --lfo."""
+    _check_output(output)
     table = _run(_compare, runs, model, column, drop_highest_loss, draws, tune, chains, seed, quiet, by_group, lfo, pooling, group, train_max_flops)
     if format is Format.json:
         text = json.dumps(json.loads(table.to_json(orient="index")), indent=2)
@@ -647,18 +662,23 @@ def batch_cmd(
     scheduler: Annotated[str, typer.Option(help="'local' (a LocalCluster) or a scheduler address, e.g. tcp://host:8786.")] = "local",
     workers: Annotated[int, typer.Option(help="Worker processes of the LocalCluster.")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    strict: Annotated[bool, typer.Option(help="Count jobs whose fit did not converge as failures in the exit code.")] = False,
 ) -> None:
-    """Fit, forecast and allocate many run tables on Dask. Exit code: the number of failed jobs."""
+    """Fit, forecast and allocate many run tables on Dask. Exit code: the number of failed (with --strict, also not converged) jobs."""
+    _check_output(output, "folder")
     from bayescale.batch import read_manifest, run_batch
 
     jobs = _run(read_manifest, manifest)
     with typer.progressbar(length=len(jobs), label="jobs", file=sys.stderr, hidden=quiet) as bar:
         summary = _run(run_batch, manifest, output, scheduler=scheduler, workers=workers, on_done=lambda row: bar.update(1))
     counts = summary["status"].value_counts().to_dict()
-    typer.echo(f"{len(summary)} jobs: {counts.get('ok', 0)} ok, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed; summary in {output / 'summary.csv'}")
+    typer.echo(f"{len(summary)} jobs: {counts.get('ok', 0)} ok, {counts.get('not_converged', 0)} not converged, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed; summary in {output / 'summary.csv'}")
     for _, row in summary[summary["status"] == "failed"].iterrows():
         typer.secho(f"failed: {row['job']}: {row['error']}", err=True, fg=typer.colors.RED)
-    failed = int((summary["status"] == "failed").sum())
+    unconverged = summary["status"].ne("failed") & summary["converged"].eq(False)
+    for job in summary.loc[unconverged, "job"]:
+        typer.secho(f"not converged: {job}", err=True, fg=typer.colors.YELLOW)
+    failed = int((summary["status"] == "failed").sum()) + (int(unconverged.sum()) if strict else 0)
     if failed:
         raise typer.Exit(min(failed, 125))
 
@@ -677,6 +697,7 @@ def report_cmd(
     ci: Annotated[float, typer.Option(help="Interval probability.")] = 0.9,
 ) -> None:
     """Write a self-contained HTML uncertainty report for budget decisions."""
+    _check_output(output)
     command = _command(
         "report",
         fit_path,

@@ -14,6 +14,18 @@ class BayescaleError(Exception):
     exit_code = 2
 
 
+class OutputPathError(BayescaleError, ValueError):
+    """An output path that cannot be written (empty, a folder, under a file, missing or unwritable folder)."""
+
+    exit_code = 2
+
+
+class ManifestError(BayescaleError, ValueError):
+    """A batch manifest with a missing, unknown or mistyped key, or job names whose folders would collide."""
+
+    exit_code = 2
+
+
 class RunTableError(BayescaleError, ValueError):
     """A run table (or a table of forecast targets) that cannot be used as given."""
 
@@ -91,7 +103,7 @@ class DataWarning(UserWarning):
 EXIT_CODES = {
     "ok": 0,
     "internal error": 1,
-    "usage / generic bayescale error": BayescaleError.exit_code,
+    "usage / generic bayescale error, bad output path, bad manifest": BayescaleError.exit_code,
     "bad run table or targets": RunTableError.exit_code,
     "bad model spec": ModelSpecError.exit_code,
     "bad fit file": FitFileError.exit_code,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -23,14 +22,17 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.errors import BayescaleError, ConvergenceWarning, FitFileError, SamplerError, check_count, check_probability, check_seed
+from bayescale.errors import BayescaleError, ConvergenceWarning, FitFileError, RunTableError, SamplerError, check_count, check_probability, check_seed
 from bayescale.laws.ops import NUMPY
 from bayescale.model import Design, design
 from bayescale.pooling import resolve_centered
-from bayescale.runs import RunTable, load_runs
-from bayescale.spec import AUTO, ModelSpec, load_spec
+from bayescale.runs import RunTable, check_magnitudes, load_runs
+from bayescale.spec import AUTO, ModelSpec, Prior, load_spec
 
-FORMAT_VERSION = 1
+#: Version 2 adds the ``content_hash`` attribute (checked at load).
+FORMAT_VERSION = 2
+#: A load refuses a file whose variables declare more than this many bytes (checked before reading).
+MAX_LOAD_BYTES = 2**30
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 #: nutpie mass-matrix adaptations. ``low_rank`` learns the correlations of the Chinchilla
 #: constants (measured on the 245 Chinchilla runs: 6 leapfrog steps a draw instead of 48,
@@ -344,7 +346,7 @@ def _sample(spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, t
             )
         except (KeyboardInterrupt, MemoryError):
             raise
-        except Exception as exc:  # noqa: BLE001 - surface sampler failures as one clear error
+        except Exception as exc:
             raise SamplerError(f"the {sampler} sampler failed: {type(exc).__name__}: {exc}") from exc
         finally:
             logger.setLevel(level)
@@ -360,7 +362,13 @@ def _sample_nutpie(spec, d, prior_draws, key, values, draws, tune, chains, seed,
         known = {var.name for var in compiled.shared_var_keys}  # data the graph does not use is pruned
         compiled = compiled.with_data(**{name: value for name, value in values.items() if name in known})
     else:
-        compiled = nutpie.compile_pymc_model(build_model(spec, d, prior_draws))
+        import pytensor
+
+        # PyTensor's on-disk Numba cache makes the compiled logp depend on what earlier processes
+        # left there: the same seed gave different posteriors with an empty and a warm compile
+        # directory. Compiling without it gives every process the same code (cost: no disk reuse).
+        with pytensor.config.change_flags(numba__cache=False):
+            compiled = nutpie.compile_pymc_model(build_model(spec, d, prior_draws))
         if len(_COMPILED) >= _COMPILED_MAX:
             _COMPILED.pop(next(iter(_COMPILED)))
         _COMPILED[key] = compiled
@@ -385,6 +393,7 @@ def fit(
     target_accept: float = 0.9,
     adaptation: str | None = None,
     progress: bool = False,
+    strict: bool = False,
     command: str | None = None,
 ) -> Fit:
     """Fit the spec ``model`` to ``runs`` and check convergence (warns ``ConvergenceWarning``).
@@ -393,12 +402,19 @@ def fit(
     (partial pooling); default: the spec's own ``pooling.group``. ``adaptation`` picks nutpie's
     mass matrix (``ADAPTATIONS``); default ``low_rank``, ``diag`` when a pooled parameter is
     non-centred. ``info`` records the pooled and centred parameters and the adaptation used.
-    ``command`` is the command line that asked for this fit (the CLI passes it); it is kept in
-    ``info`` too, so a report can show how to reproduce the fit.
+    ``strict=True`` refuses implausible magnitudes in the runs (``runs.check_magnitudes``,
+    e.g. tokens in billions without a unit) instead of warning. ``command`` is the command line
+    that asked for this fit (the CLI passes it); it is kept in ``info`` too, so a report can show
+    how to reproduce the fit.
     """
     seed = check_seed(seed)
     draws, tune, chains = check_count(draws, "draws"), check_count(tune, "tune"), check_count(chains, "chains")
-    runs = runs if isinstance(runs, RunTable) else load_runs(runs)
+    if isinstance(runs, RunTable):
+        problems = check_magnitudes(runs.column("params").astype(float), runs.column("tokens").astype(float), runs.source) if strict else []
+        if problems:
+            raise RunTableError(problems[0] + "; strict mode refuses suspicious magnitudes")
+    else:
+        runs = load_runs(runs, strict=strict)
     spec = load_spec(model)
     groups = tuple([group] if isinstance(group, str) else (group if group is not None else spec.group))
     _adaptation(adaptation, sampler, False)  # a bad sampler or adaptation fails before any work
@@ -506,9 +522,14 @@ def _runs_dataset(runs: RunTable) -> xr.Dataset:
 
 
 def save_fit(result: Fit, path: str | Path) -> Path:
-    """Write ``result`` to ``path`` atomically: a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``result`` to ``path`` atomically (``paths.write_atomic``), with a content hash.
+
+    The path is checked first (``paths.check_output_path``); missing parent folders are
+    created. Nothing but this call's own temporary (and stale ones of a killed save) is removed.
+    """
+    from bayescale.paths import make_parents, write_atomic
+
+    path = make_parents(path)
     tree = result.tree.copy()
     tree["runs"] = xr.DataTree(_runs_dataset(result.runs))
     tree.attrs = {
@@ -522,77 +543,157 @@ def save_fit(result: Fit, path: str | Path) -> Path:
         "info": json.dumps(dict(result.info)),
         "data_hash": result.runs.content_hash(),
     }
-    zarr = path.suffix == ".zarr"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
-    try:
-        if zarr:
+    tree.attrs["content_hash"] = content_hash(tree)
+
+    def write(tmp: Path) -> None:
+        if path.suffix == ".zarr":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                tree.to_zarr(tmp, mode="w")
+                tree.to_zarr(tmp, mode="w-")
         else:
             tree.to_netcdf(tmp, engine="h5netcdf")
-        if zarr and path.exists():
-            import shutil
 
-            backup = path.with_name(f".{path.name}.old")
-            os.replace(path, backup)
-            os.replace(tmp, path)
-            shutil.rmtree(backup)
-        else:
-            os.replace(tmp, path)
-    finally:
-        import shutil
-
-        shutil.rmtree(tmp.parent, ignore_errors=True)
-    return path
+    return write_atomic(path, write, "fit")
 
 
-def load_fit(path: str | Path) -> Fit:
-    """Read a fit saved by ``Fit.save``; any unreadable, foreign or incompatible file is a ``FitFileError``."""
+def content_hash(tree: xr.DataTree) -> str:
+    """SHA-256 of every node's variables (names, shapes, values as float64 or text) and the root attributes.
+
+    Written at save and checked at load, so an edited posterior, diagnostics or spec is found.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    attrs = {k: (int(v) if isinstance(v, np.integer) else v) for k, v in tree.attrs.items() if k != "content_hash"}
+    digest.update(json.dumps(attrs, sort_keys=True, default=str).encode())
+    for node in sorted(tree.children):
+        ds = tree[node].to_dataset()
+        digest.update(json.dumps([node, {k: str(v) for k, v in sorted(ds.attrs.items())}]).encode())
+        for name in sorted(ds.variables):
+            values = np.asarray(ds[name].values)
+            digest.update(json.dumps([str(name), list(ds[name].dims), list(values.shape)]).encode())
+            if values.dtype.kind in "fiub":
+                digest.update(np.ascontiguousarray(values, dtype="<f8").tobytes())
+            else:
+                digest.update(json.dumps([str(v) for v in values.ravel()]).encode())
+    return digest.hexdigest()
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """``repr`` of a file's value cut to ``limit`` characters: a message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _open_bounded(path: Path, max_bytes: int) -> xr.DataTree:
+    """Open ``path`` lazily, refuse it if its variables declare more than ``max_bytes``, then read it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tree = xr.open_datatree(path, engine="zarr" if path.is_dir() else "h5netcdf")
+        try:
+            declared = sum(int(var.size) * var.dtype.itemsize for node in tree.subtree for var in node.dataset.variables.values())
+            if declared > max_bytes:
+                raise FitFileError(f"{path}: declares {declared / 2**30:.3g} GiB of data, more than a fit may hold ({max_bytes / 2**30:.3g} GiB); refusing to read it")
+            return tree.load()
+        finally:
+            tree.close()
+
+
+def _required_variables(spec: ModelSpec, groups: tuple[str, ...]) -> list[str]:
+    """Posterior variables every consumer (forecast, allocate, LOO, summary) reads."""
+    names = [*spec.law.parameter_names, *(f"{p}_z" for p in spec.law.parameter_names), "sigma"]
+    names += ["nu"] if isinstance(spec.likelihood.nu, Prior) else []
+    for g in groups:
+        names += [f"{p}_{kind}_{g}" for p in spec.pooled for kind in ("tau", "eta")] + [f"{p}_by_{g}" for p in spec.pooled]
+    return names
+
+
+def _check_loaded(path: Path, tree: xr.DataTree, spec: ModelSpec, groups: tuple[str, ...], frame: pd.DataFrame) -> None:
+    """Raise ``FitFileError`` unless the posterior and runs hold what the rest of the package reads."""
+    for needed in ("posterior", "sample_stats", "runs"):
+        if needed not in tree.children:
+            raise FitFileError(f"{path}: the fit file has no {needed} group")
+    for column in ("params", "tokens", "loss", "flops", "unique_tokens", "epochs", "experts", "active_params", "arch", *groups):
+        if column not in frame.columns:
+            raise FitFileError(f"{path}: runs/{column} is missing" + (" (a grouping column of the fit)" if column in groups else ""))
+        if column not in ("arch", *groups):
+            values = frame[column].to_numpy()
+            if values.dtype.kind not in "fiu" or not np.all(np.isfinite(values) & (values > 0)):
+                raise FitFileError(f"{path}: runs/{column} holds non-numeric, non-finite or non-positive values")
+    posterior = tree["posterior"].to_dataset()
+    for name in _required_variables(spec, groups):
+        if name not in posterior:
+            raise FitFileError(f"{path}: posterior variable {name!r} is missing")
+    for name, var in posterior.data_vars.items():
+        if var.dims[:2] != SAMPLE_DIMS or var.dtype.kind not in "fiu":
+            raise FitFileError(f"{path}: posterior variable {name!r} has dims {var.dims} / dtype {var.dtype}, expected numeric (chain, draw, ...)")
+        if not np.all(np.isfinite(var.values)):
+            raise FitFileError(f"{path}: posterior variable {name!r} holds NaN or infinite draws")
+    levels = {g: sorted(set(frame[g].astype(str))) for g in groups}
+    for g in groups:
+        if g not in posterior.coords or sorted(map(str, posterior[g].values)) != levels[g]:
+            raise FitFileError(f"{path}: posterior levels of group {g!r} do not match the runs' levels")
+
+
+def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
+    """Read and check a fit saved by ``Fit.save``: any unreadable, foreign, edited or incompatible file is a ``FitFileError``.
+
+    The file's declared size is bounded by ``max_bytes`` before anything is read; the content
+    hash written at save must match, and the posterior and runs must hold what forecasts read.
+    """
     path = Path(path)
     if not path.exists():
         raise FitFileError(f"{path}: no such fit file")
+    if not (path.is_file() or (path.is_dir() and path.suffix == ".zarr")):
+        raise FitFileError(f"{path}: not a fit file (a folder or a device); a fit is a .nc file or a .zarr folder")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if path.suffix == ".zarr":
-                tree = xr.open_datatree(path, engine="zarr").load()
-            else:
-                tree = xr.open_datatree(path, engine="h5netcdf").load()
-    except Exception as exc:  # noqa: BLE001 - every read failure is the same user-facing problem
-        raise FitFileError(f"{path}: cannot read as a bayescale fit (truncated, corrupted or not netCDF/zarr): {type(exc).__name__}: {exc}") from None
+        tree = _open_bounded(path, max_bytes)
+    except FitFileError:
+        raise
+    except Exception as exc:
+        raise FitFileError(f"{path}: cannot read as a bayescale fit (truncated, corrupted or not netCDF/zarr): {type(exc).__name__}: {str(exc)[:200]}") from None
     attrs = tree.attrs
     if "bayescale_format" not in attrs:
         raise FitFileError(f"{path}: not a bayescale fit (no bayescale_format attribute); it may be a plain ArviZ/PyMC file")
-    if int(attrs["bayescale_format"]) != FORMAT_VERSION:
-        raise FitFileError(f"{path}: fit file format {attrs['bayescale_format']} written by bayescale {attrs.get('bayescale_version')} is not readable by this version (format {FORMAT_VERSION}); refit with this version")
+    version = attrs["bayescale_format"]
+    if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)):
+        raise FitFileError(f"{path}: bayescale_format must be an integer, got {_short(version)}")
+    if int(version) != FORMAT_VERSION:
+        raise FitFileError(f"{path}: fit file format {int(version)} written by bayescale {_short(attrs.get('bayescale_version'))} is not readable by this version "
+            f"(format {FORMAT_VERSION}); refit with this version")
+    if attrs.get("content_hash") != content_hash(tree):
+        raise FitFileError(f"{path}: the content hash does not match: the file was edited or corrupted after it was saved; refit")
     try:
         spec = ModelSpec.from_dict(json.loads(attrs["spec"]), source=f"{path}:spec")
-        groups = tuple(json.loads(attrs["groups"]))
+        groups = json.loads(attrs["groups"])
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise FitFileError(f"{path}: groups must be a list of column names, got {_short(groups)}")
+        groups = tuple(groups)
         diagnostics = Diagnostics.from_dict(json.loads(attrs["diagnostics"]))
-        runs_ds = tree["runs"].to_dataset()
+        runs_ds = tree["runs"].to_dataset() if "runs" in tree.children else xr.Dataset()
         frame = pd.DataFrame({k: v.values for k, v in runs_ds.data_vars.items()})
-        runs = RunTable(frame, source=runs_ds.attrs.get("source", str(path)), extra_columns=tuple(json.loads(runs_ds.attrs.get("extra_columns", "[]"))))
-        for needed in ("posterior", "sample_stats"):
-            if needed not in tree.children:
-                raise KeyError(needed)
+        _check_loaded(path, tree, spec, groups, frame)
+        runs = RunTable(frame, source=str(runs_ds.attrs.get("source", path)), extra_columns=tuple(json.loads(runs_ds.attrs.get("extra_columns", "[]"))))
+        info = json.loads(attrs.get("info", "{}"))
+        if not isinstance(info, dict):
+            raise FitFileError(f"{path}: info must be a JSON object, got {_short(info)}")
+        seed = attrs["seed"]
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+            raise FitFileError(f"{path}: seed must be an integer, got {_short(seed)}")
         result = Fit(
             tree=xr.DataTree.from_dict({k: tree[k].to_dataset() for k in tree.children if k != "runs"}),
             spec=spec,
             runs=runs,
             groups=groups,
             diagnostics=diagnostics,
-            seed=int(attrs["seed"]),
+            seed=int(seed),
             sampler=str(attrs["sampler"]),
-            info=json.loads(attrs.get("info", "{}")),
+            info=info,
         )
-        missing = [v for v in spec.law.parameter_names if v not in result.posterior]
-        if missing:
-            raise KeyError(", ".join(missing))
     except FitFileError:
         raise
-    except Exception as exc:  # noqa: BLE001
-        raise FitFileError(f"{path}: a bayescale fit file with missing or damaged content ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:
+        raise FitFileError(f"{path}: a bayescale fit file with missing or damaged content ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not diagnostics.converged:
         warnings.warn(f"{path}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
     return result
