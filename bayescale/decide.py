@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from bayescale.allocate import allocate_params, parameter_draws
+from bayescale.discrepancy import group_bounds, plan_distance, shift_per_draw
 from bayescale.errors import BayescaleError, check_probability
 from bayescale.laws.ops import NUMPY
 
@@ -98,6 +99,9 @@ class _Posterior:
         else:
             self.noise = rng.standard_normal((self.size, 1))
         self.noise_b = rng.standard_normal((self.size, 1)) if fit.spec.likelihood.family != "studentt" else rng.standard_t(nu)
+        shift = shift_per_draw(fit)
+        self.shift = None if shift is None else shift.reshape(-1, 1)
+        self.bounds = None if shift is None else group_bounds(fit, group_values)
 
     @property
     def size(self) -> int:
@@ -118,6 +122,8 @@ class _Posterior:
         if missing:
             raise BayescaleError(f"the {self.law.name} law needs {', '.join(missing)}; decisions need params and tokens")
         mu = self.law.log_loss(NUMPY, self.p, x)
+        if self.shift is not None:  # model discrepancy beyond the runs' range, in both curves
+            mu = mu + self.shift * plan_distance(self.law.inputs, self.bounds, np.log(n), np.log(d))[None, :]
         if predictive:
             mu = mu + self.sigma * (self.noise_b if second else self.noise)
         return np.exp(mu)
@@ -151,7 +157,8 @@ def prob_below(
 
 
 def _robust_plans(post: _Posterior, flops: np.ndarray, unique_tokens: float | None) -> tuple[np.ndarray, np.ndarray]:
-    ds = allocate_params(post.law, {k: v.reshape(post.shape) for k, v in post.p.items()}, flops, unique_tokens=unique_tokens)
+    discrepancy = None if post.shift is None else (post.shift.reshape(post.shape), post.bounds)
+    ds = allocate_params(post.law, {k: v.reshape(post.shape) for k, v in post.p.items()}, flops, unique_tokens=unique_tokens, discrepancy=discrepancy)
     return ds["robust_params"].values, ds["robust_tokens"].values
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayescale.discrepancy import shift_per_draw, target_distance
 from bayescale.errors import BayescaleError, ExtrapolationWarning, RunTableError, check_probability
 from bayescale.laws.ops import NUMPY, NUMPY_FAST
 from bayescale.order_stats import NUMBA_MIN_ELEMENTS, row_order_stats
@@ -142,6 +143,8 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
     sigma = post["sigma"].transpose("chain", "draw").values[..., None]
     nu = post["nu"].transpose("chain", "draw").values[..., None] if "nu" in post else fit.spec.likelihood.nu
     nu_t = np.moveaxis(np.broadcast_to(nu, (chains, draws, 1)), -1, 0)  # (1, chain, draw): target-major
+    shift = shift_per_draw(fit)
+    dist = target_distance(fit, frame) if shift is not None else None
     n = len(frame)
     step = max(1, CHUNK_ELEMENTS // (chains * draws))
     for lo in range(0, n, step):
@@ -154,6 +157,8 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
         x = {c: np.log(frame[c].to_numpy(dtype=float)[lo:hi]) for c in law.inputs}
         x.update({c: frame[c].to_numpy(dtype=float)[lo:hi] for c in law.covariates if c in frame.columns})
         mu = np.broadcast_to(law.log_loss(NUMPY, public, x), (chains, draws, hi - lo))
+        if dist is not None and dist[lo:hi].any():  # model discrepancy: zero inside the data's range
+            mu = mu + shift[..., None] * dist[lo:hi]
         # noise is drawn target by target (target-major), so the draws do not depend on chunking
         noise = np.moveaxis(_standard_noise(fit, rng, nu_t, (hi - lo, chains, draws)), 0, -1)
         yield lo, hi, np.exp(mu), np.exp(mu + sigma * noise)
@@ -170,7 +175,8 @@ def forecast(fit: Fit, targets: Any = None, *, seed: int = 0, **columns: Any) ->
     """Loss at each target for every posterior draw: dims ``(chain, draw, target)``.
 
     ``loss`` is the law's mean curve; ``loss_pred`` adds observation noise (the posterior
-    predictive). Target columns are kept as coordinates along ``target``. For many targets
+    predictive). Both carry the model discrepancy ``τ·d·u`` beyond the runs' range
+    (``bayescale.discrepancy``; zero inside it). Target columns are kept as coordinates along ``target``. For many targets
     where only intervals are needed, ``forecast_summary`` keeps memory bounded.
     """
     frame = target_table(fit, targets, **columns)
@@ -222,6 +228,9 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
     z_pop = {p: flat(f"{p}_z") for p in law.parameter_names}
     nu = flat("nu")[0] if "nu" in post else fit.spec.likelihood.nu
     noise = (flat("sigma")[0] * _standard_noise(fit, rng, nu, (n_draws,))).astype(np.float32)
+    shift = shift_per_draw(fit)
+    dist = target_distance(fit, frame).astype(np.float32) if shift is not None else None
+    shift = None if shift is None else shift.reshape(1, n_draws).astype(np.float32)
     logs = {c: np.log(frame[c].to_numpy(dtype=float)) for c in law.inputs}
     covariates = {c: frame[c].to_numpy(dtype=float) for c in law.covariates if c in frame.columns}
     n = len(frame)
@@ -244,6 +253,8 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
         x.update({c: v[lo:hi, None].astype(np.float32) for c, v in covariates.items()})
         with np.errstate(divide="ignore"):  # float32 flushes tiny floors (token_crisis) to 0: log 0 = -inf is meant
             mu = np.broadcast_to(law.log_loss(NUMPY_FAST, public, x), (hi - lo, n_draws))
+        if dist is not None and dist[lo:hi].any():  # element by element: independent of block size
+            mu = mu + dist[lo:hi, None] * shift
         mean[lo:hi] = quantiles_of_exp(mu, None)
         pred[lo:hi] = quantiles_of_exp(mu, noise)
 

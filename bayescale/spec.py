@@ -20,12 +20,16 @@ from bayescale.errors import ModelSpecError
 from bayescale.laws import LAWS, Law, get_law
 from bayescale.resources import models_dir
 
-TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling", "options"}
+TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling", "discrepancy", "options"}
 LIKELIHOOD_KEYS = {"family", "nu", "sigma"}
 POOLING_KEYS = {"params", "group", "scale", "centered"}
 FAMILIES = ("studentt", "normal")
 DEFAULT_POOL_SCALE = 0.2
 DEFAULT_SIGMA_PRIOR = {"dist": "HalfNormal", "sigma": 0.05}
+DISCREPANCY_KEYS = {"enabled", "scale"}
+#: HalfNormal prior scale of the discrepancy τ, in log loss per decade beyond the runs
+#: (chosen from the leave-future-out backtests in benchmarks/discrepancy_scales.py).
+DEFAULT_DISCREPANCY_SCALE = 0.01
 
 
 #: The pseudo-distribution that pins a parameter to a constant (``{dist = "Fixed", value = 521}``).
@@ -99,6 +103,33 @@ class Likelihood:
 
 
 @dataclass(frozen=True)
+class Discrepancy:
+    """The ``[discrepancy]`` table: model error of log loss ``τ·d·u`` growing with the distance
+    ``d`` (decades) beyond the runs, τ ~ HalfNormal(``scale``); see ``bayescale.discrepancy``."""
+
+    enabled: bool = True
+    scale: float = DEFAULT_DISCREPANCY_SCALE
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str) -> Discrepancy:
+        if not isinstance(raw, Mapping):
+            raise ModelSpecError(f"{source}: [discrepancy] is a table like {{enabled = true, scale = 0.01}}, got {raw!r}")
+        unknown = set(raw) - DISCREPANCY_KEYS
+        if unknown:
+            raise ModelSpecError(f"{source}: unknown discrepancy key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(DISCREPANCY_KEYS))}")
+        enabled = raw.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ModelSpecError(f"{source}: discrepancy.enabled must be true or false, got {enabled!r}")
+        scale = raw.get("scale", DEFAULT_DISCREPANCY_SCALE)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (np.isfinite(scale) and scale > 0):
+            raise ModelSpecError(f"{source}: discrepancy.scale = {scale!r} must be a positive number (log loss per decade, e.g. 0.01)")
+        return cls(enabled=enabled, scale=float(scale))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "scale": self.scale}
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A validated model spec. Build with ``load_spec`` or ``ModelSpec.from_dict``."""
 
@@ -112,6 +143,7 @@ class ModelSpec:
     #: Pooled parameters whose group levels are sampled centred (level ~ N(population, tau))
     #: instead of non-centred: better when every group's own data pin its level down.
     centered: tuple[str, ...] = ()
+    discrepancy: Discrepancy = field(default_factory=Discrepancy)
     description: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -177,6 +209,7 @@ class ModelSpec:
             pool_scale=scale,
             group=tuple(group),
             centered=tuple(centered),
+            discrepancy=Discrepancy.from_dict(raw.get("discrepancy", {}), source),
             description=str(raw.get("description", law.description)),
             options=dict(raw.get("options", {})),
         )
@@ -189,6 +222,7 @@ class ModelSpec:
             "priors": {k: v.to_dict() for k, v in self.priors.items()},
             "likelihood": self.likelihood.to_dict(),
             "pooling": {"params": list(self.pooled), "group": list(self.group), "scale": dict(self.pool_scale), "centered": list(self.centered)},
+            "discrepancy": self.discrepancy.to_dict(),
             "options": dict(self.options),
         }
 
