@@ -79,12 +79,12 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks in
     STATE["debug"] = debug
 
 
-def _fit(runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation=None):
+def _fit(runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation=None, self_check=True):
     import bayescale
 
     where = _pairs(where, "--where", "COLUMN=VALUE", "published_fit=true")
     table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where)
-    return bayescale.fit(table, model, group or None, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet)
+    return bayescale.fit(table, model, group or None, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet, self_check=self_check)
 
 
 @app.command("fit")
@@ -105,11 +105,15 @@ def fit_cmd(
     adaptation: Annotated[str | None, typer.Option(help="nutpie mass matrix: low_rank (default without --group) or diag (default with).")] = None,
     strict: Annotated[bool, typer.Option(help="Exit with code 7 if the fit did not converge.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    self_check: Annotated[bool, typer.Option("--self-check/--no-self-check", help="Backtest the fit on its own largest runs (a quick refit on the rest); its result is stored and shown with every forecast.")] = True,
 ) -> None:
     """Fit a scaling law to a run table and save the posterior."""
-    result = _run(_fit, runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation)
+    result = _run(_fit, runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation, self_check)
     path = _run(result.save, output)
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
+    from bayescale.self_check import sentence
+
+    typer.echo(f"self-check: {sentence(result.self_check)}")
     typer.echo(f"saved {path}")
     _strict_exit(strict, result)
 
@@ -130,7 +134,11 @@ def _format_summary(result, ci: float, fmt: Format) -> str:
     shown = table.rename(columns={"lo": lo, "hi": hi}).astype(object)
     shown.loc[[p for p in result.spec.fixed if p in shown.index], ["rhat", "ess_bulk", "ess_tail"]] = "fixed"
     body = shown.to_string(float_format=lambda v: f"{v:.4g}")
-    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{body}\n\n{result.diagnostics.message()}"
+    from bayescale.self_check import sentence
+
+    disc = result.discrepancy_summary(ci)
+    trust = f"discrepancy: tau median {disc['tau_median']:.3g} log loss per decade beyond the runs (prior scale {disc['scale']:g})" if "tau_median" in disc else "discrepancy: off"
+    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{body}\n\n{result.diagnostics.message()}\nself-check: {sentence(result.self_check)}\n{trust}"
 
 
 @app.command("summary")
@@ -333,6 +341,10 @@ def decide_cmd(
         else:
             head = f"P(loss < {doc['target_loss']:g}) ({'posterior predictive' if doc['predictive'] else 'mean curve'}), required {doc['prob_required']:g}; mode: {doc['mode']}"
             text = head + "\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+            if len(doc["plans"]) == 1:
+                text += f"\nP(loss < {doc['target_loss']:g}) = {doc['plans'][0]['prob']:.3g} — {doc['trust']}"
+            else:
+                text += f"\nEvery probability above: {doc['trust']}"
     _emit(text, output)
 
 

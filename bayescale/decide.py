@@ -27,6 +27,7 @@ from bayescale.allocate import allocate_params, parameter_draws
 from bayescale.discrepancy import group_bounds, plan_distance, shift_per_draw
 from bayescale.errors import BayescaleError, check_probability
 from bayescale.laws.ops import NUMPY
+from bayescale.self_check import sentence
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
@@ -300,6 +301,8 @@ def decide(
 ) -> dict[str, Any]:
     """The ``bayescale decide`` document: one plan's P(loss < target), each budget's robust plan
     and its probability, or (neither given) the least compute reaching the target with ``prob``.
+    Each plan states how far it lies beyond the runs (``beyond_data_decades``); ``self_check``
+    and ``trust`` say how far the fit's own forecasts held beyond its data.
     """
     check_probability(prob, "prob")
     doc: dict[str, Any] = {"target_loss": float(target_loss), "prob_required": prob, "predictive": predictive, "converged": fit.converged}
@@ -327,4 +330,9 @@ def decide(
         doc.update({"mode": "compute_for_target", "plans": [dict(plan, meets_target=True)]})
     if unique_tokens is not None:
         doc["unique_tokens"] = unique_tokens
+    bounds = group_bounds(fit)
+    for plan in doc["plans"]:  # how far each plan lies beyond the runs (0 inside their range)
+        plan["beyond_data_decades"] = float(plan_distance(fit.spec.law.inputs, bounds, np.log(plan["params"]), np.log(plan["tokens"]))[()])
+    doc["self_check"] = fit.self_check_summary()
+    doc["trust"] = sentence(fit.self_check)
     return doc

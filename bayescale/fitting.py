@@ -383,8 +383,8 @@ def fit(
     ``group`` names grouping column(s) over which the spec's pooled parameters vary
     (partial pooling); default: the spec's own ``pooling.group``. ``adaptation`` picks nutpie's
     mass matrix (``ADAPTATIONS``); default ``low_rank`` without groups, ``diag`` with them.
-    ``self_check`` refits on the smaller runs (2 chains × ``self_check_draws``, same compiled
-    model) and forecasts the largest (``bayescale.self_check``); its residuals update the
+    ``self_check`` refits on the smaller runs (2 chains × ``self_check_draws`` draws and tuning
+    steps, at most the fit's own; same compiled model) and forecasts the largest (``bayescale.self_check``); its residuals update the
     discrepancy scale τ, which otherwise stays at its prior.
     """
     runs = runs if isinstance(runs, RunTable) else load_runs(runs)
@@ -405,18 +405,18 @@ def fit(
     diagnostics = check_convergence(tree, internal)
     info = {"seconds": seconds, "draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept, "adaptation": adaptation, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)
-    check = _self_check(result, d, prior_draws, self_check_draws, cores, target_accept) if self_check else None
+    check = _self_check(result, d, prior_draws, min(self_check_draws, draws), min(self_check_draws, tune), cores, target_accept) if self_check else None
     result = with_discrepancy(result, check)
     if not diagnostics.converged:
         warnings.warn(f"{spec.name} fit on {runs.source}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
     return result
 
 
-def _self_check(result: Fit, d: Design, prior_draws, draws: int, cores: int, target_accept: float) -> dict[str, Any]:
+def _self_check(result: Fit, d: Design, prior_draws, draws: int, tune: int, cores: int, target_accept: float) -> dict[str, Any]:
     from bayescale import self_check
 
     try:
-        return self_check.run(result, d, prior_draws, draws, cores, target_accept)
+        return self_check.run(result, d, prior_draws, draws, tune, cores, target_accept)
     except self_check.Skip as exc:
         return self_check.skipped(str(exc))
 

@@ -62,6 +62,7 @@ def report_context(
     from bayescale.forecasting import extrapolation_factor
     from bayescale.plots import isoflop_profiles, observed_vs_predicted, plot_forecast_fan, plot_frontier, plot_posteriors, plot_prob_vs_compute
     from bayescale.reference import hoffmann_table3
+    from bayescale.self_check import sentence
 
     runs = fit.runs.data
     budgets = np.asarray(flops if flops is not None and len(flops) else [float(runs["flops"].max()) * 100.0], dtype=float)
@@ -118,6 +119,9 @@ def report_context(
         "converged": diag.converged,
         "diagnostics": diag.to_dict(),
         "diagnostics_message": diag.message(),
+        "trust": sentence(fit.self_check),
+        "self_check": fit.self_check_summary(),
+        "discrepancy": fit.discrepancy_summary(ci),
         "comparison": comparison.reset_index().to_dict("records") if comparison is not None else None,
         "comparison_columns": list(comparison.reset_index().columns) if comparison is not None else [],
         "data": {

@@ -26,7 +26,6 @@ from bayescale.errors import BayescaleError
 from bayescale.model import Design, data_values, design
 from bayescale.runs import RunTable
 from bayescale.spec import Discrepancy
-from bayescale.validate.metrics import coverage
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
@@ -35,8 +34,7 @@ if TYPE_CHECKING:
 HOLDOUT_SHARE = 0.27
 MIN_TEST = 3
 MIN_GROUP_TRAIN = 3
-#: Draws per chain and chains of the self-check refit (a fit option: ``self_check_draws``).
-DRAWS = 400
+#: Chains of the self-check refit (its draws and tuning steps are the fit option ``self_check_draws``).
 CHAINS = 2
 #: The summary's keys (exact names from the issue), then the extra detail stored with them.
 SUMMARY_KEYS = ("extrapolation", "median_abs_log_error", "coverage_90", "n_test")
@@ -83,7 +81,7 @@ def _subset(runs: RunTable, mask: np.ndarray, label: str) -> RunTable:
     return RunTable(runs.data[mask].reset_index(drop=True), source=f"{runs.source} (self-check {label})", extra_columns=runs.extra_columns)
 
 
-def run(fit: Fit, d_full: Design, prior_draws: dict[str, np.ndarray], draws: int, cores: int, target_accept: float) -> dict[str, Any]:
+def run(fit: Fit, d_full: Design, prior_draws: dict[str, np.ndarray], draws: int, tune: int, cores: int, target_accept: float) -> dict[str, Any]:
     """Refit ``fit``'s spec on its smaller runs, forecast the largest, and score the forecasts.
 
     Returns the stored ``self_check`` document: the ``SUMMARY_KEYS``, ``coverage_50``,
@@ -107,7 +105,8 @@ def run(fit: Fit, d_full: Design, prior_draws: dict[str, np.ndarray], draws: int
     values = data_values(d_full)
     values.update({f"centre_{c}": np.asarray(v) for c, v in d_train.centres.items()})  # centres of the training part
     values["run_weight"] = (~held).astype(float)
-    raw = _sample(spec, d_full, prior_draws, fit.sampler, draws, draws, CHAINS, fit.seed, min(cores, CHAINS), False, target_accept, fit.info.get("adaptation"), values)
+    chains = min(CHAINS, int(fit.info.get("chains", CHAINS)))
+    raw = _sample(spec, d_full, prior_draws, fit.sampler, draws, tune, chains, fit.seed, min(cores, chains), False, target_accept, fit.info.get("adaptation"), values)
     tree = _tidy_tree(raw, spec, d_train)
     names = [v for v in tree["posterior"].data_vars if v.removesuffix("_z") not in spec.fixed]
     plain = dataclasses.replace(spec, discrepancy=Discrepancy(enabled=False, scale=spec.discrepancy.scale))
@@ -118,6 +117,7 @@ def run(fit: Fit, d_full: Design, prior_draws: dict[str, np.ndarray], draws: int
 def score(trained: Fit, test: RunTable) -> dict[str, Any]:
     """Forecast ``test`` from ``trained`` (discrepancy at its prior) and build the self-check document."""
     from bayescale.forecasting import extrapolation_factor, target_table
+    from bayescale.validate.metrics import coverage
 
     targets = test.data.drop(columns=["loss"])
     with warnings.catch_warnings():
