@@ -327,7 +327,7 @@ def _warn_extrapolation(fit: Fit, frame: pd.DataFrame) -> None:
         scope = " of its group" if fit.groups else ""
         warnings.warn(
             f"{int(far.sum())} forecast target(s) need up to {factor.max():.3g}x the compute of the largest fitted run{scope} "
-            f"(warning above {EXTRAPOLATION_WARN:g}x): intervals assume the law holds that far out; check with a backtest",
+            f"(warning above {EXTRAPOLATION_WARN:g}x): intervals widen with the model discrepancy but are untested that far out; check with a backtest",
             ExtrapolationWarning,
             stacklevel=3,
         )
