@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 #: Direction names: log₁₀ of parameters, tokens, tokens per parameter and compute.
 DIRECTIONS = ("params", "tokens", "tokens_per_param", "flops")
-#: Grid points of τ's posterior and its upper end in prior scales (HalfNormal mass beyond 10σ: 1e-23).
+#: Grid points of τ's posterior; its upper end is this many prior scales (HalfNormal mass beyond
+#: 10σ: 1e-23) or, if the residuals call for more, 3× the largest |r_j| / d_j.
 TAU_GRID_POINTS = 4001
 TAU_GRID_SCALES = 10.0
 #: Salt mixed into the fit's seed so τ and u do not reuse the sampler's random stream.
@@ -114,27 +115,37 @@ def shift_per_draw(fit: Fit) -> np.ndarray | None:
 # --------------------------------------------------------------------------- τ: prior, self-check update, exact draws
 
 
-def tau_grid(scale: float) -> np.ndarray:
-    """The grid on which τ's density is evaluated: 0 to ``TAU_GRID_SCALES`` prior scales."""
-    return np.linspace(0.0, TAU_GRID_SCALES * scale, TAU_GRID_POINTS)
+def tau_grid(scale: float, residuals: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """The grid on which τ's density is evaluated, wide enough for the prior and the residuals."""
+    far = dist > 0
+    needed = 3.0 * float(np.max(np.abs(residuals[far]) / dist[far])) if far.any() else 0.0
+    return np.linspace(0.0, max(TAU_GRID_SCALES * scale, needed), TAU_GRID_POINTS)
 
 
-def tau_log_density(scale: float, residuals: Any = (), sd: Any = (), dist: Any = (), temper: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """(grid, unnormalised log density) of τ: HalfNormal(scale) times Π_j N(r_j; 0, s_j² + τ² d_j²)^temper.
+def tau_log_density(scale: float, residuals: Any = (), sd: Any = (), dist: Any = (), temper: float = 1.0, shared: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(grid, unnormalised log density) of τ: HalfNormal(scale) times the held-out residuals'
+    likelihood raised to ``temper``.
 
-    The product treats the held-out runs as independent given τ; they are not quite (one
-    misspecified curve bends them together), which ``temper`` < 1 can discount.
+    ``shared=False``: Π_j N(r_j; 0, s_j² + τ² d_j²), the held-out runs independent given τ —
+    they are not (one misspecified curve bends them together), so this overstates the evidence
+    by up to the number of runs; ``temper`` < 1 discounts it. ``shared=True``: the model's own
+    form, r = τ·u·d + e with one u for all runs, r ~ N(0, diag(s²) + τ² d dᵀ) (determinant lemma
+    and Sherman–Morrison, exact): the runs then say about as much as one draw of u.
     """
-    grid = tau_grid(scale)
-    log_p = -0.5 * (grid / scale) ** 2
     r, s, d = (np.asarray(a, dtype=float).reshape(-1) for a in (residuals, sd, dist))
-    if r.size:
+    grid = tau_grid(scale, r, d)
+    log_p = -0.5 * (grid / scale) ** 2
+    if r.size and shared:
+        a, b = np.sum(d * d / s**2), np.sum(d * r / s**2)
+        q = 1.0 + grid**2 * a
+        log_p = log_p + temper * (-0.5 * np.log(q) + 0.5 * grid**2 * b**2 / q)
+    elif r.size:
         var = s[None, :] ** 2 + (grid[:, None] * d[None, :]) ** 2
         log_p = log_p + temper * np.sum(-0.5 * (np.log(var) + r[None, :] ** 2 / var), axis=1)
     return grid, log_p
 
 
-def draw_tau(scale: float, shape: tuple[int, ...], seed: int, residuals: Any = (), sd: Any = (), dist: Any = (), temper: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def draw_tau(scale: float, shape: tuple[int, ...], seed: int, residuals: Any = (), sd: Any = (), dist: Any = (), temper: float = 1.0, shared: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Exact draws of (τ, u) of the given shape: τ by inverse CDF on the grid, u standard normal.
 
     Seeded from ``seed`` (the fit's), so a refit or a saved fit reproduces them exactly.
@@ -142,7 +153,7 @@ def draw_tau(scale: float, shape: tuple[int, ...], seed: int, residuals: Any = (
     rng = np.random.default_rng([SEED_SALT, int(seed)])
     uniform = rng.uniform(size=shape)
     u = rng.standard_normal(shape)
-    grid, log_p = tau_log_density(scale, residuals, sd, dist, temper)
+    grid, log_p = tau_log_density(scale, residuals, sd, dist, temper, shared)
     density = np.exp(log_p - log_p.max())
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(grid))])
     cdf /= cdf[-1]

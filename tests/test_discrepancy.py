@@ -202,3 +202,15 @@ def test_cli_no_self_check(synthetic_frame, tmp_path):
     assert doc["self_check"] is None and doc["discrepancy"]["enabled"] is True
     text = runner.invoke(app, ["summary", str(out)]).stdout
     assert "self-check:" in text and "discrepancy: tau median" in text
+
+
+def test_shared_u_likelihood_is_the_exact_multivariate_normal():
+    from scipy.stats import multivariate_normal
+
+    r, s, d = np.array([0.02, -0.01, 0.03]), np.array([0.01, 0.02, 0.015]), np.array([0.5, 1.0, 2.0])
+    grid, log_p = tau_log_density(0.01, r, s, d, shared=True)
+    prior = -0.5 * (grid / 0.01) ** 2
+    for i in (0, 400, 2000, 4000):
+        exact = multivariate_normal(np.zeros(3), np.diag(s**2) + grid[i] ** 2 * np.outer(d, d)).logpdf(r)
+        base = multivariate_normal(np.zeros(3), np.diag(s**2)).logpdf(r)
+        assert log_p[i] - prior[i] == pytest.approx(exact - base, abs=1e-9)
