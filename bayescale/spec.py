@@ -29,7 +29,7 @@ DEFAULT_SIGMA_PRIOR = {"dist": "HalfNormal", "sigma": 0.05}
 DISCREPANCY_KEYS = {"enabled", "scale"}
 #: HalfNormal prior scale of the discrepancy τ, in log loss per decade beyond the runs
 #: (chosen from the leave-future-out backtests in benchmarks/discrepancy_scales.py).
-DEFAULT_DISCREPANCY_SCALE = 0.01
+DEFAULT_DISCREPANCY_SCALE = 0.02
 
 
 #: The pseudo-distribution that pins a parameter to a constant (``{dist = "Fixed", value = 521}``).
@@ -113,7 +113,7 @@ class Discrepancy:
     @classmethod
     def from_dict(cls, raw: Any, source: str) -> Discrepancy:
         if not isinstance(raw, Mapping):
-            raise ModelSpecError(f"{source}: [discrepancy] is a table like {{enabled = true, scale = 0.01}}, got {raw!r}")
+            raise ModelSpecError(f"{source}: [discrepancy] is a table like {{enabled = true, scale = 0.02}}, got {raw!r}")
         unknown = set(raw) - DISCREPANCY_KEYS
         if unknown:
             raise ModelSpecError(f"{source}: unknown discrepancy key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(DISCREPANCY_KEYS))}")
@@ -122,7 +122,7 @@ class Discrepancy:
             raise ModelSpecError(f"{source}: discrepancy.enabled must be true or false, got {enabled!r}")
         scale = raw.get("scale", DEFAULT_DISCREPANCY_SCALE)
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (np.isfinite(scale) and scale > 0):
-            raise ModelSpecError(f"{source}: discrepancy.scale = {scale!r} must be a positive number (log loss per decade, e.g. 0.01)")
+            raise ModelSpecError(f"{source}: discrepancy.scale = {scale!r} must be a positive number (log loss per decade, e.g. 0.02)")
         return cls(enabled=enabled, scale=float(scale))
 
     def to_dict(self) -> dict[str, Any]:
