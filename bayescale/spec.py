@@ -20,7 +20,7 @@ from bayescale.errors import ModelSpecError
 from bayescale.laws import LAWS, Law, get_law
 from bayescale.resources import models_dir
 
-TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling", "discrepancy", "options"}
+TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling", "discrepancy"}
 LIKELIHOOD_KEYS = {"family", "nu", "sigma"}
 POOLING_KEYS = {"params", "group", "scale", "centered"}
 FAMILIES = ("studentt", "normal")
@@ -101,6 +101,39 @@ class Likelihood:
         nu = self.nu.to_dict() if isinstance(self.nu, Prior) else self.nu
         return {"family": self.family, "nu": nu, "sigma": self.sigma.to_dict()}
 
+    @property
+    def robust(self) -> bool:
+        """Whether the family has heavy tails (Student-t) and so a degrees-of-freedom ``nu``."""
+        return self.family == "studentt"
+
+    def nu_values(self, posterior: Any) -> Any:
+        """``nu`` per posterior draw, dims (chain, draw, 1), where it was sampled; else the fixed number."""
+        if "nu" in posterior:
+            return posterior["nu"].transpose("chain", "draw").values[..., None]
+        return self.nu
+
+    def unit_noise(self, rng: np.random.Generator, nu: Any, shape: tuple[int, ...]) -> np.ndarray:
+        """Observation noise at unit scale: Student-t with ``nu`` broadcast to ``shape``, or standard normal."""
+        if self.robust:
+            return rng.standard_t(np.broadcast_to(nu, shape))
+        return rng.standard_normal(shape)
+
+    def logpdf(self, y: Any, mu: Any, sigma: Any, nu: Any) -> np.ndarray:
+        """Log density of observed log loss ``y`` around ``mu`` (numpy/scipy, for LOO and held-out scores)."""
+        from scipy import stats
+
+        if self.robust:
+            return stats.t.logpdf(y, nu, loc=mu, scale=sigma)
+        return stats.norm.logpdf(y, loc=mu, scale=sigma)
+
+    def log_density(self, mu: Any, sigma: Any, observed: Any, nu: Any) -> Any:
+        """Log-density of each observed log loss (a pytensor tensor; ``nu`` a number or a random
+        variable): the model weights and sums it, so the self-check can drop runs without a new graph."""
+        import pymc as pm
+
+        noise = pm.StudentT.dist(nu=nu, mu=mu, sigma=sigma) if self.robust else pm.Normal.dist(mu=mu, sigma=sigma)
+        return pm.logp(noise, observed)
+
 
 @dataclass(frozen=True)
 class Discrepancy:
@@ -145,7 +178,6 @@ class ModelSpec:
     centered: tuple[str, ...] = ()
     discrepancy: Discrepancy = field(default_factory=Discrepancy)
     description: str = ""
-    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def law(self) -> Law:
@@ -154,6 +186,8 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], source: str = "<spec>") -> ModelSpec:
         """Validate the structure of a spec dict (TOML-shaped) against its law."""
+        if raw.get("options") == {}:  # fit files written before 0.2 store an (always empty) options table
+            raw = {k: v for k, v in raw.items() if k != "options"}
         unknown = set(raw) - TOP_LEVEL_KEYS
         if unknown:
             raise ModelSpecError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}")
@@ -211,7 +245,6 @@ class ModelSpec:
             centered=tuple(centered),
             discrepancy=Discrepancy.from_dict(raw.get("discrepancy", {}), source),
             description=str(raw.get("description", law.description)),
-            options=dict(raw.get("options", {})),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -223,7 +256,6 @@ class ModelSpec:
             "likelihood": self.likelihood.to_dict(),
             "pooling": {"params": list(self.pooled), "group": list(self.group), "scale": dict(self.pool_scale), "centered": list(self.centered)},
             "discrepancy": self.discrepancy.to_dict(),
-            "options": dict(self.options),
         }
 
     @property
