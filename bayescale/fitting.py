@@ -298,7 +298,10 @@ def _adaptation(adaptation: str | None, sampler: str, groups: tuple[str, ...]) -
     return adaptation
 
 
-def _sample(spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, tune: int, chains: int, seed: int, cores: int, progress: bool, target_accept: float, adaptation: str, values: dict[str, np.ndarray] | None = None) -> xr.DataTree:
+def _sample(
+    spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, tune: int, chains: int, seed: int, cores: int, progress: bool, target_accept: float, adaptation: str,
+    values: dict[str, np.ndarray] | None = None,
+) -> xr.DataTree:
     """Sample the model of ``spec`` on ``d``; ``values`` replaces its ``pm.Data`` (the self-check's weights and centres)."""
     from bayescale.model import build_model, data_values, structure_key
 

@@ -79,7 +79,7 @@ def test_spec_discrepancy_table_is_validated_and_saved():
     off = load_spec({**raw, "discrepancy": {"enabled": False}})
     assert off.discrepancy.enabled is False
     assert load_spec({k: v for k, v in raw.items() if k != "discrepancy"}).discrepancy == Discrepancy()
-    with pytest.raises(ModelSpecError, match="discrepancy.scale"):
+    with pytest.raises(ModelSpecError, match=r"discrepancy\.scale"):
         load_spec({**raw, "discrepancy": {"scale": -1}})
     with pytest.raises(ModelSpecError, match="unknown discrepancy key"):
         load_spec({**raw, "discrepancy": {"sigma": 0.1}})
