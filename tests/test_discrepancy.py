@@ -214,3 +214,18 @@ def test_shared_u_likelihood_is_the_exact_multivariate_normal():
         exact = multivariate_normal(np.zeros(3), np.diag(s**2) + grid[i] ** 2 * np.outer(d, d)).logpdf(r)
         base = multivariate_normal(np.zeros(3), np.diag(s**2)).logpdf(r)
         assert log_p[i] - prior[i] == pytest.approx(exact - base, abs=1e-9)
+
+
+def test_forecast_summary_with_discrepancy_is_independent_of_blocks_and_threads(synthetic_fit, monkeypatch):
+    """Targets inside and far beyond the data: one target per block or one thread, the same table bit for bit."""
+    from bayescale import forecasting
+
+    targets = {"params": np.geomspace(1e8, 1e12, 30), "tokens": np.geomspace(2e9, 2e13, 30)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = forecasting.forecast_summary(synthetic_fit, seed=1, **targets)
+        monkeypatch.setattr(forecasting, "SUMMARY_BLOCK_ELEMENTS", 1)
+        monkeypatch.setenv("BAYESCALE_NUM_THREADS", "2")
+        pd.testing.assert_frame_equal(forecasting.forecast_summary(synthetic_fit, seed=1, **targets), reference)
+        monkeypatch.setenv("BAYESCALE_NUM_THREADS", "1")
+        pd.testing.assert_frame_equal(forecasting.forecast_summary(synthetic_fit, seed=1, **targets), reference)
