@@ -18,7 +18,8 @@ population spread, so the per-draw optima carry the group-to-group uncertainty. 
 is required (``bayescale.groups``), so no plan is silently for a group nobody named.
 
 Everything is the *mean curve* (no observation noise): the allocation question is about the
-law, not about one run's noise.
+law, not about one run's noise. The robust plan's objective also carries the model discrepancy
+beyond the runs' range (``bayescale.discrepancy``), which favours plans nearer the data.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayescale.discrepancy import group_bounds, plan_distance, shift_per_draw
 from bayescale.errors import BayescaleError, check_probability, check_seed
 from bayescale.laws.base import Law
 from bayescale.laws.chinchilla import optimal_log_n as chinchilla_optimal_log_n
@@ -233,10 +235,13 @@ def allocate_params(
     robust_quantile: float | None = None,
     ci: float = 0.9,
     method: str = "auto",
+    discrepancy: tuple[np.ndarray, Mapping[str, tuple[float, float]]] | None = None,
 ) -> xr.Dataset:
     """The allocation Dataset for parameter draws ``params`` (arrays of equal shape (chain, draw), or scalars).
 
     See ``allocate``; this is the pure function on parameter values (known truths in tests).
+    ``discrepancy`` = (τ·u per draw, the runs' ranges) adds the model discrepancy to the robust
+    plan's objective (not to each draw's own optimum: one draw's shift is not a law to optimise).
     """
     flops = parse_flops(flops)
     if robust_quantile is not None:
@@ -272,8 +277,13 @@ def allocate_params(
     flat = {k: v.reshape(-1, 1) for k, v in p.items()}  # (S, 1)
     lu_b = None if log_u is None else log_u[None, :]
 
+    shift = None if discrepancy is None else np.asarray(discrepancy[0], dtype=float).reshape(-1, 1)
+
     def loss_of(ln):  # ln: (..., budget) -> (..., draws, budget)
-        return np.exp(line_log_loss(law, flat, log_c6, ln[..., None, :], lu_b))
+        log_loss = line_log_loss(law, flat, log_c6, ln[..., None, :], lu_b)
+        if shift is not None:
+            log_loss = log_loss + shift * plan_distance(law.inputs, discrepancy[1], ln[..., None, :], log_c6 - ln[..., None, :])
+        return np.exp(log_loss)
 
     ln_flat = log_n.reshape(-1, len(flops))
     robust_ln = _robust_log_n(loss_of, np.median(ln_flat, axis=0), ln_flat.min(axis=0), ln_flat.max(axis=0), robust_quantile)
@@ -330,7 +340,7 @@ def allocate(
     (matched ignoring case) or ``new_group=True`` (a new, unseen group: fresh offsets from the
     population spread, drawn with ``seed``); attrs ``group`` and ``new_group`` say which.
     """
-    from bayescale.groups import describe, resolve_request
+    from bayescale.groups import describe, resolve_request, seen_levels
     from bayescale.units import parse_quantity
 
     check_probability(ci)
@@ -341,7 +351,9 @@ def allocate(
             raise BayescaleError(f"unique_tokens: {exc}") from None
     resolved = resolve_request(fit, group_values, new_group)
     params = parameter_draws(fit, group_values, new_group, seed)
-    ds = allocate_params(fit.spec.law, params, flops, unique_tokens=unique_tokens, robust_quantile=robust_quantile, ci=ci)
+    shift = shift_per_draw(fit)
+    discrepancy = None if shift is None else (shift, group_bounds(fit, seen_levels(fit, group_values, new_group)))
+    ds = allocate_params(fit.spec.law, params, flops, unique_tokens=unique_tokens, robust_quantile=robust_quantile, ci=ci, discrepancy=discrepancy)
     post = fit.posterior
     ds = ds.assign_coords(chain=post["chain"].values, draw=post["draw"].values)
     ds.attrs.update({"model": fit.spec.name, "converged": int(fit.converged)})

@@ -170,14 +170,14 @@ def _command(name: str, *positional: object, options: list[tuple[str, object]] =
     return " ".join(parts)
 
 
-def _fit(runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation=None, output=None, force=True, command=None, strict=False):
+def _fit(runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation=None, output=None, force=True, command=None, strict=False, self_check=True):
     import bayescale
 
     where = _pairs(where, "--where", "COLUMN=VALUE", "published_fit=true")
     table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where, strict=strict)
     if output is not None and not force:
         _refuse_overwrite(output, table, model, group, {"draws": draws, "tune": tune, "chains": chains}, seed, sampler)
-    return bayescale.fit(table, model, group or None, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet, command=command)
+    return bayescale.fit(table, model, group or None, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet, command=command, self_check=self_check)
 
 
 def _refuse_overwrite(output: Path, table, model, group, options: dict[str, int], seed: int, sampler: str) -> None:
@@ -245,6 +245,7 @@ def fit_cmd(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file at -o that holds a different fit.")] = False,
     strict: Annotated[bool, typer.Option(help="Refuse implausible magnitudes in the runs (exit 3) and exit with code 7 if the fit did not converge.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    self_check: Annotated[bool, typer.Option("--self-check/--no-self-check", help="Backtest the fit on its own largest runs (a quick refit on the rest); its result is stored and shown with every forecast.")] = True,
 ) -> None:
     """Fit a scaling law to a run table and save the posterior."""
     _check_output(output, "fit")
@@ -255,12 +256,15 @@ def fit_cmd(
             ("-o", output), ("--model", Path(model) if model.endswith(".toml") else model), ("--group", group or []), ("--column", column or []),
             ("--where", where or []), ("--drop-highest-loss", drop_highest_loss or None), ("--max-epochs", max_epochs),
             ("--draws", draws), ("--tune", tune), ("--chains", chains), ("--seed", seed),
-            ("--sampler", None if sampler == "nutpie" else sampler), ("--adaptation", adaptation),
+            ("--sampler", None if sampler == "nutpie" else sampler), ("--adaptation", adaptation), ("--no-self-check", not self_check),
         ],
     )  # fmt: skip
-    result = _run(_fit, runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation, output, force, command, strict)
+    result = _run(_fit, runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation, output, force, command, strict, self_check)
     path = _run(result.save, output)
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
+    from bayescale.self_check import sentence
+
+    typer.echo(f"self-check: {sentence(result.self_check)}")
     typer.echo(f"saved {path}")
     _strict_exit(strict, result)
 
@@ -282,7 +286,11 @@ def _format_summary(result, ci: float, fmt: Format) -> str:
     shown.loc[[p for p in result.spec.fixed if p in shown.index], ["rhat", "ess_bulk", "ess_tail"]] = "fixed"
     body = shown.to_string(float_format=lambda v: f"{v:.4g}")
     scope = "Convergence is judged on every sampled variable, including the internal coordinates not shown above (*_z, and *_tau_*/*_eta_* of pooled groups)."
-    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{body}\n\n{result.diagnostics.message()}\n{scope}"
+    from bayescale.self_check import sentence
+
+    disc = result.discrepancy_summary(ci)
+    trust = f"discrepancy: tau median {disc['tau_median']:.3g} log loss per decade beyond the runs (prior scale {disc['scale']:g})" if "tau_median" in disc else "discrepancy: off"
+    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{body}\n\n{result.diagnostics.message()}\n{scope}\nself-check: {sentence(result.self_check)}\n{trust}"
 
 
 @app.command("summary")
@@ -516,6 +524,10 @@ def decide_cmd(
         else:
             head = f"P(loss < {doc['target_loss']:g}) ({'posterior predictive' if doc['predictive'] else 'mean curve'}), required {doc['prob_required']:g}; mode: {doc['mode']}"
             text = _group_header(doc) + head + "\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+            if len(doc["plans"]) == 1:
+                text += f"\nP(loss < {doc['target_loss']:g}) = {doc['plans'][0]['prob']:.3g} — {doc['trust']}"
+            else:
+                text += f"\nEvery probability above: {doc['trust']}"
     _emit(text, output)
 
 

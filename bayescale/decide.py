@@ -25,8 +25,10 @@ import numpy as np
 import xarray as xr
 
 from bayescale.allocate import allocate_params, parameter_draws
+from bayescale.discrepancy import group_bounds, plan_distance, shift_per_draw
 from bayescale.errors import BayescaleError, check_probability
 from bayescale.laws.ops import NUMPY
+from bayescale.self_check import sentence
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
@@ -97,6 +99,11 @@ class _Posterior:
         nu = np.reshape(likelihood.nu_values(post), (-1, 1)) if likelihood.robust else None
         self.noise = likelihood.unit_noise(rng, nu, (self.size, 1))
         self.noise_b = likelihood.unit_noise(rng, nu, (self.size, 1))
+        shift = shift_per_draw(fit)
+        self.shift = None if shift is None else shift.reshape(-1, 1)
+        from bayescale.groups import seen_levels
+
+        self.bounds = None if shift is None else group_bounds(fit, seen_levels(fit, group_values, new_group))
 
     @property
     def size(self) -> int:
@@ -117,6 +124,8 @@ class _Posterior:
         if missing:
             raise BayescaleError(f"the {self.law.name} law needs {', '.join(missing)}; decisions need params and tokens")
         mu = self.law.log_loss(NUMPY, self.p, x)
+        if self.shift is not None:  # model discrepancy beyond the runs' range, in both curves
+            mu = mu + self.shift * plan_distance(self.law.inputs, self.bounds, np.log(n), np.log(d))[None, :]
         if predictive:
             mu = mu + self.sigma * (self.noise_b if second else self.noise)
         return np.exp(mu)
@@ -151,7 +160,8 @@ def prob_below(
 
 
 def _robust_plans(post: _Posterior, flops: np.ndarray, unique_tokens: float | None) -> tuple[np.ndarray, np.ndarray]:
-    ds = allocate_params(post.law, {k: v.reshape(post.shape) for k, v in post.p.items()}, flops, unique_tokens=unique_tokens)
+    discrepancy = None if post.shift is None else (post.shift.reshape(post.shape), post.bounds)
+    ds = allocate_params(post.law, {k: v.reshape(post.shape) for k, v in post.p.items()}, flops, unique_tokens=unique_tokens, discrepancy=discrepancy)
     return ds["robust_params"].values, ds["robust_tokens"].values
 
 
@@ -300,6 +310,8 @@ def decide(
     """The ``bayescale decide`` document: one plan's P(loss < target), each budget's robust plan
     and its probability, or (neither given) the least compute reaching the target with ``prob``.
     Grouped fits: ``group_values``/``new_group`` as in ``allocate``; the document says which group.
+    Each plan states how far it lies beyond the runs (``beyond_data_decades``); ``self_check``
+    and ``trust`` say how far the fit's own forecasts held beyond its data.
     """
     from bayescale.groups import describe, resolve_request
 
@@ -335,4 +347,9 @@ def decide(
         doc.update({"mode": "compute_for_target", "plans": [dict(plan, meets_target=True)]})
     if unique_tokens is not None:
         doc["unique_tokens"] = unique_tokens
+    bounds = group_bounds(fit)
+    for plan in doc["plans"]:  # how far each plan lies beyond the runs (0 inside their range)
+        plan["beyond_data_decades"] = float(plan_distance(fit.spec.law.inputs, bounds, np.log(plan["params"]), np.log(plan["tokens"]))[()])
+    doc["self_check"] = fit.self_check_summary()
+    doc["trust"] = sentence(fit.self_check)
     return doc

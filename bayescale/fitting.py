@@ -171,6 +171,8 @@ class Fit:
     seed: int
     sampler: str
     info: Mapping[str, Any] = field(default_factory=dict)
+    #: The fit's own leave-future-out backtest (``bayescale.self_check``); None if not run.
+    self_check: Mapping[str, Any] | None = None
 
     def __repr__(self) -> str:
         """A few lines: law, runs, groups, convergence and parameter medians (not the whole posterior)."""
@@ -254,7 +256,26 @@ class Fit:
             "fixed": dict(self.spec.fixed),
             "diagnostics": self.diagnostics.to_dict(),
             "converged": self.converged,
+            "self_check": self.self_check_summary(),
+            "discrepancy": self.discrepancy_summary(ci),
         }
+
+    def self_check_summary(self) -> dict[str, Any] | None:
+        """The self-check's headline numbers (``SUMMARY_KEYS`` plus coverage_50, n_train, split, skipped); None if not run."""
+        if self.self_check is None:
+            return None
+        keep = ("extrapolation", "median_abs_log_error", "coverage_90", "n_test", "coverage_50", "n_train", "cutoff_flops", "split", "skipped")
+        return {k: self.self_check[k] for k in keep if k in self.self_check}
+
+    def discrepancy_summary(self, ci: float = 0.9) -> dict[str, Any]:
+        """Whether forecasts carry the extrapolation discrepancy, its prior scale and τ's posterior median and interval."""
+        out: dict[str, Any] = {"enabled": self.spec.discrepancy.enabled, "scale": self.spec.discrepancy.scale}
+        if self.spec.discrepancy.enabled and "discrepancy_tau" in self.posterior:
+            tau = self.posterior["discrepancy_tau"].values.reshape(-1)
+            out.update(tau_median=float(np.median(tau)), tau_lo=float(np.quantile(tau, (1 - ci) / 2)), tau_hi=float(np.quantile(tau, (1 + ci) / 2)))
+        else:
+            out["enabled"] = False
+        return out
 
     def forecast(self, targets=None, *, seed: int = 0, group_values=None, new_group: bool = False, **columns) -> xr.Dataset:
         """Posterior forecast of loss at ``targets`` (a table) or keyword columns, see ``forecasting.forecast``."""
@@ -312,8 +333,14 @@ def _adaptation(adaptation: str | None, sampler: str, non_centred: bool) -> str 
     return adaptation
 
 
-def _sample(spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, tune: int, chains: int, seed: int, cores: int, progress: bool, target_accept: float, adaptation: str) -> xr.DataTree:
+def _sample(
+    spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, tune: int, chains: int, seed: int, cores: int, progress: bool, target_accept: float, adaptation: str,
+    values: dict[str, np.ndarray] | None = None,
+) -> xr.DataTree:
+    """Sample the model of ``spec`` on ``d``; ``values`` replaces its ``pm.Data`` (the self-check's weights and centres)."""
     from bayescale.model import build_model, data_values, structure_key
+
+    values = data_values(d) if values is None else values
 
     if sampler == "numpyro":
         try:
@@ -329,9 +356,12 @@ def _sample(spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, t
         warnings.filterwarnings("ignore", category=FutureWarning)
         try:
             if sampler == "nutpie":
-                return _sample_nutpie(spec, d, prior_draws, structure_key(spec, d), data_values(d), draws, tune, chains, seed, cores, progress, target_accept, adaptation)
+                return _sample_nutpie(spec, d, prior_draws, structure_key(spec, d), values, draws, tune, chains, seed, cores, progress, target_accept, adaptation)
             import pymc as pm
 
+            model = build_model(spec, d, prior_draws)
+            with model:
+                pm.set_data({name: value for name, value in values.items() if name in model.named_vars})
             return pm.sample(
                 draws=draws,
                 tune=tune,
@@ -341,7 +371,7 @@ def _sample(spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, t
                 nuts_sampler=sampler,
                 progressbar=progress,
                 compute_convergence_checks=False,
-                model=build_model(spec, d, prior_draws),
+                model=model,
                 nuts={"target_accept": target_accept},
             )
         except (KeyboardInterrupt, MemoryError):
@@ -373,10 +403,9 @@ def _sample_nutpie(spec, d, prior_draws, key, values, draws, tune, chains, seed,
             _COMPILED.pop(next(iter(_COMPILED)))
         _COMPILED[key] = compiled
     tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, progress_bar=progress, target_accept=target_accept, adaptation=adaptation)
-    observed = xr.Dataset({"log_loss": ("run", d.y)}, coords={"run": np.arange(d.y.size)})
     constant = xr.Dataset({k: (("run",) if np.ndim(v) else (), v) for k, v in values.items() if k != "observed_log_loss"}, coords={"run": np.arange(d.y.size)})
     nodes = {name: tree[name].to_dataset() for name in ("posterior", "sample_stats")}
-    return xr.DataTree.from_dict({**nodes, "observed_data": observed, "constant_data": constant})
+    return xr.DataTree.from_dict({**nodes, "constant_data": constant})
 
 
 def fit(
@@ -395,6 +424,8 @@ def fit(
     progress: bool = False,
     strict: bool = False,
     command: str | None = None,
+    self_check: bool = True,
+    self_check_draws: int = 400,
 ) -> Fit:
     """Fit the spec ``model`` to ``runs`` and check convergence (warns ``ConvergenceWarning``).
 
@@ -406,9 +437,14 @@ def fit(
     e.g. tokens in billions without a unit) instead of warning. ``command`` is the command line
     that asked for this fit (the CLI passes it); it is kept in ``info`` too, so a report can show
     how to reproduce the fit.
+    ``self_check`` refits on the smaller runs (2 chains × ``self_check_draws`` draws and tuning
+    steps, at most the fit's own; same compiled model) and forecasts the largest
+    (``bayescale.self_check``); its residuals update the discrepancy scale τ, which otherwise
+    stays at its prior.
     """
     seed = check_seed(seed)
     draws, tune, chains = check_count(draws, "draws"), check_count(tune, "tune"), check_count(chains, "chains")
+    self_check_draws = check_count(self_check_draws, "self_check_draws")
     if isinstance(runs, RunTable):
         problems = check_magnitudes(runs.column("params").astype(float), runs.column("tokens").astype(float), runs.source) if strict else []
         if problems:
@@ -447,6 +483,8 @@ def fit(
     if command:
         info["command"] = command
     result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)
+    check = _self_check(result, d, prior_draws, min(self_check_draws, draws), min(self_check_draws, tune), cores, target_accept) if self_check else None
+    result = with_discrepancy(result, check)
     if not diagnostics.converged:
         warnings.warn(f"{spec.name} fit on {runs.source}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
     return result
@@ -488,16 +526,42 @@ def _warn_if_slow(n_runs: int, draws: int, tune: int, chains: int, cores: int) -
         )
 
 
+def _self_check(result: Fit, d: Design, prior_draws, draws: int, tune: int, cores: int, target_accept: float) -> dict[str, Any]:
+    from bayescale import self_check
+
+    try:
+        return self_check.run(result, d, prior_draws, draws, tune, cores, target_accept)
+    except self_check.Skip as exc:
+        return self_check.skipped(str(exc))
+
+
+def with_discrepancy(result: Fit, check: Mapping[str, Any] | None) -> Fit:
+    """``result`` with its self-check stored and, if the spec enables the discrepancy, exact draws
+    of τ (prior updated by the self-check's residuals) and u added to the posterior."""
+    from dataclasses import replace
+
+    from bayescale.discrepancy import draw_tau
+
+    post = result.posterior.drop_vars(["discrepancy_tau", "discrepancy_u"], errors="ignore")
+    if result.spec.discrepancy.enabled:
+        evidence = check if check and not check.get("skipped") else {}
+        residuals = [evidence.get(k, ()) for k in ("log_error", "sd", "distance")]
+        tau, u = draw_tau(result.spec.discrepancy.scale, (post.sizes["chain"], post.sizes["draw"]), result.seed, *residuals)
+        post = post.assign(discrepancy_tau=(SAMPLE_DIMS, tau), discrepancy_u=(SAMPLE_DIMS, u))
+    nodes = {k: result.tree[k].to_dataset() for k in result.tree.children}
+    nodes["posterior"] = post
+    return replace(result, tree=xr.DataTree.from_dict(nodes), self_check=None if check is None else dict(check))
+
+
 def _tidy_tree(raw: xr.DataTree, spec: ModelSpec, d: Design) -> xr.DataTree:
     """Keep the groups a fit needs, add public parameters, drop object-typed sampler stats."""
     posterior = raw["posterior"].to_dataset()
     posterior = posterior.assign(group_level_parameters(spec, d, posterior))
     stats = raw["sample_stats"].to_dataset()
     stats = stats[[v for v in _KEEP_STATS if v in stats]]
-    nodes = {"posterior": posterior, "sample_stats": stats}
-    for name in ("observed_data", "constant_data"):
-        if name in raw.children:
-            nodes[name] = raw[name].to_dataset()
+    nodes = {"posterior": posterior, "sample_stats": stats, "observed_data": xr.Dataset({"log_loss": ("run", d.y)}, coords={"run": np.arange(d.y.size)})}
+    if "constant_data" in raw.children:
+        nodes["constant_data"] = raw["constant_data"].to_dataset()
     return xr.DataTree.from_dict({k: _plain(v) for k, v in nodes.items()})
 
 
@@ -543,6 +607,8 @@ def save_fit(result: Fit, path: str | Path) -> Path:
         "info": json.dumps(dict(result.info)),
         "data_hash": result.runs.content_hash(),
     }
+    if result.self_check is not None:
+        tree.attrs["self_check"] = json.dumps(dict(result.self_check))
     tree.attrs["content_hash"] = content_hash(tree)
 
     def write(tmp: Path) -> None:
@@ -664,7 +730,9 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
     if attrs.get("content_hash") != content_hash(tree):
         raise FitFileError(f"{path}: the content hash does not match: the file was edited or corrupted after it was saved; refit")
     try:
-        spec = ModelSpec.from_dict(json.loads(attrs["spec"]), source=f"{path}:spec")
+        raw_spec = json.loads(attrs["spec"])
+        raw_spec.setdefault("discrepancy", {"enabled": False})  # fits saved before the discrepancy existed
+        spec = ModelSpec.from_dict(raw_spec, source=f"{path}:spec")
         groups = json.loads(attrs["groups"])
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             raise FitFileError(f"{path}: groups must be a list of column names, got {_short(groups)}")
@@ -689,6 +757,7 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
             seed=int(seed),
             sampler=str(attrs["sampler"]),
             info=info,
+            self_check=json.loads(attrs["self_check"]) if "self_check" in attrs else None,
         )
     except FitFileError:
         raise

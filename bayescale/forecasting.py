@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayescale.discrepancy import shift_per_draw, target_distance
 from bayescale.errors import BayescaleError, ExtrapolationWarning, RunTableError, check_probability, check_seed
 from bayescale.laws.ops import NUMPY, NUMPY_FAST
 from bayescale.order_stats import NUMBA_MIN_ELEMENTS, row_order_stats
@@ -171,6 +172,8 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
     sigma = post["sigma"].transpose("chain", "draw").values[..., None]
     nu = fit.spec.likelihood.nu_values(post)
     nu_t = np.moveaxis(np.broadcast_to(nu, (chains, draws, 1)), -1, 0)  # (1, chain, draw): target-major
+    shift = shift_per_draw(fit)
+    dist = target_distance(fit, frame) if shift is not None else None
     logs = law.log_inputs(frame)
     n = len(frame)
     step = max(1, CHUNK_ELEMENTS // (chains * draws))
@@ -183,6 +186,8 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
         public = law.to_public(NUMPY, z, centres)
         x = {c: v[lo:hi] for c, v in logs.items()}
         mu = np.broadcast_to(law.log_loss(NUMPY, public, x), (chains, draws, hi - lo))
+        if dist is not None and dist[lo:hi].any():  # model discrepancy: zero inside the data's range
+            mu = mu + shift[..., None] * dist[lo:hi]
         # noise is drawn target by target (target-major), so the draws do not depend on chunking
         noise = np.moveaxis(fit.spec.likelihood.unit_noise(rng, nu_t, (hi - lo, chains, draws)), 0, -1)
         yield lo, hi, np.exp(mu), np.exp(mu + sigma * noise)
@@ -194,10 +199,11 @@ def forecast(
     """Loss at each target for every posterior draw: dims ``(chain, draw, target)``.
 
     ``loss`` is the law's mean curve; ``loss_pred`` adds observation noise (the posterior
-    predictive). Target columns are kept as coordinates along ``target``. For many targets
-    where only intervals are needed, ``forecast_summary`` keeps memory bounded. Grouped fits:
-    ``group_values={"dataset": "web"}`` (or a column) names seen levels; ``new_group=True``
-    allows new, unseen groups (see ``target_table``).
+    predictive). Both carry the model discrepancy ``τ·d·u`` beyond the runs' range
+    (``bayescale.discrepancy``; zero inside it). Target columns are kept as coordinates along
+    ``target``. For many targets where only intervals are needed, ``forecast_summary`` keeps
+    memory bounded. Grouped fits: ``group_values={"dataset": "web"}`` (or a column) names seen
+    levels; ``new_group=True`` allows new, unseen groups (see ``target_table``).
     """
     check_seed(seed)
     frame = target_table(fit, targets, group_values=group_values, new_group=new_group, rename=rename, **columns)
@@ -261,6 +267,9 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
     nu = flat("nu")[0] if "nu" in post else fit.spec.likelihood.nu
     noise = (flat("sigma")[0] * fit.spec.likelihood.unit_noise(rng, nu, (n_draws,))).astype(np.float32)
     logs = law.log_inputs(frame)
+    shift = shift_per_draw(fit)
+    dist = target_distance(fit, frame).astype(np.float32) if shift is not None else None
+    shift = None if shift is None else shift.reshape(1, n_draws).astype(np.float32)
     n = len(frame)
     mean, pred = np.empty((n, len(qs))), np.empty((n, len(qs)))
 
@@ -280,6 +289,8 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
         x = {c: v[lo:hi, None].astype(np.float32) for c, v in logs.items()}
         with np.errstate(divide="ignore"):  # float32 flushes tiny floors (token_crisis) to 0: log 0 = -inf is meant
             mu = np.broadcast_to(law.log_loss(NUMPY_FAST, public, x), (hi - lo, n_draws))
+        if dist is not None and dist[lo:hi].any():  # element by element: independent of block size
+            mu = mu + dist[lo:hi, None] * shift
         mean[lo:hi] = quantiles_of_exp(mu, None)
         pred[lo:hi] = quantiles_of_exp(mu, noise)
 
@@ -352,7 +363,7 @@ def _warn_extrapolation(fit: Fit, frame: pd.DataFrame) -> None:
         scope = " of its group" if fit.groups else ""
         warnings.warn(
             f"{int(far.sum())} forecast target(s) need up to {factor.max():.3g}x the compute of the largest fitted run{scope} "
-            f"(warning above {EXTRAPOLATION_WARN:g}x): intervals assume the law holds that far out; check with a backtest",
+            f"(warning above {EXTRAPOLATION_WARN:g}x): intervals widen with the model discrepancy but are untested that far out; check with a backtest",
             ExtrapolationWarning,
             stacklevel=3,
         )

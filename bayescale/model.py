@@ -100,6 +100,7 @@ def data_values(d: Design) -> dict[str, np.ndarray]:
     values.update({f"centre_{c}": np.asarray(v) for c, v in d.centres.items()})
     values.update({f"{g}_index": d.codes[g] for g in d.groups})
     values["observed_log_loss"] = d.y
+    values["run_weight"] = np.ones(d.y.size)
     return values
 
 
@@ -108,7 +109,8 @@ def structure_key(spec: ModelSpec, d: Design) -> str:
     import hashlib
     import json
 
-    payload = json.dumps({"spec": spec.to_dict(), "levels": d.levels, "n": int(d.y.size), "inputs": sorted(d.x)}, sort_keys=True)
+    graph_spec = {k: v for k, v in spec.to_dict().items() if k != "discrepancy"}  # forecast-time only
+    payload = json.dumps({"spec": graph_spec, "levels": d.levels, "n": int(d.y.size), "inputs": sorted(d.x)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -131,6 +133,8 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
         # centres are data too, so a compiled model can be reused on new runs of the same shape
         centres = {c: pm.Data(f"centre_{c}", v) for c, v in d.centres.items()}
         observed = pm.Data("observed_log_loss", d.y, dims="run")
+        # 1 for every run in a fit; the self-check sets held-out runs to 0 in the same compiled model
+        weight = pm.Data("run_weight", np.ones(d.y.size), dims="run")
         index = {g: pm.Data(f"{g}_index", d.codes[g], dims="run") for g in d.groups}
         z_pop, public_pop = {}, {}
         for p in law.parameters:  # a fixed parameter's coordinate is a function of free exponents
@@ -164,5 +168,5 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
         mu = law.log_loss(ops, law.to_public(ops, z_run, centres), x)
         nu = spec.likelihood.nu
         nu = _named_rv("nu", nu, "likelihood.nu") if spec.likelihood.robust and isinstance(nu, Prior) else nu
-        spec.likelihood.observe("log_loss", mu, sigma, observed, nu, dims="run")
+        pm.Potential("log_likelihood", pt.sum(weight * spec.likelihood.log_density(mu, sigma, observed, nu)))
     return model

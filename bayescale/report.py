@@ -114,6 +114,7 @@ def report_context(
         plot_prob_vs_compute,
     )
     from bayescale.reference import hoffmann_table3
+    from bayescale.self_check import sentence
     from bayescale.units import parse_quantity
 
     if unique_tokens is not None:
@@ -188,6 +189,9 @@ def report_context(
         "converged": diag.converged,
         "diagnostics": diag.to_dict(),
         "diagnostics_message": diag.message(),
+        "trust": sentence(fit.self_check),
+        "self_check": fit.self_check_summary(),
+        "discrepancy": fit.discrepancy_summary(ci),
         "comparison": comparison.reset_index().to_dict("records") if comparison is not None else None,
         "comparison_columns": list(comparison.reset_index().columns) if comparison is not None else [],
         "data": {

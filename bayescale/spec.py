@@ -20,7 +20,7 @@ from bayescale.errors import ModelSpecError
 from bayescale.laws import LAWS, Law, get_law
 from bayescale.resources import models_dir
 
-TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling"}
+TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling", "discrepancy"}
 LIKELIHOOD_KEYS = {"family", "nu", "sigma"}
 POOLING_KEYS = {"params", "group", "scale", "centered"}
 FAMILIES = ("studentt", "normal")
@@ -29,6 +29,10 @@ DEFAULT_POOL_SCALE = 0.2
 #: rule in ``bayescale.pooling.auto_centered``, from how well each group's own runs pin it down.
 AUTO = "auto"
 DEFAULT_SIGMA_PRIOR = {"dist": "HalfNormal", "sigma": 0.05}
+DISCREPANCY_KEYS = {"enabled", "scale"}
+#: HalfNormal prior scale of the discrepancy τ, in log loss per decade beyond the runs
+#: (chosen from the leave-future-out backtests in benchmarks/discrepancy_scales.py).
+DEFAULT_DISCREPANCY_SCALE = 0.02
 
 
 #: The pseudo-distribution that pins a parameter to a constant (``{dist = "Fixed", value = 521}``).
@@ -146,13 +150,40 @@ class Likelihood:
             return stats.t.logpdf(y, nu, loc=mu, scale=sigma)
         return stats.norm.logpdf(y, loc=mu, scale=sigma)
 
-    def observe(self, name: str, mu: Any, sigma: Any, observed: Any, nu: Any, dims: str) -> Any:
-        """The PyMC likelihood node of the model (``nu`` a number or a random variable)."""
+    def log_density(self, mu: Any, sigma: Any, observed: Any, nu: Any) -> Any:
+        """Log-density of each observed log loss (a pytensor tensor; ``nu`` a number or a random
+        variable): the model weights and sums it, so the self-check can drop runs without a new graph."""
         import pymc as pm
 
-        if self.robust:
-            return pm.StudentT(name, nu=nu, mu=mu, sigma=sigma, observed=observed, dims=dims)
-        return pm.Normal(name, mu=mu, sigma=sigma, observed=observed, dims=dims)
+        noise = pm.StudentT.dist(nu=nu, mu=mu, sigma=sigma) if self.robust else pm.Normal.dist(mu=mu, sigma=sigma)
+        return pm.logp(noise, observed)
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    """The ``[discrepancy]`` table: model error of log loss ``τ·d·u`` growing with the distance
+    ``d`` (decades) beyond the runs, τ ~ HalfNormal(``scale``); see ``bayescale.discrepancy``."""
+
+    enabled: bool = True
+    scale: float = DEFAULT_DISCREPANCY_SCALE
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str) -> Discrepancy:
+        if not isinstance(raw, Mapping):
+            raise ModelSpecError(f"{source}: [discrepancy] is a table like {{enabled = true, scale = 0.02}}, got {raw!r}")
+        unknown = set(raw) - DISCREPANCY_KEYS
+        if unknown:
+            raise ModelSpecError(f"{source}: unknown discrepancy key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(DISCREPANCY_KEYS))}")
+        enabled = raw.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ModelSpecError(f"{source}: discrepancy.enabled must be true or false, got {enabled!r}")
+        scale = raw.get("scale", DEFAULT_DISCREPANCY_SCALE)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (np.isfinite(scale) and scale > 0):
+            raise ModelSpecError(f"{source}: discrepancy.scale = {scale!r} must be a positive number (log loss per decade, e.g. 0.02)")
+        return cls(enabled=enabled, scale=float(scale))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "scale": self.scale}
 
 
 @dataclass(frozen=True)
@@ -170,6 +201,7 @@ class ModelSpec:
     #: instead of non-centred: better when every group's own data pin its level down. ``"auto"``
     #: leaves the choice to ``pooling.auto_centered`` at fit time (the fit stores the resolved list).
     centered: tuple[str, ...] | str = AUTO
+    discrepancy: Discrepancy = field(default_factory=Discrepancy)
     description: str = ""
 
     @property
@@ -240,6 +272,7 @@ class ModelSpec:
             pool_scale=scale,
             group=tuple(group),
             centered=AUTO if centered == AUTO else tuple(centered),
+            discrepancy=Discrepancy.from_dict(raw.get("discrepancy", {}), source),
             description=str(raw.get("description", law.description)),
         )
 
@@ -251,6 +284,7 @@ class ModelSpec:
             "priors": {k: v.to_dict() for k, v in self.priors.items()},
             "likelihood": self.likelihood.to_dict(),
             "pooling": {"params": list(self.pooled), "group": list(self.group), "scale": dict(self.pool_scale), "centered": self.centered if self.centered == AUTO else list(self.centered)},
+            "discrepancy": self.discrepancy.to_dict(),
         }
 
     @property

@@ -80,6 +80,12 @@ def test_forecast_matches_law_on_draws(chinchilla_fit):
     post = chinchilla_fit.posterior
     ds = chinchilla_fit.forecast(params=7e10, tokens=1.4e12)
     direct = post["E"] + post["A"] / 7e10 ** post["alpha"] + post["B"] / 1.4e12 ** post["beta"]
+    # beyond the runs the law carries the model discrepancy tau * d * u on log loss
+    from bayescale.discrepancy import coordinates, distance, group_bounds
+
+    d = distance(coordinates(("params", "tokens"), {"params": 7e10, "tokens": 1.4e12}), group_bounds(chinchilla_fit))
+    assert d > 0
+    direct = direct * np.exp(post["discrepancy_tau"] * post["discrepancy_u"] * d)
     np.testing.assert_allclose(ds["loss"].isel(target=0).values, direct.values, rtol=1e-10)
 
 
