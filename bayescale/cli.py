@@ -101,7 +101,7 @@ def fit_cmd(
     tune: Annotated[int, typer.Option(help="Tuning steps per chain.")] = 1000,
     chains: Annotated[int, typer.Option(help="Number of chains.")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same posterior.")] = 0,
-    sampler: Annotated[str, typer.Option(help="nutpie (default), pymc or numpyro.")] = "nutpie",
+    sampler: Annotated[str, typer.Option(help="nutpie (default; PyTensor's disk-cached Numba kernels), nutpie-cfunc (nutpie's own compile, no per-gradient Python call), pymc or numpyro.")] = "nutpie",
     adaptation: Annotated[str | None, typer.Option(help="nutpie mass matrix: low_rank (default without --group) or diag (default with).")] = None,
     strict: Annotated[bool, typer.Option(help="Exit with code 7 if the fit did not converge.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,

@@ -29,7 +29,11 @@ from bayescale.runs import RunTable, load_runs
 from bayescale.spec import ModelSpec, load_spec
 
 FORMAT_VERSION = 1
-SAMPLERS = ("nutpie", "pymc", "numpyro")
+#: ``nutpie`` runs nutpie on PyTensor's disk-cached Numba kernels (compiles in ~2 s in a new
+#: process); ``nutpie-cfunc`` is nutpie's own compile path (no Python call per gradient, but
+#: ~10 s of Numba compilation in every process), see ``compiled``.
+SAMPLERS = ("nutpie", "nutpie-cfunc", "pymc", "numpyro")
+NUTPIE_SAMPLERS = ("nutpie", "nutpie-cfunc")
 #: nutpie mass-matrix adaptations. ``low_rank`` learns the correlations of the Chinchilla
 #: constants (measured on the 245 Chinchilla runs: 6 leapfrog steps a draw instead of 48,
 #: 1.5 s instead of 7.2 s, bulk ESS 3700 instead of 880) but mixes worse in non-centred
@@ -105,7 +109,7 @@ class Diagnostics:
 
 def check_convergence(tree: xr.DataTree, var_names: Sequence[str]) -> Diagnostics:
     """R-hat, bulk/tail ESS over ``var_names``; divergences and tree-depth hits from sample stats."""
-    import arviz as az
+    import arviz_stats as az
 
     posterior = tree["posterior"].to_dataset()[list(var_names)]
     stats = tree["sample_stats"].to_dataset()
@@ -172,7 +176,7 @@ class Fit:
 
     def summary(self, ci: float = 0.9) -> pd.DataFrame:
         """Median, equal-tailed ``ci`` interval, R-hat and ESS of every public parameter."""
-        import arviz as az
+        import arviz_stats as az
 
         check_probability(ci)
         post = self.posterior[self.parameter_names()]
@@ -253,8 +257,8 @@ def group_level_parameters(spec: ModelSpec, d: Design, posterior: xr.Dataset) ->
     return {k: v.transpose("chain", "draw", ...) for k, v in out.items()}
 
 
-#: Compiled nutpie models by structure key (spec, groups, run count): a second fit of new data
-#: with the same shape swaps the data in instead of recompiling (Numba compilation is ~10 s).
+#: Compiled nutpie models by sampler and structure key (spec, groups, run count): a second fit
+#: of new data with the same shape swaps the data in instead of recompiling.
 _COMPILED: dict[str, Any] = {}
 _COMPILED_MAX = 8
 
@@ -263,7 +267,7 @@ def _adaptation(adaptation: str | None, sampler: str, groups: tuple[str, ...]) -
     """The nutpie mass-matrix adaptation to use (``None`` for the other samplers)."""
     if sampler not in SAMPLERS:
         raise SamplerError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    if sampler != "nutpie":
+    if sampler not in NUTPIE_SAMPLERS:
         if adaptation is not None:
             raise SamplerError(f"adaptation={adaptation!r} is a nutpie option; the {sampler} sampler adapts a diagonal mass matrix")
         return None
@@ -290,8 +294,8 @@ def _sample(spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, t
         warnings.filterwarnings("ignore", message=".*object mode.*")
         warnings.filterwarnings("ignore", category=FutureWarning)
         try:
-            if sampler == "nutpie":
-                return _sample_nutpie(spec, d, prior_draws, structure_key(spec, d), data_values(d), draws, tune, chains, seed, cores, progress, target_accept, adaptation)
+            if sampler in NUTPIE_SAMPLERS:
+                return _sample_nutpie(spec, d, prior_draws, sampler, structure_key(spec, d), data_values(d), draws, tune, chains, seed, cores, progress, target_accept, adaptation)
             import pymc as pm
 
             return pm.sample(
@@ -314,21 +318,19 @@ def _sample(spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, t
             logger.setLevel(level)
 
 
-def _sample_nutpie(spec, d, prior_draws, key, values, draws, tune, chains, seed, cores, progress, target_accept, adaptation) -> xr.DataTree:
-    import nutpie
-
+def _sample_nutpie(spec, d, prior_draws, sampler, key, values, draws, tune, chains, seed, cores, progress, target_accept, adaptation) -> xr.DataTree:
+    from bayescale import compiled as nutpie_models
     from bayescale.model import build_model
 
+    key = f"{sampler}:{key}"
     if key in _COMPILED:
-        compiled = _COMPILED[key]
-        known = {var.name for var in compiled.shared_var_keys}  # data the graph does not use is pruned
-        compiled = compiled.with_data(**{name: value for name, value in values.items() if name in known})
+        compiled = nutpie_models.with_data(_COMPILED[key], values)
     else:
-        compiled = nutpie.compile_pymc_model(build_model(spec, d, prior_draws))
+        compiled = nutpie_models.compile_model(build_model(spec, d, prior_draws), sampler)
         if len(_COMPILED) >= _COMPILED_MAX:
             _COMPILED.pop(next(iter(_COMPILED)))
         _COMPILED[key] = compiled
-    tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, progress_bar=progress, target_accept=target_accept, adaptation=adaptation)
+    tree = nutpie_models.sample(compiled, _KEEP_STATS, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, progress_bar=progress, target_accept=target_accept, adaptation=adaptation)
     observed = xr.Dataset({"log_loss": ("run", d.y)}, coords={"run": np.arange(d.y.size)})
     constant = xr.Dataset({k: (("run",) if np.ndim(v) else (), v) for k, v in values.items() if k != "observed_log_loss"}, coords={"run": np.arange(d.y.size)})
     nodes = {name: tree[name].to_dataset() for name in ("posterior", "sample_stats")}
