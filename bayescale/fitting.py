@@ -279,7 +279,7 @@ def _adaptation(adaptation: str | None, sampler: str, groups: tuple[str, ...]) -
 
 
 def _sample(spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, tune: int, chains: int, seed: int, cores: int, progress: bool, target_accept: float, adaptation: str) -> xr.DataTree:
-    from bayescale.model import build_model, data_values, structure_key
+    from bayescale.model import build_model, data_values
 
     if sampler == "numpyro":
         try:
@@ -295,7 +295,7 @@ def _sample(spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, t
         warnings.filterwarnings("ignore", category=FutureWarning)
         try:
             if sampler in NUTPIE_SAMPLERS:
-                return _sample_nutpie(spec, d, prior_draws, sampler, structure_key(spec, d), data_values(d), draws, tune, chains, seed, cores, progress, target_accept, adaptation)
+                return _sample_nutpie(spec, d, prior_draws, sampler, data_values(d), draws, tune, chains, seed, cores, progress, target_accept, adaptation)
             import pymc as pm
 
             return pm.sample(
@@ -318,18 +318,25 @@ def _sample(spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, t
             logger.setLevel(level)
 
 
-def _sample_nutpie(spec, d, prior_draws, sampler, key, values, draws, tune, chains, seed, cores, progress, target_accept, adaptation) -> xr.DataTree:
+def _compiled(spec: ModelSpec, d: Design, prior_draws, sampler: str):
+    """The nutpie-compiled model of ``d``'s shape from the cache (its data swapped in), else a fresh compile."""
     from bayescale import compiled as nutpie_models
-    from bayescale.model import build_model
+    from bayescale.model import build_model, data_values, structure_key
 
-    key = f"{sampler}:{key}"
+    key = f"{sampler}:{structure_key(spec, d)}"
     if key in _COMPILED:
-        compiled = nutpie_models.with_data(_COMPILED[key], values)
-    else:
-        compiled = nutpie_models.compile_model(build_model(spec, d, prior_draws), sampler)
-        if len(_COMPILED) >= _COMPILED_MAX:
-            _COMPILED.pop(next(iter(_COMPILED)))
-        _COMPILED[key] = compiled
+        return nutpie_models.with_data(_COMPILED[key], data_values(d))
+    compiled = nutpie_models.compile_model(build_model(spec, d, prior_draws), sampler)
+    if len(_COMPILED) >= _COMPILED_MAX:
+        _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[key] = compiled
+    return compiled
+
+
+def _sample_nutpie(spec, d, prior_draws, sampler, values, draws, tune, chains, seed, cores, progress, target_accept, adaptation) -> xr.DataTree:
+    from bayescale import compiled as nutpie_models
+
+    compiled = _compiled(spec, d, prior_draws, sampler)
     tree = nutpie_models.sample(compiled, _KEEP_STATS, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, progress_bar=progress, target_accept=target_accept, adaptation=adaptation)
     observed = xr.Dataset({"log_loss": ("run", d.y)}, coords={"run": np.arange(d.y.size)})
     constant = xr.Dataset({k: (("run",) if np.ndim(v) else (), v) for k, v in values.items() if k != "observed_log_loss"}, coords={"run": np.arange(d.y.size)})
@@ -366,7 +373,7 @@ def fit(
             raise SamplerError(f"{name}={value!r} must be a whole number >= {low}")
     adaptation = _adaptation(adaptation, sampler, groups)
     d = design(spec, runs, groups)
-    prior_draws = spec.check_priors(seed)
+    prior_draws = spec.check_priors(0)  # initial values must not depend on the seed: a cached model serves every seed
     cores = cores or max(1, min(chains, os.cpu_count() or 1))
     start = time.perf_counter()
     raw = _sample(spec, d, prior_draws, sampler, draws, tune, chains, seed, cores, progress, target_accept, adaptation)
@@ -379,6 +386,19 @@ def fit(
     if not diagnostics.converged:
         warnings.warn(f"{spec.name} fit on {runs.source}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
     return result
+
+
+def prepare(runs: RunTable | str | Path | pd.DataFrame, model: str | Path | ModelSpec | Mapping[str, Any] = "chinchilla", group: str | Sequence[str] | None = None, *, sampler: str = "nutpie") -> None:
+    """Compile (or load from PyTensor's disk cache) the model a ``fit`` of these arguments needs, without sampling.
+
+    Batch workers call it once before their first job, so that job pays no compile time;
+    a later ``fit`` of the same shape only swaps its data in.
+    """
+    runs = runs if isinstance(runs, RunTable) else load_runs(runs)
+    spec = load_spec(model)
+    groups = tuple([group] if isinstance(group, str) else (group if group is not None else spec.group))
+    if sampler in NUTPIE_SAMPLERS:
+        _compiled(spec, design(spec, runs, groups), spec.check_priors(0), sampler)
 
 
 def _tidy_tree(raw: xr.DataTree, spec: ModelSpec, d: Design) -> xr.DataTree:
