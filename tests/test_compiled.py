@@ -21,7 +21,7 @@ SAMPLER_MODULES = ("nutpie", "pymc", "pytensor", "numba", "arviz_plots", "matplo
 
 
 def _python(code: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=1800)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
