@@ -97,6 +97,39 @@ class Likelihood:
         nu = self.nu.to_dict() if isinstance(self.nu, Prior) else self.nu
         return {"family": self.family, "nu": nu, "sigma": self.sigma.to_dict()}
 
+    @property
+    def robust(self) -> bool:
+        """Whether the family has heavy tails (Student-t) and so a degrees-of-freedom ``nu``."""
+        return self.family == "studentt"
+
+    def nu_values(self, posterior: Any) -> Any:
+        """``nu`` per posterior draw, dims (chain, draw, 1), where it was sampled; else the fixed number."""
+        if "nu" in posterior:
+            return posterior["nu"].transpose("chain", "draw").values[..., None]
+        return self.nu
+
+    def unit_noise(self, rng: np.random.Generator, nu: Any, shape: tuple[int, ...]) -> np.ndarray:
+        """Observation noise at unit scale: Student-t with ``nu`` broadcast to ``shape``, or standard normal."""
+        if self.robust:
+            return rng.standard_t(np.broadcast_to(nu, shape))
+        return rng.standard_normal(shape)
+
+    def logpdf(self, y: Any, mu: Any, sigma: Any, nu: Any) -> np.ndarray:
+        """Log density of observed log loss ``y`` around ``mu`` (numpy/scipy, for LOO and held-out scores)."""
+        from scipy import stats
+
+        if self.robust:
+            return stats.t.logpdf(y, nu, loc=mu, scale=sigma)
+        return stats.norm.logpdf(y, loc=mu, scale=sigma)
+
+    def observe(self, name: str, mu: Any, sigma: Any, observed: Any, nu: Any, dims: str) -> Any:
+        """The PyMC likelihood node of the model (``nu`` a number or a random variable)."""
+        import pymc as pm
+
+        if self.robust:
+            return pm.StudentT(name, nu=nu, mu=mu, sigma=sigma, observed=observed, dims=dims)
+        return pm.Normal(name, mu=mu, sigma=sigma, observed=observed, dims=dims)
+
 
 @dataclass(frozen=True)
 class ModelSpec:
