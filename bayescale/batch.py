@@ -202,7 +202,8 @@ def warm_worker(jobs: list[Job]) -> float:
     """
     start = time.perf_counter()
     import arviz_stats  # noqa: F401 - convergence checks
-    import bayescale.allocate  # noqa: F401
+
+    import bayescale.allocate
     import bayescale.forecasting  # noqa: F401
     from bayescale.fitting import prepare
 
@@ -216,7 +217,7 @@ def warm_worker(jobs: list[Job]) -> float:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 prepare(job.load(), job.model, job.group or None, sampler=kind[2])
-        except Exception:  # noqa: BLE001, S112 - a bad job fails (and is recorded) when it runs
+        except Exception:  # a bad job fails (and is recorded) when it runs
             continue
     return time.perf_counter() - start
 

@@ -80,16 +80,9 @@ def cold_fit(sampler: str, path: str) -> tuple[float, dict]:
     return time.perf_counter() - start, json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--hierarchy", action="store_true", help="also fit 2,500 runs in 50 groups")
-    parser.add_argument("--joint", action="store_true", help="also time the joint forecast keeping all draws (~1 min, 6.6 GB)")
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")
+def startup_rows(fit_path: str) -> list[tuple]:
+    """What a new process pays: imports, --help, the cold fit (both nutpie paths, split) and summary of its file."""
     rows = []
-    folder = tempfile.mkdtemp(prefix="bayescale-bench-")
-    fit_path = os.path.join(folder, "fit.nc")
-
     t_import = min(timed_subprocess("import bayescale") for _ in range(3))
     rows.append(("`import bayescale`", t_import, 0.5, "target s", load()))
     t_help = min(timed_subprocess("from bayescale.cli import app; import sys; sys.argv=['bayescale','--help']\ntry:\n    app()\nexcept SystemExit:\n    pass") for _ in range(3))
@@ -100,10 +93,22 @@ def main() -> None:
     for sampler in ("nutpie", "nutpie-cfunc"):
         t_cold, split = cold_fit(sampler, fit_path)
         rows.append((f"cold fit, 4×1000 draws, 245 runs (new process), sampler {sampler}", t_cold, t_point, "vs point fit + bootstrap", load()))
-        for part in ("imports", "compile", "sampling"):
-            rows.append((f"  {part}" + (" (+ diagnostics)" if part == "sampling" else ""), split[part], t_cold, "share of the cold fit", load()))
+        rows.extend((f"  {part}" + (" (+ diagnostics)" if part == "sampling" else ""), split[part], t_cold, "share of the cold fit", load()) for part in ("imports", "compile", "sampling"))
     t_summary_cli = min(timed_subprocess(f"from bayescale.cli import app; import sys; sys.argv=['bayescale','summary',{fit_path!r}]\ntry:\n    app()\nexcept SystemExit:\n    pass") for _ in range(2))
     rows.append(("`bayescale summary FIT` (new process)", t_summary_cli, 3.0, "target s", load()))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hierarchy", action="store_true", help="also fit 2,500 runs in 50 groups")
+    parser.add_argument("--joint", action="store_true", help="also time the joint forecast keeping all draws (~1 min, 6.6 GB)")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    folder = tempfile.mkdtemp(prefix="bayescale-bench-")
+    fit_path = os.path.join(folder, "fit.nc")
+
+    rows = startup_rows(fit_path)
 
     import bayescale
     from bayescale.forecasting import forecast_summary, forecast_threads
