@@ -48,14 +48,18 @@ class _Deferred(types.ModuleType):
 
 def import_nutpie():
     """``import nutpie`` with its ``arviz`` import deferred until something really uses ArviZ."""
-    if "nutpie" not in sys.modules and "arviz" not in sys.modules:
-        spec = importlib.util.find_spec("arviz")
-        if spec is not None:
-            stand_in = _Deferred("arviz")
-            stand_in.__spec__ = spec
-            sys.modules["arviz"] = stand_in
-    import nutpie
+    if "nutpie" in sys.modules or "arviz" in sys.modules or importlib.util.find_spec("arviz") is None:
+        import nutpie
 
+        return nutpie
+    stand_in = _Deferred("arviz")
+    stand_in.__spec__ = importlib.util.find_spec("arviz")
+    sys.modules["arviz"] = stand_in
+    try:
+        import nutpie
+    finally:  # only nutpie keeps the stand-in: anyone importing arviz later gets the real one
+        if sys.modules.get("arviz") is stand_in:
+            del sys.modules["arviz"]
     return nutpie
 
 
