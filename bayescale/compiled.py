@@ -194,14 +194,14 @@ def sample(compiled, stats: Sequence[str], **kwargs: Any) -> xr.DataTree:
     nutpie = import_nutpie()
     model = compiled.nutpie_model() if isinstance(compiled, NumbaKernels) else compiled
     raw = nutpie.sample(model, return_raw_trace=True, **kwargs)
-    return to_datatree(raw, model, stats)
+    return to_datatree(raw.get_arrow_trace(), model, stats)
 
 
-def to_datatree(raw, compiled, stats: Sequence[str]) -> xr.DataTree:
-    """The post-warm-up draws (model variables, not their unconstrained forms) and ``stats`` of nutpie's Arrow trace."""
+def to_datatree(trace, compiled, stats: Sequence[str]) -> xr.DataTree:
+    """The post-warm-up draws (model variables, not their unconstrained forms) and ``stats`` of nutpie's Arrow ``trace`` (draw and stat batches)."""
     from nutpie.sample import _add_arrow_data
 
-    draw_batches, stat_batches = raw.get_arrow_trace()
+    draw_batches, stat_batches = trace
     skip = {"posterior": list(compiled.reparameterized_names or ()), "sample_stats": [n for n in stat_batches[0].column_names if n not in stats]}
     n_chains = len(draw_batches)
     tuning = [int(stat.column("tuning").to_numpy().sum()) for stat in stat_batches]
