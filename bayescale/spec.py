@@ -20,7 +20,7 @@ from bayescale.errors import ModelSpecError
 from bayescale.laws import LAWS, Law, get_law
 from bayescale.resources import models_dir
 
-TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling", "options"}
+TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling"}
 LIKELIHOOD_KEYS = {"family", "nu", "sigma"}
 POOLING_KEYS = {"params", "group", "scale", "centered"}
 FAMILIES = ("studentt", "normal")
@@ -146,7 +146,6 @@ class ModelSpec:
     #: instead of non-centred: better when every group's own data pin its level down.
     centered: tuple[str, ...] = ()
     description: str = ""
-    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def law(self) -> Law:
@@ -155,6 +154,8 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], source: str = "<spec>") -> ModelSpec:
         """Validate the structure of a spec dict (TOML-shaped) against its law."""
+        if raw.get("options") == {}:  # fit files written before 0.2 store an (always empty) options table
+            raw = {k: v for k, v in raw.items() if k != "options"}
         unknown = set(raw) - TOP_LEVEL_KEYS
         if unknown:
             raise ModelSpecError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}")
@@ -211,7 +212,6 @@ class ModelSpec:
             group=tuple(group),
             centered=tuple(centered),
             description=str(raw.get("description", law.description)),
-            options=dict(raw.get("options", {})),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -222,7 +222,6 @@ class ModelSpec:
             "priors": {k: v.to_dict() for k, v in self.priors.items()},
             "likelihood": self.likelihood.to_dict(),
             "pooling": {"params": list(self.pooled), "group": list(self.group), "scale": dict(self.pool_scale), "centered": list(self.centered)},
-            "options": dict(self.options),
         }
 
     @property

@@ -59,7 +59,7 @@ def log_likelihood(fit: Fit) -> xr.DataArray:
 def loo_tree(fit: Fit) -> xr.DataTree:
     """A DataTree with ``posterior``, ``log_likelihood`` and ``observed_data`` for ArviZ."""
     ll = log_likelihood(fit)
-    post = fit.posterior[[v for v in fit.parameter_names() if v in fit.posterior]]
+    post = fit.posterior[[v for v in fit.parameter_names if v in fit.posterior]]
     obs = xr.Dataset({"log_loss": ("run", fit.design.y)}, coords={"run": ll["run"].values})
     return xr.DataTree.from_dict({"posterior": post, "log_likelihood": ll.to_dataset(), "observed_data": obs})
 
