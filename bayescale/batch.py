@@ -8,6 +8,7 @@ to the key stored in its complete ``result.json`` is skipped).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -267,7 +268,9 @@ def run_batch(
         client = Client(scheduler)
     rows: dict[str, dict[str, Any]] = {}
     try:
-        client.run(warm_worker, jobs)  # every worker imports and compiles before the first job
+        # every worker imports and compiles before the first job; one that cannot fails its jobs, which are recorded
+        with contextlib.suppress(Exception):
+            client.run(warm_worker, jobs)
         futures = {client.submit(run_job, job, str(results.resolve()), key=f"job-{i}-{job.folder_name}", pure=False): job for i, job in enumerate(jobs)}
         for future in as_completed(futures):
             job = futures[future]
