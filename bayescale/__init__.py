@@ -13,6 +13,7 @@ from bayescale.errors import (
     ExtrapolationWarning,
     FitFileError,
     ModelSpecError,
+    OutputPathError,
     RunTableError,
     SamplerError,
 )
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from bayescale.fitting import Fit, fit, load_fit
     from bayescale.forecasting import forecast, forecast_summary, forecast_table
     from bayescale.runs import RunTable, load_runs
+    from bayescale.paths import check_output_path
     from bayescale.spec import ModelSpec, load_spec
 
 #: Public names and the module that defines each: imported on first use, so ``import
@@ -39,6 +41,7 @@ _LAZY = {
     "load_runs": "bayescale.runs",
     "ModelSpec": "bayescale.spec",
     "load_spec": "bayescale.spec",
+    "check_output_path": "bayescale.paths",
 }
 
 
@@ -57,9 +60,11 @@ __all__ = [
     "FitFileError",
     "ModelSpec",
     "ModelSpecError",
+    "OutputPathError",
     "RunTable",
     "RunTableError",
     "SamplerError",
+    "check_output_path",
     "fit",
     "forecast",
     "forecast_summary",

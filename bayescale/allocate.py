@@ -11,10 +11,11 @@ For every posterior draw and every budget the optimum along the isoFLOP line (``
   refinement, all numpy over (draw, budget) arrays; the loss is the law's own ``log_loss`` on
   ``bayescale.laws.ops.NUMPY``.
 
-Allocations use the population-level parameters; ``group_values={"dataset": "web"}`` uses a
-level seen at fit time instead (its partially pooled offsets are added in internal coordinates,
-as in ``forecast``). Unseen levels are an error here: an allocation for a new group would mix
-the group spread into the optimum.
+On a grouped fit, ``group_values={"dataset": "web"}`` names a level seen at fit time (its
+partially pooled offsets are added in internal coordinates, as in ``forecast``) and
+``new_group=True`` plans for a new, unseen group: each draw gets fresh offsets from the
+population spread, so the per-draw optima carry the group-to-group uncertainty. One of the two
+is required (``bayescale.groups``), so no plan is silently for a group nobody named.
 
 Everything is the *mean curve* (no observation noise): the allocation question is about the
 law, not about one run's noise.
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.errors import BayescaleError, check_probability
+from bayescale.errors import BayescaleError, check_probability, check_seed
 from bayescale.laws.base import Law
 from bayescale.laws.chinchilla import optimal_log_n as chinchilla_optimal_log_n
 from bayescale.laws.ops import NUMPY
@@ -45,6 +46,9 @@ GOLDEN_STEPS = 20
 ROBUST_STEPS = (0.05, 0.002)
 #: Grid points over the range of per-draw optima for a robust quantile plan.
 QUANTILE_GRID = 33
+#: Most budgets one call evaluates: each keeps every posterior draw (4000 draws × 1000 budgets × the
+#: 13-point search grid is ~0.4 GB); a range like 1e21:1e25:100000000 is refused up front.
+MAX_BUDGETS = 1000
 _INV_PHI = (np.sqrt(5.0) - 1.0) / 2.0
 
 
@@ -69,6 +73,8 @@ def parse_flops(values: Any) -> np.ndarray:
                 raise BayescaleError(f"flops range {item!r}: {exc}") from None
             if count < 1 or not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
                 raise BayescaleError(f"flops range {item!r}: need 0 < LOW <= HIGH and COUNT >= 1")
+            if count + len(out) > MAX_BUDGETS:
+                raise BayescaleError(f"flops range {item!r}: {count} budgets is more than the {MAX_BUDGETS} one call evaluates (each holds every posterior draw); use a coarser grid")
             out.extend(np.geomspace(lo, hi, count).tolist())
         else:
             try:
@@ -76,6 +82,8 @@ def parse_flops(values: Any) -> np.ndarray:
             except ValueError as exc:
                 raise BayescaleError(f"flops: {exc}") from None
     flops = np.asarray(out, dtype=float)
+    if flops.size > MAX_BUDGETS:
+        raise BayescaleError(f"{flops.size} FLOP budgets is more than the {MAX_BUDGETS} one call evaluates (each holds every posterior draw); use fewer")
     if flops.size == 0:
         raise BayescaleError("no FLOP budgets given (e.g. --flops 5.76e23 or --flops 1e21:1e25:9)")
     bad = flops[~(np.isfinite(flops) & (flops > 0))]
@@ -84,24 +92,24 @@ def parse_flops(values: Any) -> np.ndarray:
     return flops
 
 
-def parameter_draws(fit: Fit, group_values: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
-    """Public law parameters as (chain, draw) arrays: population level, or one seen group level per column."""
+def parameter_draws(fit: Fit, group_values: Mapping[str, Any] | None = None, new_group: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
+    """Public law parameters as (chain, draw) arrays: the fit's own (no groups), a seen level per
+    group column, or a new, unseen group (``new_group=True``: fresh offsets per draw, seeded)."""
+    from bayescale.groups import resolve_request
+
     law = fit.spec.law
     post = fit.posterior
-    if not group_values:
+    resolved = resolve_request(fit, group_values, new_group)
+    if not resolved:
         return {p: post[p].transpose("chain", "draw").values.astype(float) for p in law.parameter_names}
-    unknown = [g for g in group_values if g not in fit.groups]
-    if unknown:
-        raise BayescaleError(f"group column(s) {', '.join(unknown)} not in this fit (its groups: {', '.join(fit.groups) or 'none'})")
+    rng = np.random.default_rng([check_seed(seed), 1])  # its own stream: never the same numbers as a noise draw seeded alike
     d = fit.design
     z = {p: post[f"{p}_z"].transpose("chain", "draw").values for p in law.parameter_names}
-    for g, value in group_values.items():
-        value = str(np.atleast_1d(value)[0]).strip()
-        if value not in d.levels[g]:
-            raise BayescaleError(f"{g}={value!r} was not seen at fit time (levels: {', '.join(d.levels[g])}); allocations use seen levels or the population")
+    for g, (level, is_new) in resolved.items():
         for p in fit.spec.pooled:
-            eta = post[f"{p}_eta_{g}"].sel({g: value}).transpose("chain", "draw").values
-            z[p] = z[p] + post[f"{p}_tau_{g}"].transpose("chain", "draw").values * eta
+            tau = post[f"{p}_tau_{g}"].transpose("chain", "draw").values
+            eta = rng.standard_normal(tau.shape) if is_new else post[f"{p}_eta_{g}"].sel({g: level}).transpose("chain", "draw").values
+            z[p] = z[p] + tau * eta
     return {k: np.asarray(v, dtype=float) for k, v in law.to_public(NUMPY, z, d.centres).items()}
 
 
@@ -307,6 +315,8 @@ def allocate(
     ci: float = 0.9,
     robust_quantile: float | None = None,
     group_values: Mapping[str, Any] | None = None,
+    new_group: bool = False,
+    seed: int = 0,
 ) -> xr.Dataset:
     """Compute-optimal allocation for each FLOP budget (C = 6·N·D), per posterior draw.
 
@@ -316,8 +326,11 @@ def allocate(
     ``robust_quantile``-quantile) and ``robust_loss_mean``. With ``unique_tokens`` (repeat-aware
     laws only): ``epochs`` (D/U), ``loss_unlimited`` (optimum with fresh data, same budget) and
     ``penalty`` (loss minus loss_unlimited). ``flops`` accepts numbers, unit strings and ranges
-    "1e21:1e25:9". Parameters are the population level unless ``group_values`` names seen levels.
+    "1e21:1e25:9". A grouped fit needs ``group_values`` naming a seen level per group column
+    (matched ignoring case) or ``new_group=True`` (a new, unseen group: fresh offsets from the
+    population spread, drawn with ``seed``); attrs ``group`` and ``new_group`` say which.
     """
+    from bayescale.groups import describe, resolve_request
     from bayescale.units import parse_quantity
 
     check_probability(ci)
@@ -326,13 +339,16 @@ def allocate(
             unique_tokens = parse_quantity(unique_tokens)
         except ValueError as exc:
             raise BayescaleError(f"unique_tokens: {exc}") from None
-    params = parameter_draws(fit, group_values)
+    resolved = resolve_request(fit, group_values, new_group)
+    params = parameter_draws(fit, group_values, new_group, seed)
     ds = allocate_params(fit.spec.law, params, flops, unique_tokens=unique_tokens, robust_quantile=robust_quantile, ci=ci)
     post = fit.posterior
     ds = ds.assign_coords(chain=post["chain"].values, draw=post["draw"].values)
     ds.attrs.update({"model": fit.spec.name, "converged": int(fit.converged)})
-    if group_values:
-        ds.attrs["group_values"] = ", ".join(f"{k}={v}" for k, v in group_values.items())
+    if resolved:
+        ds.attrs["group_values"] = ", ".join(f"{g}={level}" for g, (level, _) in resolved.items())
+        ds.attrs["new_group"] = int(any(is_new for _, is_new in resolved.values()))
+        ds.attrs["group"] = describe(fit, resolved)
     return ds
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -18,13 +19,14 @@ import tomllib
 import traceback
 import warnings
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bayescale.errors import BayescaleError
+from bayescale.errors import BayescaleError, ManifestError
 
 MANIFEST_KEYS = {"defaults", "job"}
 JOB_KEYS = {"name", "runs", "model", "group", "forecast", "allocate", "split_by", "columns", "drop_highest_loss", "max_epochs", "where", "draws", "tune", "chains", "seed", "sampler", "adaptation"}
@@ -77,67 +79,161 @@ class Job:
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def _where(path: Path, number: int | None, key: str) -> str:
+    return f"{path}: " + (f"job {number}: " if number else "") + key
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ManifestError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+def _texts(value: Any, where: str) -> tuple[str, ...]:
+    """A string or a list of strings (``group``)."""
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ManifestError(f"{where} must be a column name or a list of them, got {value!r}")
+    return tuple(values)
+
+
+def _table(value: Any, where: str, scalar: tuple[type, ...] = (str,)) -> dict[str, Any]:
+    if not isinstance(value, Mapping) or not all(isinstance(v, scalar) for v in value.values()):
+        kinds = " or ".join(t.__name__ for t in scalar)
+        raise ManifestError(f"{where} must be a table of {kinds} values like {{ key = \"value\" }}, got {value!r}")
+    return dict(value)
+
+
+def _number(value: Any, where: str, whole: bool = False, low: float = 0.0) -> float:
+    from bayescale.units import parse_quantity
+
+    number = float("nan")
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        with suppress(ValueError):
+            number = parse_quantity(value)
+    if not (number >= low and number < float("inf")) or (whole and number != int(number)):
+        kind = "a whole number" if whole else "a number"
+        raise ManifestError(f"{where} must be {kind} >= {low:g}, got {value!r}")
+    return number
+
+
+def _job_fields(merged: Mapping[str, Any], path: Path, number: int) -> dict[str, Any]:
+    """Type-check every key of one job (defaults merged in); errors name the job and the key."""
+
+    def w(key: str) -> str:
+        return _where(path, number, key)
+
+    forecast = merged.get("forecast", [])
+    if not isinstance(forecast, list) or not all(isinstance(t, Mapping) for t in forecast):
+        raise ManifestError(f"{w('forecast')} must be a list of tables like [{{ params = \"7B\", tokens = \"140B\" }}], got {forecast!r}")
+    forecast = [_table(t, w(f"forecast[{i}]"), (str, int, float)) for i, t in enumerate(forecast)]
+    allocate = merged.get("allocate", [])
+    if not isinstance(allocate, list):
+        raise ManifestError(f"{w('allocate')} must be a list of FLOP budgets like [1e22, 1e23], got {allocate!r}")
+    options = {}
+    for key in FIT_OPTIONS:
+        if key in merged:
+            value = merged[key]
+            if key in ("sampler", "adaptation"):
+                options[key] = _text(value, w(key))
+            else:
+                options[key] = int(_number(value, w(key), whole=True, low=0 if key == "seed" else 1))
+    max_epochs = merged.get("max_epochs")
+    split = merged.get("split_by")
+    return {
+        "name": _text(merged["name"], w("name")),
+        "runs": _text(merged["runs"], w("runs")),
+        "model": _text(merged.get("model", "chinchilla"), w("model")),
+        "group": _texts(merged.get("group", []), w("group")),
+        "forecast": tuple(forecast),
+        "allocate": tuple(_number(b, w(f"allocate[{i}]"), low=1.0) for i, b in enumerate(allocate)),
+        "columns": _table(merged.get("columns", {}), w("columns")),
+        "drop_highest_loss": int(_number(merged.get("drop_highest_loss", 0), w("drop_highest_loss"), whole=True)),
+        "max_epochs": None if max_epochs is None else _number(max_epochs, w("max_epochs"), low=1.0),
+        "where": {str(k): str(v) for k, v in _table(merged.get("where", {}), w("where"), (str, int, float, bool)).items()},
+        "split_by": None if split is None else _text(split, w("split_by")),
+        "options": options,
+    }
+
+
 def read_manifest(path: str | Path) -> list[Job]:
-    """Parse a manifest and expand ``split_by`` jobs into one job per value (named ``name/value``)."""
+    """Parse and type-check a manifest, expand ``split_by`` jobs into one job per value (named ``name/value``).
+
+    Every key is checked (``ManifestError`` naming the job and key), and job names must map
+    to distinct folders: collisions are refused before anything runs.
+    """
     path = Path(path)
     if not path.is_file():
-        raise BayescaleError(f"{path}: no such manifest file")
+        raise ManifestError(f"{path}: no such manifest file")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise BayescaleError(f"{path}: not valid TOML: {exc}") from None
+        raise ManifestError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read the manifest: {exc.strerror}") from None
     unknown = set(raw) - MANIFEST_KEYS
     if unknown:
-        raise BayescaleError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; a manifest has [defaults] and [[job]] tables")
-    defaults = dict(raw.get("defaults", {}))
+        raise ManifestError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; a manifest has [defaults] and [[job]] tables")
+    defaults = raw.get("defaults", {})
+    if not isinstance(defaults, Mapping):
+        raise ManifestError(f"{path}: defaults must be a table ([defaults]), got {defaults!r}")
     bad = set(defaults) - JOB_KEYS
     if bad:
-        raise BayescaleError(f"{path}: unknown [defaults] key(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(JOB_KEYS))}")
+        raise ManifestError(f"{path}: unknown [defaults] key(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(JOB_KEYS))}")
     entries = raw.get("job", [])
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise ManifestError(f"{path}: job must be a list of [[job]] tables, got {entries!r}")
     if not entries:
-        raise BayescaleError(f"{path}: no [[job]] entries")
+        raise ManifestError(f"{path}: no [[job]] entries")
     jobs: list[Job] = []
     for number, entry in enumerate(entries, start=1):
         merged = {**defaults, **entry}
         bad = set(merged) - JOB_KEYS
         if bad:
-            raise BayescaleError(f"{path}: job {number}: unknown key(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(JOB_KEYS))}")
+            raise ManifestError(f"{path}: job {number}: unknown key(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(JOB_KEYS))}")
         if "name" not in entry or "runs" not in merged:
-            raise BayescaleError(f"{path}: job {number}: every job needs a name and runs")
-        runs = Path(merged["runs"])
+            raise ManifestError(f"{path}: job {number}: every job needs a name and runs")
+        fields = _job_fields(merged, path, number)
+        check_job_name(fields["name"], f"{path}: job {number}: name")
+        runs = Path(fields["runs"])
         if not runs.is_absolute():
             runs = (path.parent / runs) if (path.parent / runs).exists() else runs
-        group = merged.get("group", ())
-        base = Job(
-            name=str(merged["name"]),
-            runs=str(runs),
-            model=str(merged.get("model", "chinchilla")),
-            group=tuple([group] if isinstance(group, str) else group),
-            forecast=tuple(merged.get("forecast", ())),
-            allocate=tuple(float(b) for b in merged.get("allocate", ())),
-            columns=dict(merged.get("columns", {})),
-            drop_highest_loss=int(merged.get("drop_highest_loss", 0)),
-            max_epochs=None if merged.get("max_epochs") is None else float(merged["max_epochs"]),
-            where={str(k): str(v) for k, v in dict(merged.get("where", {})).items()},
-            options={k: merged[k] for k in FIT_OPTIONS if k in merged},
-        )
-        split = merged.get("split_by")
+        split = fields.pop("split_by")
+        base = Job(**{**fields, "runs": str(runs)})
         if split is None:
             jobs.append(base)
             continue
         try:
-            values = sorted(set(base.load().data[split].astype(str)))
+            table = base.load()
         except BayescaleError as exc:
             # the table is unreadable: keep one job so the failure is recorded in the summary
             jobs.append(Job(**{**base.__dict__, "split_by": split, "split_value": f"<{type(exc).__name__}>"}))
             continue
-        for value in values:
-            jobs.append(Job(**{**base.__dict__, "name": f"{base.name}/{value}", "split_by": split, "split_value": value}))
-    names = [j.name for j in jobs]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise BayescaleError(f"{path}: job names must be unique; repeated: {', '.join(duplicates)}")
+        if split not in table.data.columns:
+            raise ManifestError(f"{path}: job {number}: split_by = {split!r}: {table.source} has no such column; it has {', '.join(map(repr, table.data.columns))}")
+        jobs.extend(Job(**{**base.__dict__, "name": f"{base.name}/{value}", "split_by": split, "split_value": value}) for value in sorted(set(table.data[split].astype(str))))
+    _check_folders(jobs, path)
     return jobs
+
+
+def check_job_name(name: str, where: str) -> None:
+    """Refuse names that are empty, ``.``/``..`` or only separators: their folder would be no job's own."""
+    if name.strip(" /") in ("", ".", "..") or len(name.encode()) > 200:
+        raise ManifestError(f"{where} {name!r} cannot name a job folder; use a short name of letters, digits, '.', '_' or '-'")
+
+
+def _check_folders(jobs: list[Job], path: Path) -> None:
+    """Job names must be unique and their folders distinct (also on case-insensitive file systems)."""
+    seen: dict[str, str] = {}
+    for job in jobs:
+        folder = job.folder_name
+        if folder in ("", ".", ".."):
+            raise ManifestError(f"{path}: job {job.name!r} cannot name a job folder ({folder!r})")
+        other = seen.get(folder.casefold())
+        if other is not None:
+            same = "is repeated" if other == job.name else f"and job {other!r} would both write to jobs/{folder}/"
+            raise ManifestError(f"{path}: job {job.name!r} {same}; job names (and split_by values) must differ in more than case or punctuation")
+        seen[folder.casefold()] = job.name
 
 
 def _previous(folder: Path, key: str) -> dict[str, Any] | None:
@@ -178,17 +274,18 @@ def run_job(job: Job, results: str | Path) -> dict[str, Any]:
         row["converged"] = result.converged
         for i, target in enumerate(job.forecast):
             table_f = forecast_table(result.forecast(pd.DataFrame([dict(target)])), 0.9).iloc[0]
+            row.update({f"forecast{i}_{k}": v for k, v in target.items()})  # inputs beside outputs
             for col in ("loss_median", "loss_lo", "loss_hi", "mean_median"):
                 row[f"forecast{i}_{col}"] = float(table_f[col])
         if job.allocate:
             _allocate_columns(result, job.allocate, row)
-        row["status"] = "ok"
+        row["status"] = "ok" if result.converged else "not_converged"
         row["seconds"] = round(time.perf_counter() - start, 3)
         tmp = folder / "result.json.tmp"
         tmp.write_text(json.dumps({"key": key, "complete": True, "row": row}, default=float))
         os.replace(tmp, marker)
         return row
-    except Exception as exc:  # noqa: BLE001 - isolation: any failure is recorded, the batch goes on
+    except Exception as exc:
         row["error"] = str(exc) if isinstance(exc, BayescaleError) else f"{type(exc).__name__}: {exc} ({traceback.format_exc(limit=2).splitlines()[-1]})"
         row["seconds"] = round(time.perf_counter() - start, 3)
         return row
@@ -254,19 +351,48 @@ def run_batch(
     ``scheduler="local"`` starts a ``LocalCluster`` of ``workers`` single-threaded processes;
     ``tcp://host:8786`` connects to an existing scheduler. ``on_done`` is called per finished job.
     """
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, LocalCluster
 
+    from bayescale.paths import check_output_path
+
+    results = check_output_path(results, "folder")
     jobs = read_manifest(manifest)
-    results = Path(results)
-    results.mkdir(parents=True, exist_ok=True)
+    results.mkdir(exist_ok=True)
     os.environ.update(WORKER_THREAD_ENV)  # inherited by the worker processes
-    cluster = None
-    if scheduler == "local":
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
     rows: dict[str, dict[str, Any]] = {}
+    with _quiet_dask():
+        cluster = None
+        if scheduler == "local":
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.CRITICAL)
+            client = Client(cluster)
+        else:
+            client = Client(scheduler)
+        _run_all(client, cluster, jobs, results, rows, on_done)
+    summary = summary_frame([rows[j.name] for j in jobs])
+    tmp = results / "summary.csv.tmp"
+    summary.to_csv(tmp, index=False)
+    os.replace(tmp, results / "summary.csv")
+    return summary
+
+
+@contextmanager
+def _quiet_dask():
+    """Silence distributed's own logging (e.g. "nanny ... still alive after 4.0 seconds, killing")."""
+    loggers = [logging.getLogger(name) for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.scheduler", "distributed.core", "distributed.batched")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _run_all(client, cluster, jobs: list[Job], results: Path, rows: dict[str, dict[str, Any]], on_done) -> None:
+    """Submit every job, collect rows as they finish, then shut the cluster down."""
+    from dask.distributed import as_completed
+
     try:
         # every worker imports and compiles before the first job; one that cannot fails its jobs, which are recorded
         with contextlib.suppress(Exception):
@@ -276,7 +402,7 @@ def run_batch(
             job = futures[future]
             try:
                 row = future.result()
-            except Exception as exc:  # noqa: BLE001 - a worker died: record it
+            except Exception as exc:
                 row = {"job": job.name, "status": "failed", "error": f"worker failure: {type(exc).__name__}: {exc}"}
             rows[job.name] = row
             if on_done is not None:
@@ -285,11 +411,6 @@ def run_batch(
         client.close()
         if cluster is not None:
             cluster.close()
-    summary = summary_frame([rows[j.name] for j in jobs])
-    tmp = results / "summary.csv.tmp"
-    summary.to_csv(tmp, index=False)
-    os.replace(tmp, results / "summary.csv")
-    return summary
 
 
 def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -14,8 +14,68 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+
+def _one_line(text: str) -> str:
+    """A message on one line: the CLI promises one ``error:`` line per failure."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+class _Group(TyperGroup):
+    """The command group: a usage error (bad flag value, missing argument) is one ``error:`` line, exit 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # typer's (vendored click's) usage errors
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                typer.echo(exc.format_message(), err=True)
+                sys.exit(exc.exit_code)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            typer.secho(f"error: {_one_line(exc.format_message())}{hint}", err=True, fg=typer.colors.RED)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_budget(text: str) -> bool:
+    """Whether ``text`` reads as a FLOP budget (``1e21``, ``5.76e23``, ``1e21:1e25:9``), not a path or flag."""
+    from bayescale.units import parse_quantity
+
+    try:
+        for part in text.split(":"):
+            parse_quantity(part)
+    except ValueError:
+        return False
+    return not text.startswith("-")
+
+
+class _SeveralFlops(TyperCommand):
+    """Lets one ``--flops`` take several values (``--flops 1e21 1e22 1e23``), besides repeated flags and ranges."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        out: list[str] = []
+        state = "idle"  # "value": the next word is --flops's own value; "more": later budgets continue the list
+        for arg in args:
+            if state == "value":
+                out.append(arg)
+                state = "more"
+            elif state == "more" and _is_budget(arg):
+                out += ["--flops", arg]
+            else:
+                out.append(arg)
+                state = "value" if arg == "--flops" else "more" if arg.startswith("--flops=") else "idle"
+        return super().parse_args(ctx, out)
+
 
 app = typer.Typer(
+    cls=_Group,
     help="Bayesian scaling-law fitting and forecasting for LLM pre-training.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -32,11 +92,15 @@ class Format(str, Enum):
 
 def _run(fn, *args, **kwargs):
     """Call the API, turning bayescale errors into one message and an exit code."""
-    from bayescale.errors import BayescaleError, ConvergenceWarning, ExtrapolationWarning
+    from bayescale.errors import (
+        BayescaleError,
+        ConvergenceWarning,
+        ExtrapolationWarning,
+    )
 
     def show(message, category, filename, lineno, file=None, line=None):
         label = {ConvergenceWarning: "WARNING (convergence)", ExtrapolationWarning: "WARNING (extrapolation)"}.get(category, "warning")
-        typer.secho(f"{label}: {message}", err=True, fg=typer.colors.YELLOW)
+        typer.secho(f"{label}: {_one_line(str(message))}", err=True, fg=typer.colors.YELLOW)
 
     try:
         with warnings.catch_warnings():  # restores the caller's showwarning afterwards
@@ -45,7 +109,7 @@ def _run(fn, *args, **kwargs):
     except BayescaleError as exc:
         if STATE["debug"]:
             raise
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        typer.secho(f"error: {_one_line(str(exc))}", err=True, fg=typer.colors.RED)
         raise typer.Exit(exc.exit_code) from None
 
 
@@ -66,6 +130,14 @@ def _columns(pairs: list[str] | None) -> dict[str, str]:
     return _pairs(pairs, "--column", "CANONICAL=HEADER", "params='Model Size'")
 
 
+def _check_output(output: Path | None, kind: str = "file") -> None:
+    """Refuse a bad ``-o`` before any work (``paths.check_output_path``, exit 2); ``None`` is stdout."""
+    if output is not None:
+        from bayescale.paths import check_output_path
+
+        _run(check_output_path, output, kind)
+
+
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text)
@@ -80,12 +152,78 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks in
     STATE["debug"] = debug
 
 
-def _fit(runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation=None):
+def _command(name: str, *positional: object, options: list[tuple[str, object]] = ()) -> str:
+    """A ``bayescale`` command line from parsed values (paths as the user gave them; absolute ones never)."""
+    import shlex
+
+    from bayescale.report import display_path
+
+    def word(value: object) -> str:
+        return shlex.quote(display_path(value) if isinstance(value, Path) else str(value))
+
+    parts = ["bayescale", name, *(word(p) for p in positional)]
+    for flag, value in options:
+        if value is None or value is False or value == []:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            parts += [flag] if item is True else [flag, word(item)]
+    return " ".join(parts)
+
+
+def _fit(runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation=None, output=None, force=True, command=None, strict=False):
     import bayescale
 
     where = _pairs(where, "--where", "COLUMN=VALUE", "published_fit=true")
-    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where)
-    return bayescale.fit(table, model, group or None, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet)
+    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where, strict=strict)
+    if output is not None and not force:
+        _refuse_overwrite(output, table, model, group, {"draws": draws, "tune": tune, "chains": chains}, seed, sampler)
+    return bayescale.fit(table, model, group or None, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet, command=command)
+
+
+def _refuse_overwrite(output: Path, table, model, group, options: dict[str, int], seed: int, sampler: str) -> None:
+    """Before any sampling: refuse to replace an existing file unless it holds this very fit (same runs, spec, groups, seed, settings)."""
+    from bayescale.errors import BayescaleError
+    from bayescale.spec import load_spec
+
+    if not output.exists():
+        return
+    advice = "pass --force to replace it, or choose another -o"
+    try:
+        import xarray as xr
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with xr.open_datatree(output, engine="zarr" if output.suffix == ".zarr" else "h5netcdf") as tree:
+                attrs = dict(tree.attrs)
+        info = json.loads(attrs.get("info", "{}"))
+        existing = {
+            "runs": attrs.get("data_hash"),
+            "model spec": _spec_identity(attrs.get("spec", "{}")),
+            "groups": json.loads(attrs.get("groups", "[]")),
+            "seed": int(attrs.get("seed", -1)),
+            "sampler": attrs.get("sampler"),
+            **{k: info.get(k) for k in options},
+        }
+    except Exception:  # noqa: BLE001 - anything unreadable is "not this fit"
+        raise BayescaleError(f"{output} already exists and is not a bayescale fit: {advice}") from None
+    wanted = {
+        "runs": table.content_hash(),
+        "model spec": _spec_identity(load_spec(model).to_json()),
+        "groups": list(group) if group else list(load_spec(model).group),
+        "seed": seed,
+        "sampler": sampler,
+        **options,
+    }
+    differ = [k for k in wanted if existing[k] != wanted[k]]
+    if differ:
+        raise BayescaleError(f"{output} already holds a different fit (other {', '.join(differ)}): {advice}")
+
+
+def _spec_identity(text: str) -> dict[str, Any]:
+    """A spec's JSON without its centring choice, which a fit stores resolved (``auto`` becomes a list)."""
+    spec = json.loads(text)
+    spec.get("pooling", {}).pop("centered", None)
+    return spec
 
 
 @app.command("fit")
@@ -104,11 +242,23 @@ def fit_cmd(
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same posterior.")] = 0,
     sampler: Annotated[str, typer.Option(help="nutpie (default; PyTensor's disk-cached Numba kernels), nutpie-cfunc (nutpie's own compile, no per-gradient Python call), pymc or numpyro.")] = "nutpie",
     adaptation: Annotated[str | None, typer.Option(help="nutpie mass matrix: low_rank (default) or diag (default when a --group level is sampled non-centred).")] = None,
-    strict: Annotated[bool, typer.Option(help="Exit with code 7 if the fit did not converge.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file at -o that holds a different fit.")] = False,
+    strict: Annotated[bool, typer.Option(help="Refuse implausible magnitudes in the runs (exit 3) and exit with code 7 if the fit did not converge.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Fit a scaling law to a run table and save the posterior."""
-    result = _run(_fit, runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation)
+    _check_output(output, "fit")
+    command = _command(
+        "fit",
+        runs,
+        options=[
+            ("-o", output), ("--model", Path(model) if model.endswith(".toml") else model), ("--group", group or []), ("--column", column or []),
+            ("--where", where or []), ("--drop-highest-loss", drop_highest_loss or None), ("--max-epochs", max_epochs),
+            ("--draws", draws), ("--tune", tune), ("--chains", chains), ("--seed", seed),
+            ("--sampler", None if sampler == "nutpie" else sampler), ("--adaptation", adaptation),
+        ],
+    )  # fmt: skip
+    result = _run(_fit, runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation, output, force, command, strict)
     path = _run(result.save, output)
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
     typer.echo(f"saved {path}")
@@ -131,7 +281,8 @@ def _format_summary(result, ci: float, fmt: Format) -> str:
     shown = table.rename(columns={"lo": lo, "hi": hi}).astype(object)
     shown.loc[[p for p in result.spec.fixed if p in shown.index], ["rhat", "ess_bulk", "ess_tail"]] = "fixed"
     body = shown.to_string(float_format=lambda v: f"{v:.4g}")
-    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{body}\n\n{result.diagnostics.message()}"
+    scope = "Convergence is judged on every sampled variable, including the internal coordinates not shown above (*_z, and *_tau_*/*_eta_* of pooled groups)."
+    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{body}\n\n{result.diagnostics.message()}\n{scope}"
 
 
 @app.command("summary")
@@ -149,35 +300,33 @@ def summary_cmd(
     _strict_exit(strict, result)
 
 
-def _group_values(pairs: list[str] | None) -> dict[str, list[str]]:
-    from bayescale.errors import RunTableError
-
-    out = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise RunTableError(f"--group-value {pair!r}: expected COLUMN=VALUE")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = [value.strip()]
-    return out
+def _group_values(pairs: list[str] | None) -> dict[str, str]:
+    return _pairs(pairs, "--group-value", "COLUMN=LEVEL", "dataset=web")
 
 
-def _forecast(fit_path, params, tokens, unique_tokens, flops, group_value, targets, ci, seed):
-    from bayescale.errors import RunTableError, check_probability
+GROUP_VALUE_HELP = "COLUMN=LEVEL of a grouped fit (repeatable); levels match ignoring case."
+NEW_GROUP_HELP = "For a new group not seen at fit time: population level, with the spread between groups."
+
+
+def _forecast(fit_path, params, tokens, unique_tokens, flops, group_value, new_group, targets, column, ci, seed):
+    from bayescale.errors import RunTableError, check_probability, check_seed
     from bayescale.fitting import load_fit
     from bayescale.forecasting import forecast_summary
 
     check_probability(ci)
+    check_seed(seed)
+    groups = {"group_values": _group_values(group_value), "new_group": new_group}
+    if column and targets is None:
+        raise RunTableError("--column renames headers of a --targets file; give --targets too")
     result = load_fit(fit_path)
     if targets is not None:
         if any(v is not None for v in (params, tokens, unique_tokens, flops)):
             raise RunTableError("give either --targets or --params/--tokens/--flops, not both")
-        return result, forecast_summary(result, targets, ci=ci, seed=seed)
-    else:
-        columns: dict[str, Any] = {k: v for k, v in (("params", params), ("tokens", tokens), ("unique_tokens", unique_tokens), ("flops", flops)) if v is not None}
-        if not columns:
-            raise RunTableError("nothing to forecast: give --params and --tokens (or --flops), or --targets TARGETS.csv")
-        columns.update(_group_values(group_value))
-        return result, forecast_summary(result, ci=ci, seed=seed, **columns)
+        return result, forecast_summary(result, targets, ci=ci, seed=seed, rename=_columns(column), **groups)
+    columns: dict[str, Any] = {k: v for k, v in (("params", params), ("tokens", tokens), ("unique_tokens", unique_tokens), ("flops", flops)) if v is not None}
+    if not columns:
+        raise RunTableError("nothing to forecast: give --params and --tokens (or --flops), or --targets TARGETS.csv")
+    return result, forecast_summary(result, ci=ci, seed=seed, **groups, **columns)
 
 
 @app.command("forecast")
@@ -187,21 +336,26 @@ def forecast_cmd(
     tokens: Annotated[str | None, typer.Option(help="Training tokens, e.g. 1.4T.")] = None,
     unique_tokens: Annotated[str | None, typer.Option(help="Unique tokens (repeat-aware forms).")] = None,
     flops: Annotated[str | None, typer.Option(help="Training compute (compute form).")] = None,
-    group_value: Annotated[list[str] | None, typer.Option(help="COLUMN=VALUE for grouped fits (repeatable).")] = None,
+    group_value: Annotated[list[str] | None, typer.Option(help=GROUP_VALUE_HELP)] = None,
+    new_group: Annotated[bool, typer.Option("--new-group", help=NEW_GROUP_HELP)] = False,
     targets: Annotated[Path | None, typer.Option(help="CSV of targets, one row each; all columns kept.")] = None,
+    column: Annotated[list[str] | None, typer.Option(help="Rename a header of --targets: CANONICAL=HEADER, e.g. params='Model Size'.")] = None,
     ci: Annotated[float, typer.Option(help="Interval probability.")] = 0.9,
     format: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the observation-noise draws.")] = 0,
 ) -> None:
     """Posterior forecast of the loss of models never trained."""
-    result, table = _run(_forecast, fit_path, params, tokens, unique_tokens, flops, group_value, targets, ci, seed)
+    _check_output(output)
+    result, table = _run(_forecast, fit_path, params, tokens, unique_tokens, flops, group_value, new_group, targets, column, ci, seed)
     if format is Format.json:
-        text = json.dumps({"ci": ci, "converged": result.converged, "targets": json.loads(table.to_json(orient="records"))}, indent=2)
+        text = json.dumps({"ci": ci, "converged": result.converged, "groups": list(result.groups), "targets": json.loads(table.to_json(orient="records"))}, indent=2)
     elif format is Format.csv or output is not None and format is Format.table and output.suffix == ".csv":
         text = table.to_csv(index=False)
     else:
         text = table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+        if "new_group" in table and table["new_group"].any():
+            text += "\nnew_group=True: a group not seen at fit time, forecast from the population level (the spread between groups included)."
     _emit(text, output)
 
 
@@ -215,6 +369,7 @@ def demo_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Fit Chinchilla to the embedded runs and forecast a 70B model on 1.4T tokens."""
+    _check_output(output, "folder")
     _run(_demo, output, draws, tune, chains, seed, quiet)
 
 
@@ -242,40 +397,59 @@ def _demo(output: Path, draws: int, tune: int, chains: int, seed: int, quiet: bo
     typer.echo(f"Next: bayescale summary {fit_path} --format json   |   bayescale forecast {fit_path} --params 7B --tokens 140B")
 
 
-def _allocate(fit_path, flops, unique_tokens, ci, robust_quantile):
+def _group_header(doc: dict[str, Any]) -> str:
+    """A first line naming the group a plan is for ("" for fits without groups)."""
+    return f"for {doc['group_description']}\n" if doc.get("group_description") else ""
+
+
+def _allocate(fit_path, flops, unique_tokens, ci, robust_quantile, group_value, new_group):
     from bayescale.allocate import allocation_table, parse_flops
     from bayescale.errors import check_probability
     from bayescale.fitting import load_fit
 
     check_probability(ci)
     budgets = parse_flops(flops or [])
+    groups = _group_values(group_value)
     result = load_fit(fit_path)
-    ds = result.allocate(budgets, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile)
-    return result, allocation_table(ds, ci)
+    ds = result.allocate(budgets, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile, group_values=groups, new_group=new_group)
+    return result, _group_doc(result, groups, new_group), allocation_table(ds, ci)
 
 
-@app.command("allocate")
+def _group_doc(result, groups: dict[str, str], new_group: bool) -> dict[str, Any]:
+    """The JSON fields saying which group a plan is for: ``group``, ``new_group``, ``group_description`` (none without groups)."""
+    from bayescale.groups import describe, resolve_request
+
+    resolved = resolve_request(result, groups, new_group)
+    if not resolved:
+        return {}
+    return {"group": {g: level for g, (level, _) in resolved.items()}, "new_group": any(new for _, new in resolved.values()), "group_description": describe(result, resolved)}
+
+
+@app.command("allocate", cls=_SeveralFlops)
 def allocate_cmd(
     fit_path: Annotated[Path, typer.Argument(metavar="FIT", help="A saved fit (.nc or .zarr).")],
-    flops: Annotated[list[str] | None, typer.Option(help="FLOP budget (repeatable): 5.76e23, or a log-spaced range LOW:HIGH:COUNT like 1e21:1e25:9.")] = None,
+    flops: Annotated[list[str] | None, typer.Option(help="FLOP budget(s): --flops 1e21 1e22 1e23, repeated flags, or a log-spaced range LOW:HIGH:COUNT like 1e21:1e25:9.")] = None,
     unique_tokens: Annotated[str | None, typer.Option(help="Unique tokens available (repeat-aware forms, e.g. data_constrained): adds epochs and the loss penalty.")] = None,
     ci: Annotated[float, typer.Option(help="Interval probability.")] = 0.9,
     robust_quantile: Annotated[float | None, typer.Option(help="Robust plan minimises this quantile of loss instead of its posterior mean.")] = None,
+    group_value: Annotated[list[str] | None, typer.Option(help=GROUP_VALUE_HELP)] = None,
+    new_group: Annotated[bool, typer.Option("--new-group", help=NEW_GROUP_HELP)] = False,
     format: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Compute-optimal parameters and tokens per FLOP budget (C = 6ND), with posterior intervals."""
-    result, table = _run(_allocate, fit_path, flops, unique_tokens, ci, robust_quantile)
+    _check_output(output)
+    result, group, table = _run(_allocate, fit_path, flops, unique_tokens, ci, robust_quantile, group_value, new_group)
     if format is Format.json:
-        text = json.dumps({"ci": ci, "converged": result.converged, "budgets": json.loads(table.to_json(orient="records"))}, indent=2)
+        text = json.dumps({"ci": ci, "converged": result.converged, **group, "budgets": json.loads(table.to_json(orient="records"))}, indent=2)
     elif format is Format.csv:
         text = table.to_csv(index=False)
     else:
-        text = table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+        text = _group_header(group) + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
     _emit(text, output)
 
 
-def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour):
+def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour, group_value, new_group):
     from bayescale.allocate import parse_flops
     from bayescale.decide import cost, decide
     from bayescale.errors import BayescaleError, check_probability
@@ -302,27 +476,35 @@ def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, p
         raise BayescaleError("give either --flops or --params/--tokens, not both")
     check_probability(prob, "--prob")
     cost(1.0, usd_per_flop, flops_per_gpu_hour)  # validates the rates before loading the fit
+    budgets = parse_flops(flops) if flops else None
+    groups = _group_values(group_value)
     result = load_fit(fit_path)
-    return decide(result, target_loss, prob, flops=parse_flops(flops) if flops else None, params=n, tokens=d, unique_tokens=u, predictive=predictive, usd_per_flop=usd_per_flop, flops_per_gpu_hour=flops_per_gpu_hour)
+    return decide(
+        result, target_loss, prob, flops=budgets, params=n, tokens=d, unique_tokens=u, predictive=predictive,
+        usd_per_flop=usd_per_flop, flops_per_gpu_hour=flops_per_gpu_hour, group_values=groups, new_group=new_group,
+    )  # fmt: skip
 
 
-@app.command("decide")
+@app.command("decide", cls=_SeveralFlops)
 def decide_cmd(
     fit_path: Annotated[Path, typer.Argument(metavar="FIT", help="A saved fit (.nc or .zarr).")],
     target_loss: Annotated[float | None, typer.Option(help="The loss to beat.")] = None,
     prob: Annotated[float, typer.Option(help="Required probability of beating it.")] = 0.9,
-    flops: Annotated[list[str] | None, typer.Option(help="Evaluate these budgets' robust plans (repeatable, or LOW:HIGH:COUNT).")] = None,
+    flops: Annotated[list[str] | None, typer.Option(help="Evaluate these budgets' robust plans (several values, repeated flags, or LOW:HIGH:COUNT).")] = None,
     params: Annotated[str | None, typer.Option(help="Evaluate this plan: model size, e.g. 70B (with --tokens).")] = None,
     tokens: Annotated[str | None, typer.Option(help="Evaluate this plan: training tokens, e.g. 1.4T (with --params).")] = None,
     unique_tokens: Annotated[str | None, typer.Option(help="Unique tokens available (repeat-aware forms).")] = None,
     predictive: Annotated[bool, typer.Option("--predictive/--mean-curve", help="Include run-to-run noise (posterior predictive) or only the law's uncertainty.")] = True,
     usd_per_flop: Annotated[float | None, typer.Option(help="Cost per FLOP in USD: adds a usd field.")] = None,
     flops_per_gpu_hour: Annotated[float | None, typer.Option(help="Delivered FLOPs per GPU-hour: adds a gpu_hours field.")] = None,
+    group_value: Annotated[list[str] | None, typer.Option(help=GROUP_VALUE_HELP)] = None,
+    new_group: Annotated[bool, typer.Option("--new-group", help=NEW_GROUP_HELP)] = False,
     format: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
 ) -> None:
     """P(loss < target) for a plan or budgets, or the least compute that reaches the target with --prob."""
-    doc = _run(_decide, fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour)
+    _check_output(output)
+    doc = _run(_decide, fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour, group_value, new_group)
     if format is Format.json:
         text = json.dumps(doc, indent=2)
     else:
@@ -333,7 +515,7 @@ def decide_cmd(
             text = table.to_csv(index=False)
         else:
             head = f"P(loss < {doc['target_loss']:g}) ({'posterior predictive' if doc['predictive'] else 'mean curve'}), required {doc['prob_required']:g}; mode: {doc['mode']}"
-            text = head + "\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+            text = _group_header(doc) + head + "\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
     _emit(text, output)
 
 
@@ -390,6 +572,7 @@ def backtest_cmd(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Leave-future-out backtest: fit on small-compute runs, score forecasts of the larger ones."""
+    _check_output(output)
     import pandas as pd
 
     rows = _run(_backtest, runs, model, group, column, drop_highest_loss, train_max_flops, sweep, method.value, draws, tune, chains, seed, bootstrap)
@@ -452,6 +635,7 @@ def compare_cmd(
     train_max_flops: Annotated[list[str] | None, typer.Option(help="--lfo cutoff(s): fit on runs with flops <= X (default: the 70% flops quantile).")] = None,
 ) -> None:
     """Rank laws and pooling structures: PSIS-LOO by default, leave-future-out forecasts with --lfo."""
+    _check_output(output)
     table = _run(_compare, runs, model, column, drop_highest_loss, draws, tune, chains, seed, quiet, by_group, lfo, pooling, group, train_max_flops)
     if format is Format.json:
         text = json.dumps(json.loads(table.to_json(orient="index")), indent=2)
@@ -478,50 +662,65 @@ def batch_cmd(
     scheduler: Annotated[str, typer.Option(help="'local' (a LocalCluster) or a scheduler address, e.g. tcp://host:8786.")] = "local",
     workers: Annotated[int, typer.Option(help="Worker processes of the LocalCluster.")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    strict: Annotated[bool, typer.Option(help="Count jobs whose fit did not converge as failures in the exit code.")] = False,
 ) -> None:
-    """Fit, forecast and allocate many run tables on Dask. Exit code: the number of failed jobs."""
+    """Fit, forecast and allocate many run tables on Dask. Exit code: the number of failed (with --strict, also not converged) jobs."""
+    _check_output(output, "folder")
     from bayescale.batch import read_manifest, run_batch
 
     jobs = _run(read_manifest, manifest)
     with typer.progressbar(length=len(jobs), label="jobs", file=sys.stderr, hidden=quiet) as bar:
         summary = _run(run_batch, manifest, output, scheduler=scheduler, workers=workers, on_done=lambda row: bar.update(1))
     counts = summary["status"].value_counts().to_dict()
-    typer.echo(f"{len(summary)} jobs: {counts.get('ok', 0)} ok, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed; summary in {output / 'summary.csv'}")
+    typer.echo(f"{len(summary)} jobs: {counts.get('ok', 0)} ok, {counts.get('not_converged', 0)} not converged, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed; summary in {output / 'summary.csv'}")
     for _, row in summary[summary["status"] == "failed"].iterrows():
         typer.secho(f"failed: {row['job']}: {row['error']}", err=True, fg=typer.colors.RED)
-    failed = int((summary["status"] == "failed").sum())
+    unconverged = summary["status"].ne("failed") & summary["converged"].eq(False)
+    for job in summary.loc[unconverged, "job"]:
+        typer.secho(f"not converged: {job}", err=True, fg=typer.colors.YELLOW)
+    failed = int((summary["status"] == "failed").sum()) + (int(unconverged.sum()) if strict else 0)
     if failed:
         raise typer.Exit(min(failed, 125))
 
 
 
-@app.command("report")
+@app.command("report", cls=_SeveralFlops)
 def report_cmd(
     fit_path: Annotated[Path, typer.Argument(metavar="FIT", help="A saved fit (.nc or .zarr).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")] = Path("report.html"),
-    flops: Annotated[list[str] | None, typer.Option(help="FLOP budget(s) for the headline (repeatable, or a range 1e21:1e25:5).")] = None,
+    flops: Annotated[list[str] | None, typer.Option(help="FLOP budget(s) for the headline (several values, repeated flags, or a range 1e21:1e25:5).")] = None,
     target_loss: Annotated[float | None, typer.Option(help="Target loss: report P(loss < target) per plan.")] = None,
     prob: Annotated[float, typer.Option(help="Required probability of reaching the target.")] = 0.9,
     unique_tokens: Annotated[str | None, typer.Option(help="Unique tokens available (repeat-aware plans).")] = None,
+    group_value: Annotated[list[str] | None, typer.Option(help=GROUP_VALUE_HELP)] = None,
+    new_group: Annotated[bool, typer.Option("--new-group", help=NEW_GROUP_HELP)] = False,
     ci: Annotated[float, typer.Option(help="Interval probability.")] = 0.9,
 ) -> None:
     """Write a self-contained HTML uncertainty report for budget decisions."""
-    path = _run(_report, fit_path, output, flops, target_loss, prob, unique_tokens, ci)
+    _check_output(output)
+    command = _command(
+        "report",
+        fit_path,
+        options=[
+            ("-o", output), ("--flops", flops or []), ("--target-loss", target_loss), ("--prob", prob if target_loss is not None and prob != 0.9 else None),
+            ("--unique-tokens", unique_tokens), ("--group-value", group_value or []), ("--new-group", new_group), ("--ci", ci if ci != 0.9 else None),
+        ],
+    )  # fmt: skip
+    path = _run(_report, fit_path, output, flops, target_loss, prob, unique_tokens, ci, group_value, new_group, command)
     typer.echo(f"wrote {path}")
 
 
-def _report(fit_path, output, flops, target_loss, prob, unique_tokens, ci):
+def _report(fit_path, output, flops, target_loss, prob, unique_tokens, ci, group_value, new_group, command):
     from bayescale.allocate import parse_flops
     from bayescale.errors import check_probability
     from bayescale.fitting import load_fit
-    from bayescale.report import command_line, render_report
-    from bayescale.units import parse_quantity
+    from bayescale.report import render_report
 
     check_probability(ci)
     budgets = parse_flops(flops) if flops else None
-    unique = parse_quantity(unique_tokens) if unique_tokens is not None else None
+    groups = _group_values(group_value)
     result = load_fit(fit_path)
-    return render_report(result, output, flops=budgets, target_loss=target_loss, unique_tokens=unique, prob=prob, ci=ci, command=command_line())
+    return render_report(result, output, flops=budgets, target_loss=target_loss, unique_tokens=unique_tokens, prob=prob, ci=ci, group_values=groups, new_group=new_group, command=command)
 
 
 if __name__ == "__main__":  # pragma: no cover

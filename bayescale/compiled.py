@@ -67,7 +67,12 @@ def compile_model(model, sampler: str = "nutpie"):
     """Compile the ``pm.Model`` for nutpie along the path ``sampler`` names (see the module doc)."""
     nutpie = import_nutpie()
     if sampler == "nutpie-cfunc":
-        return nutpie.compile_pymc_model(model)
+        import pytensor
+
+        # nutpie's cfunc wrappers gave different posteriors with an empty and a warm PyTensor
+        # compile directory; without the disk cache every process compiles the same code
+        with pytensor.config.change_flags(numba__cache=False):
+            return nutpie.compile_pymc_model(model)
     return _compile_kernels(model)
 
 

@@ -11,7 +11,8 @@ Two notions of "the loss of a run", chosen with ``predictive``:
 
 Noise draws use one fixed seed and are shared across budgets (common random numbers), so the
 probability is a smooth, monotone function of compute and the search for a budget is stable.
-Parameters are population level (as in ``allocate``) unless ``group_values`` names seen levels.
+On a grouped fit, ``group_values`` names seen levels or ``new_group=True`` asks for a new, unseen
+group, exactly as in ``allocate`` (``bayescale.groups``).
 """
 
 from __future__ import annotations
@@ -83,10 +84,10 @@ def _positive(name: str, value: Any) -> np.ndarray:
 class _Posterior:
     """Flattened parameter draws (S, 1) of one fit, plus its observation noise, for fast loss draws."""
 
-    def __init__(self, fit: Fit, group_values: Mapping[str, Any] | None = None, seed: int = 0):
+    def __init__(self, fit: Fit, group_values: Mapping[str, Any] | None = None, seed: int = 0, new_group: bool = False):
         self.fit = fit
         self.law = fit.spec.law
-        draws = parameter_draws(fit, group_values)
+        draws = parameter_draws(fit, group_values, new_group, seed)
         self.shape = next(iter(draws.values())).shape
         self.p = {k: v.reshape(-1, 1) for k, v in draws.items()}
         post = fit.posterior
@@ -130,6 +131,7 @@ def prob_below(
     *,
     predictive: bool = True,
     group_values: Mapping[str, Any] | None = None,
+    new_group: bool = False,
     seed: int = 0,
 ) -> float | np.ndarray:
     """P(loss < ``target_loss``) for a run of ``params`` on ``tokens`` (arrays broadcast; a float for scalars).
@@ -142,7 +144,7 @@ def prob_below(
         raise BayescaleError(f"target_loss={target_loss!r} must be a positive, finite loss")
     n, d = np.broadcast_arrays(_positive("params", params), _positive("tokens", tokens))
     u = None if unique_tokens is None else np.broadcast_to(_positive("unique_tokens", unique_tokens), n.shape)
-    post = _Posterior(fit, group_values, seed)
+    post = _Posterior(fit, group_values, seed, new_group)
     loss = post.loss(n.ravel(), d.ravel(), None if u is None else u.ravel(), predictive)
     prob = (loss < target).mean(axis=0).reshape(n.shape)
     return float(prob) if prob.ndim == 0 else prob
@@ -164,6 +166,7 @@ def compute_for_target(
     usd_per_flop: float | None = None,
     flops_per_gpu_hour: float | None = None,
     group_values: Mapping[str, Any] | None = None,
+    new_group: bool = False,
     seed: int = 0,
 ) -> Decision:
     """The smallest compute C with P(loss < target) ≥ ``prob`` at C's robust compute-optimal plan.
@@ -181,7 +184,7 @@ def compute_for_target(
     if not 0 < lo_c < hi_c:
         raise BayescaleError(f"flops_range={flops_range!r} must be two increasing positive numbers")
     u = None if unique_tokens is None else float(_positive("unique_tokens", unique_tokens))
-    post = _Posterior(fit, group_values, seed)
+    post = _Posterior(fit, group_values, seed, new_group)
     floor = post.law.irreducible
     if floor is not None:
         share = float((post.p[floor] >= target).mean())
@@ -244,6 +247,7 @@ def compare_plans(
     ci: float = 0.9,
     predictive: bool = False,
     group_values: Mapping[str, Any] | None = None,
+    new_group: bool = False,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Posterior of loss(A) − loss(B) and P(A better than B), i.e. P(loss(A) < loss(B)).
@@ -254,7 +258,7 @@ def compare_plans(
     """
     check_probability(ci)
     (na, da, ua), (nb, db, ub) = _plan("plan_a", plan_a), _plan("plan_b", plan_b)
-    post = _Posterior(fit, group_values, seed)
+    post = _Posterior(fit, group_values, seed, new_group)
     loss_a = post.loss(na, da, ua, predictive)[:, 0]
     loss_b = post.loss(nb, db, ub, predictive, second=True)[:, 0]
     diff = loss_a - loss_b
@@ -289,21 +293,33 @@ def decide(
     predictive: bool = True,
     usd_per_flop: float | None = None,
     flops_per_gpu_hour: float | None = None,
+    group_values: Mapping[str, Any] | None = None,
+    new_group: bool = False,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """The ``bayescale decide`` document: one plan's P(loss < target), each budget's robust plan
     and its probability, or (neither given) the least compute reaching the target with ``prob``.
+    Grouped fits: ``group_values``/``new_group`` as in ``allocate``; the document says which group.
     """
+    from bayescale.groups import describe, resolve_request
+
     check_probability(prob, "prob")
+    resolved = resolve_request(fit, group_values, new_group)
+    groups = {"group_values": dict(group_values or {}), "new_group": bool(new_group), "seed": seed}
     doc: dict[str, Any] = {"target_loss": float(target_loss), "prob_required": prob, "predictive": predictive, "converged": fit.converged}
+    if resolved:
+        doc["group"] = {g: level for g, (level, _) in resolved.items()}
+        doc["new_group"] = any(is_new for _, is_new in resolved.values())
+        doc["group_description"] = describe(fit, resolved)
     if params is not None:
         c = 6.0 * params * tokens
-        p = float(prob_below(fit, target_loss, params, tokens, unique_tokens, predictive=predictive))
+        p = float(prob_below(fit, target_loss, params, tokens, unique_tokens, predictive=predictive, **groups))
         doc.update({"mode": "plan", "plans": [{"flops": c, "params": params, "tokens": tokens, "prob": p, "meets_target": p >= prob, **cost(c, usd_per_flop, flops_per_gpu_hour)}]})
     elif flops is not None:
         budgets = np.atleast_1d(np.asarray(flops, dtype=float))
-        ds = fit.allocate(budgets, unique_tokens=unique_tokens)
+        ds = fit.allocate(budgets, unique_tokens=unique_tokens, **groups)
         rn, rd = ds["robust_params"].values, ds["robust_tokens"].values
-        probs = np.atleast_1d(prob_below(fit, target_loss, rn, rd, unique_tokens, predictive=predictive))
+        probs = np.atleast_1d(prob_below(fit, target_loss, rn, rd, unique_tokens, predictive=predictive, **groups))
         doc.update(
             {
                 "mode": "budgets",
@@ -314,7 +330,7 @@ def decide(
             }
         )
     else:
-        decision = compute_for_target(fit, target_loss, prob, unique_tokens=unique_tokens, predictive=predictive, usd_per_flop=usd_per_flop, flops_per_gpu_hour=flops_per_gpu_hour)
+        decision = compute_for_target(fit, target_loss, prob, unique_tokens=unique_tokens, predictive=predictive, usd_per_flop=usd_per_flop, flops_per_gpu_hour=flops_per_gpu_hour, **groups)
         plan = {k: v for k, v in decision.to_dict().items() if k in ("flops", "params", "tokens", "prob", "usd", "gpu_hours")}
         doc.update({"mode": "compute_for_target", "plans": [dict(plan, meets_target=True)]})
     if unique_tokens is not None:

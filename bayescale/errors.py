@@ -5,9 +5,23 @@ The CLI maps each error class to an exit code (``EXIT_CODES``) and prints only i
 
 from __future__ import annotations
 
+from numbers import Integral
+
 
 class BayescaleError(Exception):
     """Base class of every error bayescale raises on user input, files or specs."""
+
+    exit_code = 2
+
+
+class OutputPathError(BayescaleError, ValueError):
+    """An output path that cannot be written (empty, a folder, under a file, missing or unwritable folder)."""
+
+    exit_code = 2
+
+
+class ManifestError(BayescaleError, ValueError):
+    """A batch manifest with a missing, unknown or mistyped key, or job names whose folders would collide."""
 
     exit_code = 2
 
@@ -42,6 +56,37 @@ def check_probability(value: float, name: str = "ci") -> None:
         raise BayescaleError(f"{name}={value!r} must be a probability strictly between 0 and 1 (e.g. 0.9)")
 
 
+#: Seeds are whole numbers in [0, SEED_MAX]: every sampler and numpy generator accepts them.
+SEED_MAX = 2**32 - 1
+
+
+def _whole(value: object) -> int | None:
+    """``value`` as an int if it is a whole number (an int, or a float like 1000.0), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """``value`` as an int; a ``BayescaleError`` unless it is a whole number from 0 to ``SEED_MAX``."""
+    number = _whole(value)
+    if number is None or not 0 <= number <= SEED_MAX:
+        raise BayescaleError(f"{name}={value!r} must be a whole number from 0 to {SEED_MAX}")
+    return number
+
+
+def check_count(value: object, name: str, low: int = 1) -> int:
+    """``value`` as an int; a ``BayescaleError`` unless it is a whole number >= ``low`` (draws, chains, tune)."""
+    number = _whole(value)
+    if number is None or number < low:
+        raise BayescaleError(f"{name}={value!r} must be a whole number >= {low}")
+    return number
+
+
 class ConvergenceWarning(UserWarning):
     """The sampler did not converge (R-hat, ESS, divergences or tree depth): do not trust the fit."""
 
@@ -58,7 +103,7 @@ class DataWarning(UserWarning):
 EXIT_CODES = {
     "ok": 0,
     "internal error": 1,
-    "usage / generic bayescale error": BayescaleError.exit_code,
+    "usage / generic bayescale error, bad output path, bad manifest": BayescaleError.exit_code,
     "bad run table or targets": RunTableError.exit_code,
     "bad model spec": ModelSpecError.exit_code,
     "bad fit file": FitFileError.exit_code,

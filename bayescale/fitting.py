@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -23,14 +22,17 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.errors import ConvergenceWarning, FitFileError, SamplerError, check_probability
+from bayescale.errors import BayescaleError, ConvergenceWarning, FitFileError, RunTableError, SamplerError, check_count, check_probability, check_seed
 from bayescale.laws.ops import NUMPY
 from bayescale.model import Design, design
 from bayescale.pooling import resolve_centered
-from bayescale.runs import RunTable, load_runs
-from bayescale.spec import AUTO, ModelSpec, load_spec
+from bayescale.runs import RunTable, check_magnitudes, load_runs
+from bayescale.spec import AUTO, ModelSpec, Prior, load_spec
 
-FORMAT_VERSION = 1
+#: Version 2 adds the ``content_hash`` attribute (checked at load).
+FORMAT_VERSION = 2
+#: A load refuses a file whose variables declare more than this many bytes (checked before reading).
+MAX_LOAD_BYTES = 2**30
 #: ``nutpie`` runs nutpie on PyTensor's disk-cached Numba kernels (compiles in ~2 s in a new
 #: process); ``nutpie-cfunc`` is nutpie's own compile path (no Python call per gradient, but
 #: ~10 s of Numba compilation in every process), see ``compiled``.
@@ -124,24 +126,41 @@ def check_convergence(tree: xr.DataTree, var_names: Sequence[str]) -> Diagnostic
         values = values[np.isfinite(values)]
         return float(fn(values)) if values.size else float("nan")
 
-    rhat_max = extreme(az.rhat(posterior), np.max) if chains > 1 else float("nan")
-    ess_bulk = extreme(az.ess(posterior, method="bulk"), np.min)
-    ess_tail = extreme(az.ess(posterior, method="tail"), np.min)
+    rhat = az.rhat(posterior) if chains > 1 else None
+    bulk, tail = az.ess(posterior, method="bulk"), az.ess(posterior, method="tail")
+    rhat_max = extreme(rhat, np.max) if rhat is not None else float("nan")
+    ess_bulk = extreme(bulk, np.min)
+    ess_tail = extreme(tail, np.min)
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     depth_var = next((v for v in ("maxdepth_reached", "reached_max_treedepth") if v in stats), None)
     depth_hits = int(stats[depth_var].sum()) if depth_var else 0
     problems = []
-    if chains > 1 and not rhat_max <= RHAT_MAX:
-        problems.append(f"R-hat {rhat_max:.3f} > {RHAT_MAX}")
+    if rhat is not None and not rhat_max <= RHAT_MAX:
+        problems.append(f"R-hat {rhat_max:.3f} > {RHAT_MAX} ({_at_fault(rhat, lambda v: v > RHAT_MAX, '.3f', largest_first=True)})")
     if not ess_bulk >= ESS_MIN:
-        problems.append(f"bulk ESS {ess_bulk:.0f} < {ESS_MIN}")
+        problems.append(f"bulk ESS {ess_bulk:.0f} < {ESS_MIN} ({_at_fault(bulk, lambda v: v < ESS_MIN, '.0f')})")
     if not ess_tail >= ESS_MIN:
-        problems.append(f"tail ESS {ess_tail:.0f} < {ESS_MIN}")
+        problems.append(f"tail ESS {ess_tail:.0f} < {ESS_MIN} ({_at_fault(tail, lambda v: v < ESS_MIN, '.0f')})")
     if divergences:
         problems.append(f"{divergences} divergent transition(s)")
     if depth_hits > TREEDEPTH_MAX_SHARE * chains * draws:
         problems.append(f"{depth_hits} draw(s) ({depth_hits / (chains * draws):.1%}) hit the maximum tree depth")
     return Diagnostics(rhat_max, ess_bulk, ess_tail, divergences, depth_hits, draws, chains, tuple(problems))
+
+
+def _at_fault(stat: xr.Dataset, bad, fmt: str, largest_first: bool = False, limit: int = 4) -> str:
+    """The variables (with their level, e.g. ``B_eta_dataset[web]``) whose statistic fails ``bad``, worst first."""
+    found = []
+    for name, da in stat.data_vars.items():
+        values = np.atleast_1d(da.values)
+        labels = [name] if da.ndim == 0 else [f"{name}[{', '.join(str(da[d].values[i]) for d, i in zip(da.dims, idx, strict=True))}]" for idx in np.ndindex(da.shape)]
+        for label, value in zip(labels, values.ravel(), strict=True):
+            if np.isfinite(value) and bad(value):
+                found.append((-value if largest_first else value, label, value))
+    found.sort()
+    shown = ", ".join(f"{label} {value:{fmt}}" for _, label, value in found[:limit])
+    more = f" and {len(found) - limit} more" if len(found) > limit else ""
+    return f"at fault: {shown}{more}"
 
 
 @dataclass(frozen=True)
@@ -156,6 +175,18 @@ class Fit:
     seed: int
     sampler: str
     info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        """A few lines: law, runs, groups, convergence and parameter medians (not the whole posterior)."""
+        post = self.posterior
+        medians = ", ".join(f"{p}={float(post[p].median()):.4g}" for p in (*self.spec.law.parameter_names, "sigma") if p in post)
+        groups = "; ".join(f"{g}: {self.runs.data[g].nunique()} levels" for g in self.groups) or "none"
+        draws = f"{self.diagnostics.chains}×{self.diagnostics.draws} draws"
+        status = "converged" if self.converged else f"NOT CONVERGED ({'; '.join(self.diagnostics.problems)})"
+        return (
+            f"<Fit {self.spec.name} ({self.spec.form}) of {len(self.runs)} runs from {Path(self.runs.source).name}; groups: {groups}; "
+            f"{draws}, {self.sampler}, seed {self.seed}; {status}\n  medians: {medians}>"
+        )
 
     @cached_property
     def design(self) -> Design:
@@ -229,17 +260,17 @@ class Fit:
             "converged": self.converged,
         }
 
-    def forecast(self, targets=None, *, seed: int = 0, **columns) -> xr.Dataset:
-        """Posterior forecast of loss at ``targets`` (a table) or keyword columns, see ``forecast.forecast``."""
+    def forecast(self, targets=None, *, seed: int = 0, group_values=None, new_group: bool = False, **columns) -> xr.Dataset:
+        """Posterior forecast of loss at ``targets`` (a table) or keyword columns, see ``forecasting.forecast``."""
         from bayescale.forecasting import forecast
 
-        return forecast(self, targets, seed=seed, **columns)
+        return forecast(self, targets, seed=seed, group_values=group_values, new_group=new_group, **columns)
 
-    def allocate(self, flops, unique_tokens=None, ci: float = 0.9, robust_quantile: float | None = None, group_values=None) -> xr.Dataset:
+    def allocate(self, flops, unique_tokens=None, ci: float = 0.9, robust_quantile: float | None = None, group_values=None, new_group: bool = False, seed: int = 0) -> xr.Dataset:
         """Compute-optimal (N, D) per FLOP budget for every draw, plus the robust plan, see ``allocate.allocate``."""
         from bayescale.allocate import allocate
 
-        return allocate(self, flops, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile, group_values=group_values)
+        return allocate(self, flops, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile, group_values=group_values, new_group=new_group, seed=seed)
 
     def save(self, path: str | Path) -> Path:
         """Write the fit atomically to ``path`` (``.nc`` netCDF, ``.zarr`` zarr store)."""
@@ -319,7 +350,7 @@ def _sample(spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, t
             )
         except (KeyboardInterrupt, MemoryError):
             raise
-        except Exception as exc:  # noqa: BLE001 - surface sampler failures as one clear error
+        except Exception as exc:
             raise SamplerError(f"the {sampler} sampler failed: {type(exc).__name__}: {exc}") from exc
         finally:
             logger.setLevel(level)
@@ -365,6 +396,8 @@ def fit(
     target_accept: float = 0.9,
     adaptation: str | None = None,
     progress: bool = False,
+    strict: bool = False,
+    command: str | None = None,
 ) -> Fit:
     """Fit the spec ``model`` to ``runs`` and check convergence (warns ``ConvergenceWarning``).
 
@@ -372,20 +405,30 @@ def fit(
     (partial pooling); default: the spec's own ``pooling.group``. ``adaptation`` picks nutpie's
     mass matrix (``ADAPTATIONS``); default ``low_rank``, ``diag`` when a pooled parameter is
     non-centred. ``info`` records the pooled and centred parameters and the adaptation used.
+    ``strict=True`` refuses implausible magnitudes in the runs (``runs.check_magnitudes``,
+    e.g. tokens in billions without a unit) instead of warning. ``command`` is the command line
+    that asked for this fit (the CLI passes it); it is kept in ``info`` too, so a report can show
+    how to reproduce the fit.
     """
-    runs = runs if isinstance(runs, RunTable) else load_runs(runs)
+    seed = check_seed(seed)
+    draws, tune, chains = check_count(draws, "draws"), check_count(tune, "tune"), check_count(chains, "chains")
+    if isinstance(runs, RunTable):
+        problems = check_magnitudes(runs.column("params").astype(float), runs.column("tokens").astype(float), runs.source) if strict else []
+        if problems:
+            raise RunTableError(problems[0] + "; strict mode refuses suspicious magnitudes")
+    else:
+        runs = load_runs(runs, strict=strict)
     spec = load_spec(model)
     groups = tuple([group] if isinstance(group, str) else (group if group is not None else spec.group))
-    for name, value, low in (("draws", draws, 1), ("tune", tune, 1), ("chains", chains, 1)):
-        if int(value) != value or value < low:
-            raise SamplerError(f"{name}={value!r} must be a whole number >= {low}")
     _adaptation(adaptation, sampler, False)  # a bad sampler or adaptation fails before any work
     d = design(spec, runs, groups)
+    _check_size(spec, d, draws, chains)
     rule = "auto" if spec.centered == AUTO else "spec"
     spec = resolve_centered(spec, d)  # the fit keeps the resolved spec: exactly what was sampled
     adaptation = _adaptation(adaptation, sampler, bool(groups) and any(p not in spec.centered for p in spec.pooled))
-    prior_draws = spec.check_priors(0)  # initial values must not depend on the seed: a cached model serves every seed
     cores = cores or max(1, min(chains, os.cpu_count() or 1))
+    _warn_if_slow(len(runs), draws, tune, chains, cores)
+    prior_draws = spec.check_priors(0)  # initial values must not depend on the seed: a cached model serves every seed
     start = time.perf_counter()
     raw = _sample(spec, d, prior_draws, sampler, draws, tune, chains, seed, cores, progress, target_accept, adaptation)
     seconds = time.perf_counter() - start
@@ -404,6 +447,8 @@ def fit(
         "centering": rule,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if command:
+        info["command"] = command
     result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)
     if not diagnostics.converged:
         warnings.warn(f"{spec.name} fit on {runs.source}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
@@ -423,6 +468,42 @@ def prepare(runs: RunTable | str | Path | pd.DataFrame, model: str | Path | Mode
         d = design(spec, runs, groups)
         spec = resolve_centered(spec, d)  # what fit() samples, so the cache key matches
         _compiled(spec, d, spec.check_priors(0), sampler)
+
+
+#: Largest posterior a fit may hold (chains × draws × stored values × 8 bytes): a typo such as
+#: ``--draws 1000000000`` is refused up front instead of aborting in the sampler.
+MAX_POSTERIOR_BYTES = 4 * 2**30
+#: Rough cost model of NUTS on this package's laws, measured on a busy 2-core machine (1e5 runs:
+#: ~0.2 µs per run per gradient, ~10 gradients per iteration once adapted): used only to warn.
+SECONDS_PER_RUN_GRADIENT = 2e-7
+GRADIENTS_PER_ITERATION = 10
+#: Fits estimated to take longer than this warn up front, with the estimate and what to do.
+SLOW_FIT_SECONDS = 600.0
+
+
+def _check_size(spec: ModelSpec, d: Design, draws: int, chains: int) -> None:
+    """Refuse a posterior too large to hold (estimate: stored values per draw × draws × chains)."""
+    n_params = len(spec.law.parameter_names)
+    per_draw = 2 * n_params + 2 + 8 + sum(len(spec.pooled) * (1 + 2 * len(levels)) for levels in d.levels.values())  # z + public, sigma/nu, stats, tau/eta/by-level
+    size = chains * draws * per_draw * 8
+    if size > MAX_POSTERIOR_BYTES:
+        raise BayescaleError(
+            f"draws={draws} × chains={chains} would hold about {size / 2**30:.3g} GiB of posterior draws (limit {MAX_POSTERIOR_BYTES / 2**30:g} GiB): "
+            "1000-4000 draws a chain give stable intervals; lower --draws or --chains"
+        )
+
+
+def _warn_if_slow(n_runs: int, draws: int, tune: int, chains: int, cores: int) -> None:
+    """Warn before a fit expected to run for many minutes (every gradient evaluation touches every run)."""
+    seconds = (draws + tune) * GRADIENTS_PER_ITERATION * n_runs * SECONDS_PER_RUN_GRADIENT * -(-chains // max(1, cores))
+    if seconds > SLOW_FIT_SECONDS:
+        estimate = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+        warnings.warn(
+            f"{n_runs:,} runs: this fit may take roughly {estimate} (order of magnitude; each gradient evaluation touches every run). "
+            "For a first look use fewer draws and tuning steps (e.g. --draws 300 --tune 300), fewer chains, or a random subset or per-size averages of the runs",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _tidy_tree(raw: xr.DataTree, spec: ModelSpec, d: Design) -> xr.DataTree:
@@ -459,9 +540,14 @@ def _runs_dataset(runs: RunTable) -> xr.Dataset:
 
 
 def save_fit(result: Fit, path: str | Path) -> Path:
-    """Write ``result`` to ``path`` atomically: a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``result`` to ``path`` atomically (``paths.write_atomic``), with a content hash.
+
+    The path is checked first (``paths.check_output_path``); missing parent folders are
+    created. Nothing but this call's own temporary (and stale ones of a killed save) is removed.
+    """
+    from bayescale.paths import make_parents, write_atomic
+
+    path = make_parents(path)
     tree = result.tree.copy()
     tree["runs"] = xr.DataTree(_runs_dataset(result.runs))
     tree.attrs = {
@@ -475,77 +561,157 @@ def save_fit(result: Fit, path: str | Path) -> Path:
         "info": json.dumps(dict(result.info)),
         "data_hash": result.runs.content_hash(),
     }
-    zarr = path.suffix == ".zarr"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
-    try:
-        if zarr:
+    tree.attrs["content_hash"] = content_hash(tree)
+
+    def write(tmp: Path) -> None:
+        if path.suffix == ".zarr":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                tree.to_zarr(tmp, mode="w")
+                tree.to_zarr(tmp, mode="w-")
         else:
             tree.to_netcdf(tmp, engine="h5netcdf")
-        if zarr and path.exists():
-            import shutil
 
-            backup = path.with_name(f".{path.name}.old")
-            os.replace(path, backup)
-            os.replace(tmp, path)
-            shutil.rmtree(backup)
-        else:
-            os.replace(tmp, path)
-    finally:
-        import shutil
-
-        shutil.rmtree(tmp.parent, ignore_errors=True)
-    return path
+    return write_atomic(path, write, "fit")
 
 
-def load_fit(path: str | Path) -> Fit:
-    """Read a fit saved by ``Fit.save``; any unreadable, foreign or incompatible file is a ``FitFileError``."""
+def content_hash(tree: xr.DataTree) -> str:
+    """SHA-256 of every node's variables (names, shapes, values as float64 or text) and the root attributes.
+
+    Written at save and checked at load, so an edited posterior, diagnostics or spec is found.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    attrs = {k: (int(v) if isinstance(v, np.integer) else v) for k, v in tree.attrs.items() if k != "content_hash"}
+    digest.update(json.dumps(attrs, sort_keys=True, default=str).encode())
+    for node in sorted(tree.children):
+        ds = tree[node].to_dataset()
+        digest.update(json.dumps([node, {k: str(v) for k, v in sorted(ds.attrs.items())}]).encode())
+        for name in sorted(ds.variables):
+            values = np.asarray(ds[name].values)
+            digest.update(json.dumps([str(name), list(ds[name].dims), list(values.shape)]).encode())
+            if values.dtype.kind in "fiub":
+                digest.update(np.ascontiguousarray(values, dtype="<f8").tobytes())
+            else:
+                digest.update(json.dumps([str(v) for v in values.ravel()]).encode())
+    return digest.hexdigest()
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """``repr`` of a file's value cut to ``limit`` characters: a message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _open_bounded(path: Path, max_bytes: int) -> xr.DataTree:
+    """Open ``path`` lazily, refuse it if its variables declare more than ``max_bytes``, then read it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tree = xr.open_datatree(path, engine="zarr" if path.is_dir() else "h5netcdf")
+        try:
+            declared = sum(int(var.size) * var.dtype.itemsize for node in tree.subtree for var in node.dataset.variables.values())
+            if declared > max_bytes:
+                raise FitFileError(f"{path}: declares {declared / 2**30:.3g} GiB of data, more than a fit may hold ({max_bytes / 2**30:.3g} GiB); refusing to read it")
+            return tree.load()
+        finally:
+            tree.close()
+
+
+def _required_variables(spec: ModelSpec, groups: tuple[str, ...]) -> list[str]:
+    """Posterior variables every consumer (forecast, allocate, LOO, summary) reads."""
+    names = [*spec.law.parameter_names, *(f"{p}_z" for p in spec.law.parameter_names), "sigma"]
+    names += ["nu"] if isinstance(spec.likelihood.nu, Prior) else []
+    for g in groups:
+        names += [f"{p}_{kind}_{g}" for p in spec.pooled for kind in ("tau", "eta")] + [f"{p}_by_{g}" for p in spec.pooled]
+    return names
+
+
+def _check_loaded(path: Path, tree: xr.DataTree, spec: ModelSpec, groups: tuple[str, ...], frame: pd.DataFrame) -> None:
+    """Raise ``FitFileError`` unless the posterior and runs hold what the rest of the package reads."""
+    for needed in ("posterior", "sample_stats", "runs"):
+        if needed not in tree.children:
+            raise FitFileError(f"{path}: the fit file has no {needed} group")
+    for column in ("params", "tokens", "loss", "flops", "unique_tokens", "epochs", "experts", "active_params", "arch", *groups):
+        if column not in frame.columns:
+            raise FitFileError(f"{path}: runs/{column} is missing" + (" (a grouping column of the fit)" if column in groups else ""))
+        if column not in ("arch", *groups):
+            values = frame[column].to_numpy()
+            if values.dtype.kind not in "fiu" or not np.all(np.isfinite(values) & (values > 0)):
+                raise FitFileError(f"{path}: runs/{column} holds non-numeric, non-finite or non-positive values")
+    posterior = tree["posterior"].to_dataset()
+    for name in _required_variables(spec, groups):
+        if name not in posterior:
+            raise FitFileError(f"{path}: posterior variable {name!r} is missing")
+    for name, var in posterior.data_vars.items():
+        if var.dims[:2] != SAMPLE_DIMS or var.dtype.kind not in "fiu":
+            raise FitFileError(f"{path}: posterior variable {name!r} has dims {var.dims} / dtype {var.dtype}, expected numeric (chain, draw, ...)")
+        if not np.all(np.isfinite(var.values)):
+            raise FitFileError(f"{path}: posterior variable {name!r} holds NaN or infinite draws")
+    levels = {g: sorted(set(frame[g].astype(str))) for g in groups}
+    for g in groups:
+        if g not in posterior.coords or sorted(map(str, posterior[g].values)) != levels[g]:
+            raise FitFileError(f"{path}: posterior levels of group {g!r} do not match the runs' levels")
+
+
+def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
+    """Read and check a fit saved by ``Fit.save``: any unreadable, foreign, edited or incompatible file is a ``FitFileError``.
+
+    The file's declared size is bounded by ``max_bytes`` before anything is read; the content
+    hash written at save must match, and the posterior and runs must hold what forecasts read.
+    """
     path = Path(path)
     if not path.exists():
         raise FitFileError(f"{path}: no such fit file")
+    if not (path.is_file() or (path.is_dir() and path.suffix == ".zarr")):
+        raise FitFileError(f"{path}: not a fit file (a folder or a device); a fit is a .nc file or a .zarr folder")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if path.suffix == ".zarr":
-                tree = xr.open_datatree(path, engine="zarr").load()
-            else:
-                tree = xr.open_datatree(path, engine="h5netcdf").load()
-    except Exception as exc:  # noqa: BLE001 - every read failure is the same user-facing problem
-        raise FitFileError(f"{path}: cannot read as a bayescale fit (truncated, corrupted or not netCDF/zarr): {type(exc).__name__}: {exc}") from None
+        tree = _open_bounded(path, max_bytes)
+    except FitFileError:
+        raise
+    except Exception as exc:
+        raise FitFileError(f"{path}: cannot read as a bayescale fit (truncated, corrupted or not netCDF/zarr): {type(exc).__name__}: {str(exc)[:200]}") from None
     attrs = tree.attrs
     if "bayescale_format" not in attrs:
         raise FitFileError(f"{path}: not a bayescale fit (no bayescale_format attribute); it may be a plain ArviZ/PyMC file")
-    if int(attrs["bayescale_format"]) != FORMAT_VERSION:
-        raise FitFileError(f"{path}: fit file format {attrs['bayescale_format']} written by bayescale {attrs.get('bayescale_version')} is not readable by this version (format {FORMAT_VERSION}); refit with this version")
+    version = attrs["bayescale_format"]
+    if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)):
+        raise FitFileError(f"{path}: bayescale_format must be an integer, got {_short(version)}")
+    if int(version) != FORMAT_VERSION:
+        raise FitFileError(f"{path}: fit file format {int(version)} written by bayescale {_short(attrs.get('bayescale_version'))} is not readable by this version "
+            f"(format {FORMAT_VERSION}); refit with this version")
+    if attrs.get("content_hash") != content_hash(tree):
+        raise FitFileError(f"{path}: the content hash does not match: the file was edited or corrupted after it was saved; refit")
     try:
         spec = ModelSpec.from_dict(json.loads(attrs["spec"]), source=f"{path}:spec")
-        groups = tuple(json.loads(attrs["groups"]))
+        groups = json.loads(attrs["groups"])
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise FitFileError(f"{path}: groups must be a list of column names, got {_short(groups)}")
+        groups = tuple(groups)
         diagnostics = Diagnostics.from_dict(json.loads(attrs["diagnostics"]))
-        runs_ds = tree["runs"].to_dataset()
+        runs_ds = tree["runs"].to_dataset() if "runs" in tree.children else xr.Dataset()
         frame = pd.DataFrame({k: v.values for k, v in runs_ds.data_vars.items()})
-        runs = RunTable(frame, source=runs_ds.attrs.get("source", str(path)), extra_columns=tuple(json.loads(runs_ds.attrs.get("extra_columns", "[]"))))
-        for needed in ("posterior", "sample_stats"):
-            if needed not in tree.children:
-                raise KeyError(needed)
+        _check_loaded(path, tree, spec, groups, frame)
+        runs = RunTable(frame, source=str(runs_ds.attrs.get("source", path)), extra_columns=tuple(json.loads(runs_ds.attrs.get("extra_columns", "[]"))))
+        info = json.loads(attrs.get("info", "{}"))
+        if not isinstance(info, dict):
+            raise FitFileError(f"{path}: info must be a JSON object, got {_short(info)}")
+        seed = attrs["seed"]
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+            raise FitFileError(f"{path}: seed must be an integer, got {_short(seed)}")
         result = Fit(
             tree=xr.DataTree.from_dict({k: tree[k].to_dataset() for k in tree.children if k != "runs"}),
             spec=spec,
             runs=runs,
             groups=groups,
             diagnostics=diagnostics,
-            seed=int(attrs["seed"]),
+            seed=int(seed),
             sampler=str(attrs["sampler"]),
-            info=json.loads(attrs.get("info", "{}")),
+            info=info,
         )
-        missing = [v for v in spec.law.parameter_names if v not in result.posterior]
-        if missing:
-            raise KeyError(", ".join(missing))
     except FitFileError:
         raise
-    except Exception as exc:  # noqa: BLE001
-        raise FitFileError(f"{path}: a bayescale fit file with missing or damaged content ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:
+        raise FitFileError(f"{path}: a bayescale fit file with missing or damaged content ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not diagnostics.converged:
         warnings.warn(f"{path}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
     return result

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.errors import BayescaleError, ExtrapolationWarning, RunTableError, check_probability
+from bayescale.errors import BayescaleError, ExtrapolationWarning, RunTableError, check_probability, check_seed
 from bayescale.laws.ops import NUMPY, NUMPY_FAST
 from bayescale.order_stats import NUMBA_MIN_ELEMENTS, row_order_stats
 from bayescale.runs import parse_numeric_column, read_table
@@ -39,12 +39,21 @@ SENSIBLE_RANGE = {"params": (1e3, 1e16), "active_params": (1e3, 1e16), "tokens":
 EXTRAPOLATION_WARN = 100.0
 
 
-def target_table(fit: Fit, targets: Any = None, **columns: Any) -> pd.DataFrame:
+def target_table(
+    fit: Fit, targets: Any = None, *, group_values: Mapping[str, Any] | None = None, new_group: bool = False, rename: Mapping[str, str] | None = None, **columns: Any
+) -> pd.DataFrame:
     """Normalise targets (DataFrame, mapping, CSV path or keyword columns) to a parsed DataFrame.
 
     Numeric inputs of the law are parsed with units; ``flops`` defaults to 6·N·D and
     ``unique_tokens`` to ``tokens`` (no repetition). Every other column is kept as given.
+    ``rename`` maps canonical names to the table's own headers (as ``load_runs(columns=)``).
+    On a grouped fit each target's group (its column, or ``group_values`` for all targets) must
+    name a seen level (matched ignoring case) unless ``new_group=True``; see ``bayescale.groups``.
+    The table then gets the canonical level and a ``new_group`` column.
     """
+    from bayescale.groups import check_group_request
+
+    check_group_request(fit, group_values, new_group)
     if targets is None:
         if not columns:
             raise RunTableError("no forecast targets given: pass a table or params=..., tokens=...")
@@ -62,6 +71,10 @@ def target_table(fit: Fit, targets: Any = None, **columns: Any) -> pd.DataFrame:
         except ValueError as exc:
             raise RunTableError(f"targets: cannot build a table: {exc}") from None
         from_file = False
+    if rename:
+        from bayescale.runs import _apply_column_map
+
+        frame = _apply_column_map(frame, rename, source)
     if len(frame) == 0:
         raise RunTableError(f"{source}: no forecast targets (the table is empty)")
     law = fit.spec.law
@@ -89,10 +102,26 @@ def target_table(fit: Fit, targets: Any = None, **columns: Any) -> pd.DataFrame:
         bad = np.flatnonzero(out["tokens"].to_numpy() < out["unique_tokens"].to_numpy() * (1 - 1e-9))
         if bad.size:
             raise RunTableError(f"{source}: row {bad[0] + 1}: tokens < unique_tokens")
-    for g in fit.groups:
+    return _target_groups(fit, out.reset_index(drop=True), group_values, new_group, source)
+
+
+def _target_groups(fit: Fit, out: pd.DataFrame, group_values: Mapping[str, Any] | None, new_group: bool, source: str) -> pd.DataFrame:
+    """Each target's group as the canonical seen level (or a new group's label) plus a ``new_group`` column."""
+    from bayescale.groups import resolve_levels
+
+    if not fit.groups:
+        return out
+    for g, value in (group_values or {}).items():
         if g in out.columns:
-            out[g] = out[g].astype(str).str.strip()
-    return out.reset_index(drop=True)
+            raise RunTableError(f"{source}: group {g!r} given both as a target column and as a group value; give it once")
+        out[g] = str(np.ravel(np.asarray(value, dtype=object))[0]) if np.ndim(value) else value
+    new = np.zeros(len(out), dtype=bool)
+    for g in fit.groups:
+        values = out[g].to_numpy(dtype=object) if g in out.columns else np.full(len(out), None, dtype=object)
+        out[g], is_new = resolve_levels(fit, g, values, new_group)
+        new |= is_new
+    out["new_group"] = new
+    return out
 
 
 def _group_effects(fit: Fit, frame: pd.DataFrame, rng: np.random.Generator) -> list[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]]:
@@ -159,14 +188,19 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
         yield lo, hi, np.exp(mu), np.exp(mu + sigma * noise)
 
 
-def forecast(fit: Fit, targets: Any = None, *, seed: int = 0, **columns: Any) -> xr.Dataset:
+def forecast(
+    fit: Fit, targets: Any = None, *, seed: int = 0, group_values: Mapping[str, Any] | None = None, new_group: bool = False, rename: Mapping[str, str] | None = None, **columns: Any
+) -> xr.Dataset:
     """Loss at each target for every posterior draw: dims ``(chain, draw, target)``.
 
     ``loss`` is the law's mean curve; ``loss_pred`` adds observation noise (the posterior
     predictive). Target columns are kept as coordinates along ``target``. For many targets
-    where only intervals are needed, ``forecast_summary`` keeps memory bounded.
+    where only intervals are needed, ``forecast_summary`` keeps memory bounded. Grouped fits:
+    ``group_values={"dataset": "web"}`` (or a column) names seen levels; ``new_group=True``
+    allows new, unseen groups (see ``target_table``).
     """
-    frame = target_table(fit, targets, **columns)
+    check_seed(seed)
+    frame = target_table(fit, targets, group_values=group_values, new_group=new_group, rename=rename, **columns)
     _warn_extrapolation(fit, frame)
     post = fit.posterior
     chains, draws, n = post.sizes["chain"], post.sizes["draw"], len(frame)
@@ -183,16 +217,27 @@ def forecast(fit: Fit, targets: Any = None, *, seed: int = 0, **columns: Any) ->
     )
 
 
-def forecast_summary(fit: Fit, targets: Any = None, *, ci: float = 0.9, seed: int = 0, **columns: Any) -> pd.DataFrame:
+def forecast_summary(
+    fit: Fit,
+    targets: Any = None,
+    *,
+    ci: float = 0.9,
+    seed: int = 0,
+    group_values: Mapping[str, Any] | None = None,
+    new_group: bool = False,
+    rename: Mapping[str, str] | None = None,
+    **columns: Any,
+) -> pd.DataFrame:
     """Per-target intervals (the columns of ``forecast_table``) without materialising the draws.
 
     Built for many targets: the law runs in float32 on cache-sized blocks of targets spread over
     threads, and memory stays bounded by a few blocks. Each target's predictive interval is exact
     for its own marginal, but one noise draw per posterior draw is shared across targets, so
-    use ``forecast`` for joint draws (e.g. the difference between two targets).
+    use ``forecast`` for joint draws (e.g. the difference between two targets). Groups as in ``forecast``.
     """
     check_probability(ci)
-    frame = target_table(fit, targets, **columns)
+    check_seed(seed)
+    frame = target_table(fit, targets, group_values=group_values, new_group=new_group, rename=rename, **columns)
     _warn_extrapolation(fit, frame)
     qs = np.array([0.5, (1 - ci) / 2, (1 + ci) / 2])
     mean, pred = _marginal_quantiles(fit, frame, qs, seed)

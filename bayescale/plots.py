@@ -13,24 +13,81 @@ if TYPE_CHECKING:
     from bayescale.fitting import Fit
 
 
-def isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax=None) -> Figure:
+#: IsoFLOP lines are found as modes of log10 compute, smoothed with this width (decades): wide
+#: enough for digitised points (Chinchilla's scatter ±0.1 decade), narrow enough to split 6e18 from 1e19.
+ISOFLOP_BANDWIDTH = 0.06
+#: A run belongs to the line whose mode is within this many decades of its compute.
+ISOFLOP_REACH = 0.15
+#: Planned on lines: 2 to ISOFLOP_MAX_LINES lines of ISOFLOP_MIN_RUNS runs and ISOFLOP_MIN_SIZES sizes
+#: or more, holding 80% of the runs.
+ISOFLOP_MIN_SIZES = 3
+ISOFLOP_MIN_RUNS = 5
+#: Lines stand apart: their spread is at most this share of the spacing between neighbouring lines
+#: (Chinchilla's digitised lines ~0.2; compute bands that tile scattered runs ~0.29).
+ISOFLOP_SPREAD_PER_SPACING = 0.25
+ISOFLOP_MAX_LINES = 12
+#: Largest median standard deviation of log10 compute on a line: planned lines are tight (digitised
+#: Chinchilla points ~0.056), compute bands cut from scattered runs are not (~0.08).
+ISOFLOP_SPREAD = 0.065
+
+
+def isoflop_lines(runs: pd.DataFrame) -> np.ndarray | None:
+    """Each run's isoFLOP line (an index; -1 off every line) if the runs were planned on such lines, else None.
+
+    Planned on lines means few distinct compute budgets with several model sizes each, as in an
+    isoFLOP study; a grid of sizes × token counts or scattered runs are not.
+    """
+    log_c = np.log10(runs["flops"].to_numpy(dtype=float))
+    step = ISOFLOP_BANDWIDTH / 4
+    grid = np.arange(log_c.min() - 3 * ISOFLOP_BANDWIDTH, log_c.max() + 3 * ISOFLOP_BANDWIDTH + step, step)
+    density = np.exp(-0.5 * ((grid[:, None] - log_c[None, :]) / ISOFLOP_BANDWIDTH) ** 2).sum(axis=1)
+    peaks = grid[1:-1][(density[1:-1] > density[:-2]) & (density[1:-1] >= density[2:])]
+    distance = np.abs(log_c[:, None] - peaks[None, :])
+    line = np.where(distance.min(axis=1) <= ISOFLOP_REACH, distance.argmin(axis=1), -1)
+    frame = pd.DataFrame({"line": line, "size": np.round(np.log10(runs["params"].to_numpy(dtype=float)), 2), "log_c": log_c})
+    stats = frame[frame["line"] >= 0].groupby("line").agg(sizes=("size", "nunique"), runs=("size", "size"), spread=("log_c", "std"))
+    full = stats.index[(stats["sizes"] >= ISOFLOP_MIN_SIZES) & (stats["runs"] >= ISOFLOP_MIN_RUNS)]
+    on_full = np.isin(line, full)
+    if not 2 <= len(full) <= ISOFLOP_MAX_LINES or on_full.mean() < 0.8 or not float(stats.loc[full, "spread"].median()) <= ISOFLOP_SPREAD:
+        return None
+    spacing = float(np.median(np.diff(np.sort(peaks[full]))))  # lines stand apart: narrow for their spacing
+    if float(stats.loc[full, "spread"].median()) > ISOFLOP_SPREAD_PER_SPACING * spacing:
+        return None
+    return np.where(on_full, line, -1)
+
+
+def isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax=None, group_values=None, new_group: bool = False) -> Figure:
     """Observed runs grouped by compute, with the posterior mean curve and ``ci`` band along each isoFLOP.
 
-    Runs are binned by log compute; each bin's curve holds compute at the bin's median and
-    varies the parameter count across the bin's range (tokens = C / 6N).
+    Runs planned on isoFLOP lines (``isoflop_lines``) are drawn line by line; other runs are binned
+    by log compute into ``bins`` bands. Each curve holds compute at the line's (bin's) median and
+    varies the parameter count across its range (tokens = C / 6N). Grouped fits: the curves are for
+    ``group_values``/``new_group`` (as in ``forecast``); a seen level shows only its own runs.
     """
     import matplotlib.pyplot as plt
 
     from bayescale.forecasting import forecast_table
+    from bayescale.groups import resolve_request
 
+    resolved = resolve_request(fit, group_values, new_group)
     runs = fit.runs.data
+    for g, (level, is_new) in resolved.items():
+        if not is_new:
+            runs = runs[runs[g].astype(str) == level]
     if ax is None:
         fig, ax = plt.subplots(figsize=(7.5, 4.8))
     else:
         fig = ax.figure
-    log_c = np.log10(runs["flops"].to_numpy())
-    edges = np.quantile(log_c, np.linspace(0, 1, bins + 1))
-    which = np.clip(np.searchsorted(edges, log_c, side="right") - 1, 0, bins - 1)
+    lines = isoflop_lines(runs)
+    if lines is not None:
+        labels = np.unique(lines[lines >= 0])
+        which = np.searchsorted(labels, lines)
+        which[lines < 0] = -1
+        bins = len(labels)
+    else:
+        log_c = np.log10(runs["flops"].to_numpy())
+        edges = np.quantile(log_c, np.linspace(0, 1, bins + 1))
+        which = np.clip(np.searchsorted(edges, log_c, side="right") - 1, 0, bins - 1)
     cmap = plt.get_cmap("viridis")
     for b in range(bins):
         sel = which == b
@@ -41,7 +98,7 @@ def isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax=None) -> Figur
         c = float(np.median(sub["flops"]))
         n_grid = np.geomspace(sub["params"].min() / 1.5, sub["params"].max() * 1.5, 60)
         targets = pd.DataFrame({"params": n_grid, "tokens": c / (6.0 * n_grid), "flops": c})
-        table = forecast_table(fit.forecast(targets), ci)
+        table = forecast_table(fit.forecast(targets, group_values={g: level for g, (level, _) in resolved.items()}, new_group=new_group), ci)
         ax.fill_between(n_grid, table["mean_lo"], table["mean_hi"], color=color, alpha=0.25, lw=0)
         ax.plot(n_grid, table["mean_median"], color=color, lw=1.5, label=f"C ≈ {c:.1e}")
         ax.scatter(sub["params"], sub["loss"], color=color, s=14, edgecolor="k", linewidth=0.3, zorder=3)
@@ -142,17 +199,20 @@ def epoch_value(fit: Fit, max_epoch: int = 60, ci: float = 0.9, ax=None) -> Figu
     return fig
 
 
-def plot_prob_vs_compute(fit: Fit, target_loss: float, flops, prob: float | None = None, predictive: bool = True, unique_tokens=None, ax=None) -> Figure:
+def plot_prob_vs_compute(
+    fit: Fit, target_loss: float, flops, prob: float | None = None, predictive: bool = True, unique_tokens=None, ax=None, group_values=None, new_group: bool = False
+) -> Figure:
     """P(loss < ``target_loss``) at each budget's robust compute-optimal plan, against compute.
 
-    ``prob`` draws the required probability as a horizontal line.
+    ``prob`` draws the required probability as a horizontal line; groups as in ``allocate``.
     """
     import matplotlib.pyplot as plt
 
     from bayescale.decide import prob_below
 
-    ds = fit.allocate(flops, unique_tokens=unique_tokens)
-    p = np.atleast_1d(prob_below(fit, target_loss, ds["robust_params"].values, ds["robust_tokens"].values, unique_tokens, predictive=predictive))
+    groups = {"group_values": group_values, "new_group": new_group}
+    ds = fit.allocate(flops, unique_tokens=unique_tokens, **groups)
+    p = np.atleast_1d(prob_below(fit, target_loss, ds["robust_params"].values, ds["robust_tokens"].values, unique_tokens, predictive=predictive, **groups))
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.5, 4))
     else:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,31 +41,94 @@ def _fmt(value: float) -> str:
     return format_quantity(float(value))
 
 
+def display_path(path: str | Path) -> str:
+    """A path as the user gave it; an absolute one relative to the working folder, else its name only (never the machine's layout)."""
+    text = str(path)
+    candidate = Path(text)
+    if not candidate.is_absolute():
+        return text
+    try:
+        return str(candidate.relative_to(Path.cwd()))
+    except ValueError:
+        return candidate.name
+
+
+#: Irreducible loss range of fits comparable with Hoffmann et al.'s MassiveText runs (their E = 1.69,
+#: Epoch AI's refit 1.82): a fit far outside it measures another dataset or tokenizer.
+HOFFMANN_E_RANGE = (1.5, 2.1)
+
+
+def hoffmann_applies(fit: Fit, params: dict[str, np.ndarray]) -> bool:
+    """Whether Hoffmann et al.'s Table 3 is fair context: a Chinchilla-family law, on data whose
+    irreducible loss is comparable with theirs, with runs at compute their table covers."""
+    if fit.spec.form not in ("chinchilla", "data_constrained") or "E" not in params:
+        return False
+    e = float(np.median(params["E"]))
+    return HOFFMANN_E_RANGE[0] <= e <= HOFFMANN_E_RANGE[1] and float(fit.runs.data["flops"].max()) >= 1e18
+
+
+def _fit_command(fit: Fit) -> str:
+    """How the fit was made: its stored command line, or the API call with what the fit recorded."""
+    if fit.info.get("command"):
+        return str(fit.info["command"])
+    group = f", group={list(fit.groups)!r}" if fit.groups else ""
+    return (
+        f"bayescale.fit(bayescale.load_runs({display_path(fit.runs.source)!r}), {fit.spec.name!r}{group}, draws={fit.info.get('draws')}, "
+        f"tune={fit.info.get('tune')}, chains={fit.info.get('chains')}, seed={fit.seed}, sampler={fit.sampler!r})  "
+        "# made through the Python API: any columns=/where=/filters given to load_runs were not recorded"
+    )
+
+
 def report_context(
     fit: Fit,
     flops: Sequence[float] | None = None,
     target_loss: float | None = None,
-    unique_tokens: float | None = None,
+    unique_tokens: float | str | None = None,
     prob: float = 0.9,
     ci: float = 0.9,
     comparison: pd.DataFrame | None = None,
     command: str | None = None,
+    group_values: Mapping[str, Any] | None = None,
+    new_group: bool = False,
 ) -> dict[str, Any]:
-    """Everything the template shows (numbers and base64 figures), computed through the API."""
+    """Everything the template shows (numbers and base64 figures), computed through the API.
+
+    Grouped fits need ``group_values`` (seen levels) or ``new_group=True``, as ``allocate`` does;
+    the report says which group its plan is for.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
-    from bayescale.allocate import allocate, allocation_table
+    from bayescale.allocate import allocate, allocation_table, parameter_draws
     from bayescale.decide import decide
     from bayescale.fitting import package_version
     from bayescale.forecasting import extrapolation_factor
-    from bayescale.plots import isoflop_profiles, observed_vs_predicted, plot_forecast_fan, plot_frontier, plot_posteriors, plot_prob_vs_compute
+    from bayescale.groups import describe, resolve_request
+    from bayescale.plots import (
+        isoflop_lines,
+        isoflop_profiles,
+        observed_vs_predicted,
+        plot_forecast_fan,
+        plot_frontier,
+        plot_posteriors,
+        plot_prob_vs_compute,
+    )
     from bayescale.reference import hoffmann_table3
+    from bayescale.units import parse_quantity
 
+    if unique_tokens is not None:
+        try:
+            unique_tokens = parse_quantity(unique_tokens)
+        except ValueError as exc:
+            raise BayescaleError(f"unique tokens: {exc}") from None
+        if not (np.isfinite(unique_tokens) and unique_tokens > 0):
+            raise BayescaleError(f"unique tokens {unique_tokens!r} must be a positive, finite number")
+    resolved = resolve_request(fit, group_values, new_group)
+    groups = {"group_values": group_values, "new_group": new_group}
     runs = fit.runs.data
     budgets = np.asarray(flops if flops is not None and len(flops) else [float(runs["flops"].max()) * 100.0], dtype=float)
-    table = allocation_table(allocate(fit, budgets, unique_tokens=unique_tokens), ci)
-    decision = decide(fit, target_loss, prob, flops=budgets, unique_tokens=unique_tokens) if target_loss is not None else None
+    table = allocation_table(allocate(fit, budgets, unique_tokens=unique_tokens, **groups), ci)
+    decision = decide(fit, target_loss, prob, flops=budgets, unique_tokens=unique_tokens, **groups) if target_loss is not None else None
     headline = []
     for i, row in table.iterrows():
         item = {
@@ -88,32 +150,40 @@ def report_context(
         headline.append(item)
     low, high = float(runs["flops"].min()), max(float(budgets.max()), float(runs["flops"].max())) * 10
     grid = np.geomspace(low, high, 40)
-    frontier = allocate(fit, grid, unique_tokens=unique_tokens)
-    is_chinchilla_data = fit.spec.form in ("chinchilla", "data_constrained")
-    seed_table = hoffmann_table3() if is_chinchilla_data else None
+    frontier = allocate(fit, grid, unique_tokens=unique_tokens, **groups)
+    seed_table = hoffmann_table3() if hoffmann_applies(fit, parameter_draws(fit, **groups)) else None
+    on_lines = isoflop_lines(runs) is not None
     figures = {
-        "isoflops": _png(isoflop_profiles(fit, ci=ci)),
         "observed": _png(observed_vs_predicted(fit, ci=ci)),
         "frontier": _png(plot_frontier(frontier, ci, reference=seed_table)),
         "fan": _png(plot_forecast_fan(frontier, budgets, target_loss)),
         "posteriors": _png(plot_posteriors(fit, ci)),
     }
+    if on_lines:
+        figures["isoflops"] = _png(isoflop_profiles(fit, ci=ci, **groups))
     if target_loss is not None:
-        figures["prob"] = _png(plot_prob_vs_compute(fit, target_loss, grid, prob=prob, unique_tokens=unique_tokens))
+        figures["prob"] = _png(plot_prob_vs_compute(fit, target_loss, grid, prob=prob, unique_tokens=unique_tokens, **groups))
     targets = table[["flops"]].assign(params=table["robust_params"], tokens=table["robust_tokens"])
+    for g, (level, _) in resolved.items():
+        targets[g] = level
     summary = fit.summary(ci)
     diag = fit.diagnostics
-    groups = {g: sorted(runs[g].astype(str).unique().tolist()) for g in fit.groups}
+    levels = {g: sorted(runs[g].astype(str).unique().tolist()) for g in fit.groups}
+    scope = describe(fit, resolved)
+    source = display_path(fit.runs.source)
     return {
-        "title": f"bayescale report: {fit.spec.name} on {Path(fit.runs.source).name}",
+        "title": f"bayescale report: {fit.spec.name} on {Path(source).name}" + (f", for {', '.join(f'{g}={lv}' for g, (lv, new) in resolved.items())}" if resolved else ""),
         "ci": ci,
         "prob": prob,
         "target_loss": target_loss,
         "unique_tokens": unique_tokens,
         "headline": headline,
-        "headline_json": json.dumps(headline),
+        "headline_json": json.dumps(headline).replace("<", "\\u003c"),
+        "group_scope": scope,
+        "new_group": any(new for _, new in resolved.values()),
         "allocation": table.to_dict("records"),
         "seed_table": seed_table.to_dict("records") if seed_table is not None else None,
+        "on_isoflop_lines": on_lines,
         "summary": [{"name": k, **{c: float(v) for c, v in row.items()}} for k, row in summary.iterrows()],
         "converged": diag.converged,
         "diagnostics": diag.to_dict(),
@@ -122,15 +192,16 @@ def report_context(
         "comparison_columns": list(comparison.reset_index().columns) if comparison is not None else [],
         "data": {
             "runs": len(runs),
-            "source": fit.runs.source,
-            "groups": groups,
+            "source": source,
+            "groups": levels,
             "params": (float(runs["params"].min()), float(runs["params"].max())),
             "tokens": (float(runs["tokens"].min()), float(runs["tokens"].max())),
             "flops": (float(runs["flops"].min()), float(runs["flops"].max())),
             "extrapolation": float(extrapolation_factor(fit, targets).max()),
         },
         "reproduce": {
-            "command": command or "bayescale.report.render_report(...)",
+            "fit_command": _fit_command(fit),
+            "command": command or "bayescale.report.render_report(fit, ...)  # made through the Python API",
             "version": package_version(),
             "seed": fit.seed,
             "sampler": fit.sampler,
@@ -146,14 +217,18 @@ def report_context(
 
 
 def render_report(fit: Fit, path: str | Path, **kwargs: Any) -> Path:
-    """Write the HTML report for ``fit`` to ``path`` (atomically); see ``report_context`` for options."""
+    """Write the HTML report for ``fit`` to ``path`` (atomically); see ``report_context`` for options.
+
+    Every value is HTML-escaped (autoescaping): group levels, file names, spec names and fit-file
+    attributes are user data and never run as markup in the reader's browser.
+    """
     import os
 
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+    from jinja2 import Environment, PackageLoader, StrictUndefined
 
     if kwargs.get("target_loss") is not None and not kwargs["target_loss"] > 0:
         raise BayescaleError(f"target loss {kwargs['target_loss']!r} must be positive")
-    env = Environment(loader=PackageLoader("bayescale", "templates"), autoescape=select_autoescape(["html"]), undefined=StrictUndefined)
+    env = Environment(loader=PackageLoader("bayescale", "templates"), autoescape=True, undefined=StrictUndefined)
     html = env.get_template("report.html.j2").render(**report_context(fit, **kwargs))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -161,8 +236,3 @@ def render_report(fit: Fit, path: str | Path, **kwargs: Any) -> Path:
     tmp.write_text(html, encoding="utf-8")
     os.replace(tmp, path)
     return path
-
-
-def command_line() -> str:
-    """The command that is running, for the report's reproduction section."""
-    return " ".join(["bayescale", *sys.argv[1:]])

@@ -6,7 +6,10 @@ A ``RunTable`` is the only input a fit accepts. Every rule a table breaks raises
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import stat
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,40 +63,75 @@ class RunTable:
             )
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise RunTableError(f"{path}: no such file")
-    if path.is_dir():
+#: Largest run table (bytes) a load reads: far above any real log, small enough to fail fast on
+#: ``/dev/zero`` or a runaway pipe instead of exhausting memory.
+MAX_TABLE_BYTES = 2**30
+
+
+def _read_once(path: Path, limit: int = MAX_TABLE_BYTES) -> bytes:
+    """The file's bytes, read exactly once and at most ``limit`` of them.
+
+    Regular files and pipes (a FIFO, ``<(cat runs.csv)``) are read; devices, sockets and folders
+    are refused, so ``/dev/zero`` cannot fill memory and a FIFO is never opened twice.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise RunTableError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise RunTableError(f"{path}: cannot read: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
         raise RunTableError(f"{path}: is a folder, not a run table (CSV or Parquet)")
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise RunTableError(f"{path}: is a device or socket, not a run table file; save the table to a CSV or Parquet file")
+    if stat.S_ISREG(mode) and path.stat().st_size > limit:
+        raise RunTableError(f"{path}: {path.stat().st_size / 2**20:.0f} MiB is larger than a run table may be ({limit / 2**20:.0f} MiB)")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise RunTableError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(data) > limit:
+        raise RunTableError(f"{path}: the stream is larger than a run table may be ({limit / 2**20:.0f} MiB); stopped reading")
+    return data
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV/TSV/Parquet run table as strings (CSV) or typed columns (Parquet), read once."""
+    data = _read_once(path)
     suffix = path.suffix.lower()
     try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        head = path.read_bytes()[:4096]
-        if b"\x00" in head:
+        if suffix in (".parquet", ".pq") or data[:4] == b"PAR1":
+            return pd.read_parquet(io.BytesIO(data))
+        if b"\x00" in data[:4096]:
             raise RunTableError(f"{path}: looks like a binary file, expected a CSV or Parquet run table")
+        text = data.decode("utf-8-sig")
         sep = "\t" if suffix in (".tsv", ".tab") else ","
-        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8")
+        _check_header(path, text, sep)
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
     except RunTableError:
         raise
     except UnicodeDecodeError as exc:
         raise RunTableError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the table as UTF-8 CSV") from None
     except pd.errors.EmptyDataError:
         raise RunTableError(f"{path}: the file is empty; expected a header row with params, tokens, loss") from None
-    except (pd.errors.ParserError, ValueError, OSError) as exc:
-        raise RunTableError(f"{path}: cannot read as a run table: {exc}") from None
-    _check_duplicate_header(path, sep)
+    except Exception as exc:
+        raise RunTableError(f"{path}: cannot read as a run table: {type(exc).__name__}: {str(exc)[:200]}") from None
     return frame
 
 
-def _check_duplicate_header(path: Path, sep: str) -> None:
-    with path.open(encoding="utf-8") as handle:
-        header = [h.strip() for h in handle.readline().rstrip("\r\n").split(sep)]
+def _check_header(path: Path, text: str, sep: str) -> None:
+    """Refuse a header naming a column twice, however it is hidden (quotes, spaces, a byte-order mark)."""
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    except csv.Error:
+        return  # pandas reports the malformed table itself
     seen: set[str] = set()
     for name in header:
-        if name in seen:
-            raise RunTableError(f"{path}: column {name!r} appears more than once in the header")
-        seen.add(name)
+        clean = name.replace("\ufeff", "").strip()
+        if clean in seen:
+            raise RunTableError(f"{path}: column {clean!r} appears more than once in the header")
+        seen.add(clean)
 
 
 def _row_label(source: str, position: int, from_file: bool) -> str:
@@ -128,7 +166,11 @@ def parse_numeric_column(
 
 
 def _apply_column_map(frame: pd.DataFrame, columns: Mapping[str, str] | None, source: str) -> pd.DataFrame:
-    frame = frame.rename(columns=lambda c: str(c).strip())
+    frame = frame.rename(columns=lambda c: str(c).replace("\ufeff", "").strip())
+    repeated = frame.columns[frame.columns.duplicated()]
+    if len(repeated):
+        raise RunTableError(f"{source}: column {repeated[0]!r} appears more than once")
+    frame = _decode_bytes(frame, source)
     if not columns:
         return frame
     for canonical, foreign in columns.items():
@@ -144,12 +186,31 @@ def _apply_column_map(frame: pd.DataFrame, columns: Mapping[str, str] | None, so
     return frame.rename(columns={foreign: canonical for canonical, foreign in columns.items()})
 
 
+def _decode_bytes(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Bytes cells (a Parquet binary column) as UTF-8 text; undecodable bytes name their column and row."""
+    for column in frame.columns:
+        series = frame[column]
+        if series.dtype != object or not any(isinstance(v, (bytes, bytearray)) for v in series):
+            continue
+        values = series.tolist()
+        for position, value in enumerate(values):
+            if isinstance(value, (bytes, bytearray)):
+                try:
+                    values[position] = bytes(value).decode("utf-8")
+                except UnicodeDecodeError:
+                    raise RunTableError(f"{source}: row {position + 1}, column {column!r}: binary value {bytes(value)[:20]!r} is not UTF-8 text") from None
+        frame = frame.copy()
+        frame[column] = values
+    return frame
+
+
 def load_runs(
     source: str | Path | pd.DataFrame,
     columns: Mapping[str, str] | None = None,
     drop_highest_loss: int = 0,
     max_epochs: float | None = None,
     where: Mapping[str, str] | None = None,
+    strict: bool = False,
 ) -> RunTable:
     """Read and validate a run table from a CSV/TSV/Parquet path or a DataFrame.
 
@@ -160,6 +221,9 @@ def load_runs(
     leave out extreme-repetition runs whose loss diverges, which the data-constrained law
     cannot express. ``where={"published_fit": "true"}`` keeps the runs whose column equals the
     value (compared as text, ignoring case), e.g. the run subset a paper fitted.
+
+    Implausible magnitudes (``check_magnitudes``: tokens in billions without a unit, flops
+    that disagree with 6·N·D, ...) warn with ``DataWarning``; ``strict=True`` makes them errors.
     """
     if isinstance(source, pd.DataFrame):
         frame, name, from_file = source.copy(), "<DataFrame>", False
@@ -180,21 +244,31 @@ def load_runs(
         )
     canonical = {c: parse_numeric_column(frame, c, name, from_file) for c in REQUIRED}
     n, d = canonical["params"], canonical["tokens"]
+    with np.errstate(over="ignore"):
+        six_nd = 6.0 * n * d
+    problems = check_magnitudes(n, d, name, from_file)
     if "flops" in frame.columns:
         flops = parse_numeric_column(frame, "flops", name, from_file)
-        ratio = flops / (6.0 * n * d)
+        with np.errstate(over="ignore"):
+            ratio = flops / six_nd
         bad = np.flatnonzero((ratio > FLOPS_TOLERANCE) | (ratio < 1.0 / FLOPS_TOLERANCE))
         if bad.size:
             first = bad[0]
-            warnings.warn(
+            problems.append(
                 f"{name}: {bad.size} run(s) have flops inconsistent with 6·params·tokens by more than "
                 f"a factor {FLOPS_TOLERANCE:g} (first: {_row_label(name, first, from_file)}, "
-                f"flops={flops[first]:.3g} vs 6ND={6 * n[first] * d[first]:.3g}); the logged flops are kept",
-                DataWarning,
-                stacklevel=2,
+                f"flops={flops[first]:.3g} vs 6ND={six_nd[first]:.3g}); the logged flops are kept"
             )
     else:
-        flops = 6.0 * n * d
+        flops = six_nd
+        bad = np.flatnonzero(~np.isfinite(flops))
+        if bad.size:
+            first = bad[0]
+            raise RunTableError(f"{name}: {_row_label(name, first, from_file)}: flops = 6·params·tokens = 6·{n[first]:.3g}·{d[first]:.3g} overflows; params or tokens is implausibly large")
+    if strict and problems:
+        raise RunTableError(problems[0] + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else "") + "; strict mode refuses suspicious magnitudes")
+    for message in problems:
+        warnings.warn(message, DataWarning, stacklevel=2)
     if "unique_tokens" in frame.columns:
         unique = parse_numeric_column(frame, "unique_tokens", name, from_file)
         bad = np.flatnonzero(d < unique * (1 - 1e-9))
@@ -248,6 +322,34 @@ def load_runs(
         data = data[keep]
     data = data.reset_index(drop=True)
     return RunTable(data=data, source=name, extra_columns=tuple(extra))
+
+
+#: Plausible ranges for a language-model run table (checked on every run; beyond them a value is
+#: almost always a unit mistake, e.g. tokens written in billions without a "B").
+PARAMS_RANGE = (1e3, 1e14)
+TOKENS_RANGE = (1e6, 1e17)
+TOKENS_PER_PARAM_RANGE = (1e-2, 1e6)
+
+
+def check_magnitudes(n: np.ndarray, d: np.ndarray, name: str = "<table>", from_file: bool = False) -> list[str]:
+    """Messages for parameters, tokens and tokens per parameter outside plausible ranges (empty: all plausible)."""
+    out = []
+    with np.errstate(over="ignore", divide="ignore"):
+        ratio = d / n
+    for column, values, (low, high), hint in (
+        ("params", n, PARAMS_RANGE, "parameters given in millions or billions without a unit (write 70M, 1.5B)?"),
+        ("tokens", d, TOKENS_RANGE, "tokens given in millions or billions without a unit (write 20B, 1.4T)?"),
+        ("tokens/params", ratio, TOKENS_PER_PARAM_RANGE, "are params and tokens in the same units?"),
+    ):
+        bad = np.flatnonzero((values < low) | (values > high))
+        if bad.size:
+            first = bad[0]
+            out.append(
+                f"{name}: {bad.size} run(s) have {column} outside the plausible range {low:.0e}..{high:.0e} "
+                f"(first: {_row_label(name, first, from_file)}, {column}={values[first]:.4g}; range of the column "
+                f"{np.min(values):.4g}..{np.max(values):.4g}): {hint}"
+            )
+    return out
 
 
 def _parse_arch(frame: pd.DataFrame, name: str, from_file: bool) -> np.ndarray:

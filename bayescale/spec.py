@@ -33,6 +33,8 @@ DEFAULT_SIGMA_PRIOR = {"dist": "HalfNormal", "sigma": 0.05}
 
 #: The pseudo-distribution that pins a parameter to a constant (``{dist = "Fixed", value = 521}``).
 FIXED = "Fixed"
+#: PyMC distributions that cannot be priors: improper (no draws) or point masses (use ``Fixed``).
+IMPROPER = ("Flat", "HalfFlat", "DiracDelta")
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,32 @@ class Prior:
         cls = getattr(pm, self.dist, None)
         if not (isinstance(cls, type) and issubclass(cls, pm.Distribution)):
             raise ModelSpecError(f"{where}: unknown distribution {self.dist!r} (use a PyMC name such as Normal, LogNormal, HalfNormal, TruncatedNormal, Gamma)")
+        if issubclass(cls, pm.Discrete) or self.dist in IMPROPER:
+            raise ModelSpecError(f"{where}: {self.dist} is not a proper continuous distribution; "
+                f"a prior on a continuous parameter needs one (Normal, LogNormal, HalfNormal, TruncatedNormal, Gamma), or {{dist = \"Fixed\", value = v}} for a constant")
+        accepted = _arguments(cls)
+        unknown = [k for k in self.kwargs if accepted is not None and k not in accepted]
+        if unknown:
+            raise ModelSpecError(f"{where}: {self.dist} has no argument {', '.join(map(repr, unknown))}; it accepts {', '.join(accepted)}")
         try:
             return cls.dist(**self.kwargs)
-        except (TypeError, ValueError) as exc:
-            raise ModelSpecError(f"{where}: {self.dist}({self._args()}) is not valid: {exc}") from None
+        except Exception as exc:
+            raise ModelSpecError(f"{where}: {self.dist}({self._args()}) is not valid: {type(exc).__name__}: {str(exc)[:200]}") from None
 
     def _args(self) -> str:
         return ", ".join(f"{k}={v:g}" for k, v in self.kwargs.items())
+
+
+def _arguments(cls) -> list[str] | None:
+    """Named arguments of ``cls.dist`` (``None`` when it names none, so nothing can be checked)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(cls.dist).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    names = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("cls", "self")]
+    return names or None
 
 
 @dataclass(frozen=True)
@@ -158,28 +179,30 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], source: str = "<spec>") -> ModelSpec:
         """Validate the structure of a spec dict (TOML-shaped) against its law."""
+        if not isinstance(raw, Mapping):
+            raise ModelSpecError(f"{source}: a spec is a table of keys ({', '.join(sorted(TOP_LEVEL_KEYS))}), got {type(raw).__name__}")
         if raw.get("options") == {}:  # fit files written before 0.2 store an (always empty) options table
             raw = {k: v for k, v in raw.items() if k != "options"}
         unknown = set(raw) - TOP_LEVEL_KEYS
         if unknown:
             raise ModelSpecError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}")
         form = raw.get("form")
-        if form not in LAWS:
+        if not isinstance(form, str) or form not in LAWS:
             raise ModelSpecError(f"{source}: unknown form {form!r}; known forms: {', '.join(sorted(LAWS))}")
         law = get_law(form)
         names = law.parameter_names
-        given = dict(raw.get("priors", {}))
+        given = _mapping(raw.get("priors", {}), f"{source}: priors", "a table of priors like [priors.E] dist = \"LogNormal\" ...")
         bad = set(given) - set(names)
         if bad:
             raise ModelSpecError(f"{source}: priors for parameter(s) {', '.join(sorted(bad))} that the {form} form does not have; its parameters are {', '.join(names)}")
         priors = {p.name: Prior.from_dict(given.get(p.name, p.prior), f"{source}: priors.{p.name}") for p in law.parameters}
-        likelihood = _likelihood(dict(raw.get("likelihood", {})), source)
-        pooling = dict(raw.get("pooling", {}))
+        likelihood = _likelihood(_mapping(raw.get("likelihood", {}), f"{source}: likelihood", "a table like [likelihood] family = \"studentt\""), source)
+        pooling = _mapping(raw.get("pooling", {}), f"{source}: pooling", "a table like [pooling] params = [\"E\"]")
         unknown = set(pooling) - POOLING_KEYS
         if unknown:
             raise ModelSpecError(f"{source}: unknown pooling key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(POOLING_KEYS))}")
         fixed = [p for p in names if priors[p].fixed]
-        pooled = tuple(pooling.get("params", [p for p in law.level_names if p not in fixed]))
+        pooled = tuple(_names(pooling.get("params", [p for p in law.level_names if p not in fixed]), f"{source}: pooling.params", "parameter"))
         bad = [p for p in pooled if p not in names]
         if bad:
             raise ModelSpecError(f"{source}: pooling.params names {', '.join(bad)}, not parameters of {form} ({', '.join(names)})")
@@ -188,7 +211,10 @@ class ModelSpec:
             raise ModelSpecError(f"{source}: pooling.params names {', '.join(bad)}, fixed by its prior; a constant cannot vary by group")
         if len(fixed) == len(names):
             raise ModelSpecError(f"{source}: every parameter of {form} is fixed; leave at least one free to fit")
-        scale_raw = dict(pooling.get("scale", {}))
+        scale_raw = _mapping(pooling.get("scale", {}), f"{source}: pooling.scale", "a table of positive numbers like {E = 0.1}")
+        for p, value in scale_raw.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ModelSpecError(f"{source}: pooling.scale.{p} = {value!r} must be a positive number")
         bad = [p for p in scale_raw if p not in names]
         if bad:
             raise ModelSpecError(f"{source}: pooling.scale names {', '.join(bad)}, not parameters of {form}")
@@ -201,12 +227,10 @@ class ModelSpec:
         centered = list(pooled) if centered is True else ([] if centered is False else centered)
         if centered != AUTO and (isinstance(centered, str) or not isinstance(centered, list)):
             raise ModelSpecError(f"{source}: pooling.centered must be \"auto\", a list of pooled parameters or true/false, not {centered!r}")
-        bad = [] if centered == AUTO else [p for p in centered if p not in pooled]
+        bad = [] if centered == AUTO else [p for p in centered if not isinstance(p, str) or p not in pooled]
         if bad:
             raise ModelSpecError(f"{source}: pooling.centered names {', '.join(map(str, bad))}, not pooled ({', '.join(pooled) or 'none'})")
-        group = pooling.get("group", [])
-        if isinstance(group, str):
-            group = [group]
+        group = _names(pooling.get("group", []), f"{source}: pooling.group", "column")
         return cls(
             name=str(raw.get("name", form)),
             form=form,
@@ -253,13 +277,16 @@ class ModelSpec:
         dists = [prior.distribution(f"{self.name}: {key}") for key, prior in items]
         try:
             draws = pm.draw(dists, draws=size, random_seed=seed, mode="FAST_COMPILE")
-        except Exception as exc:  # noqa: BLE001 - any failure to draw means an impossible prior
+        except Exception as exc:
             raise ModelSpecError(f"{self.name}: cannot draw from the priors: {exc}") from None
         out = {}
-        for (key, prior), values in zip(items, draws, strict=True):
-            values = np.asarray(values, dtype=float)
+        for (key, prior), drawn in zip(items, draws, strict=True):
+            values = np.asarray(drawn, dtype=float)
             if not np.all(np.isfinite(values)):
                 raise ModelSpecError(f"{self.name}: {key}: {prior.dist}({prior._args()}) is not a proper distribution (draws are NaN or infinite)")
+            if not prior.fixed and np.ptp(values) == 0:
+                raise ModelSpecError(f"{self.name}: {key}: {prior.dist}({prior._args()}) is degenerate (every draw is {values[0]:g}); "
+                    f"give it a positive spread, or write {{dist = \"Fixed\", value = {values[0]:g}}} to fix the parameter")
             out[key] = values
         return out
 
@@ -280,6 +307,21 @@ class ModelSpec:
             if key in draws and np.any(draws[key] <= 0):
                 raise ModelSpecError(f"{self.name}: {key} must be positive; use a positive distribution such as HalfNormal")
         return draws
+
+
+def _mapping(value: Any, where: str, example: str) -> dict[str, Any]:
+    """A TOML table, or ``ModelSpecError`` naming the key."""
+    if not isinstance(value, Mapping):
+        raise ModelSpecError(f"{where} must be {example}, got {value!r}")
+    return dict(value)
+
+
+def _names(value: Any, where: str, what: str) -> list[str]:
+    """A name or a list of names (``pooling.params``, ``pooling.group``), or ``ModelSpecError``."""
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ModelSpecError(f"{where} must be a {what} name or a list of {what} names, got {value!r}")
+    return values
 
 
 def _likelihood(raw: dict[str, Any], source: str) -> Likelihood:
@@ -324,4 +366,6 @@ def load_spec(model: str | Path | ModelSpec | Mapping[str, Any] = "chinchilla") 
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ModelSpecError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ModelSpecError(f"{path}: cannot read the spec file: {exc.strerror}") from None
     return ModelSpec.from_dict(raw, source=str(path))

@@ -6,6 +6,8 @@ import math
 import re
 
 SUFFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
+#: Commas allowed only as thousands separators: "1,000,000" or "1,234.5", never "5,00558" or "6,8B".
+_GROUPED = re.compile(r"^\s*[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?(?:[eE][+-]?\d+)?\s*[kKMBGTP]?\s*$")
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([kKMBGTP]?)\s*$")
 
 
@@ -20,7 +22,11 @@ def parse_quantity(value: object) -> float:
         return float(value)
     if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
         return float(value.item())
-    text = str(value).replace("_", "").replace(",", "")
+    text = str(value).replace("_", "")
+    if "," in text:
+        if not _GROUPED.match(text):
+            raise ValueError(f"cannot read {value!r} as a number: a comma is only a thousands separator (1,000,000); write decimals with a point (5.00558, 6.8B)")
+        text = text.replace(",", "")
     if text.strip().lower().lstrip("+-") in ("inf", "infinity"):
         return float(text.strip())  # callers reject non-finite values with their own message
     match = _NUMBER.match(text)

@@ -256,7 +256,8 @@ def render(rows: pd.DataFrame, total: float, candidates: list[str], quick: bool)
             "Fit on the runs with flops ≤ cutoff, forecast every larger run; scores on log loss (0.01 ≈ 1 % of the loss). "
             "`extrap.` = largest held-out flops / largest training flops. Coverage: share of held-out runs inside the central 50/80/90 % "
             "predictive interval (nominal 0.50/0.80/0.90). `synthetic` = the same design with losses drawn from the law fitted to the whole "
-            "real table (point fit; noise = its residuals' robust scale): law-true. `s` = fit + forecast seconds on a shared 2-core machine."
+            "real table (point fit; noise = its residuals' robust scale): law-true. `s` = fit + forecast seconds on a shared 2-core machine. "
+            "✗ = the fit failed bayescale's convergence checks (R-hat ≤ 1.01, bulk/tail ESS ≥ 400, no divergences): expected at --quick's draws."
         ),
         "",
         (

@@ -19,16 +19,23 @@ def fake_fit(truth: Mapping[str, float], form: str = "chinchilla", chains: int =
     shape = (chains, draws)
     data = {k: (("chain", "draw"), v * np.exp(spread * rng.standard_normal(shape))) for k, v in truth.items()}
     data["sigma"] = (("chain", "draw"), np.full(shape, sigma))
+    runs = load_runs(simulate_runs(form, truth, grid_runs(np.geomspace(5e7, 3e9, 4), np.geomspace(1e9, 8e10, 4)), seed=seed))
+    spec = load_spec(form)
+    if set(spec.law.parameter_names) <= set(truth):  # internal coordinates too, so forecasts work as on a real fit
+        from bayescale.model import design
+
+        internal = spec.law.to_internal({k: data[k][1] for k in spec.law.parameter_names}, design(spec, runs).centres)
+        data.update({f"{k}_z": (("chain", "draw"), np.asarray(v, dtype=float)) for k, v in internal.items()})
     post = xr.Dataset(data, coords={"chain": np.arange(chains), "draw": np.arange(draws)})
     stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, dtype=bool))}, coords=post.coords)
     tree = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
-    runs = load_runs(simulate_runs(form, truth, grid_runs(np.geomspace(5e7, 3e9, 4), np.geomspace(1e9, 8e10, 4)), seed=seed))
     diagnostics = Diagnostics(1.0, 1000.0, 1000.0, 0, 0, draws, chains)
-    return Fit(tree=tree, spec=load_spec(form), runs=runs, groups=(), diagnostics=diagnostics, seed=seed, sampler="nutpie")
+    return Fit(tree=tree, spec=spec, runs=runs, groups=(), diagnostics=diagnostics, seed=seed, sampler="nutpie")
 
 
 def fake_grouped_fit(population: Mapping[str, float], levels: Mapping[str, Mapping[str, float]], column: str = "dataset", chains: int = 1, draws: int = 10) -> Fit:
     """Constant draws whose group ``column`` levels sit exactly at ``levels`` (internal coordinates: z + tau·eta)."""
+    from bayescale.fitting import group_level_parameters
     from bayescale.model import design
     from bayescale.simulate import simulate_groups
 
@@ -48,6 +55,7 @@ def fake_grouped_fit(population: Mapping[str, float], levels: Mapping[str, Mappi
         data[f"{p}_tau_{column}"] = (("chain", "draw"), np.ones(shape))
         data[f"{p}_eta_{column}"] = (("chain", "draw", column), np.broadcast_to(eta, shape + (len(names),)).copy())
     post = xr.Dataset(data, coords={"chain": np.arange(chains), "draw": np.arange(draws), column: names})
+    post = post.assign(group_level_parameters(spec, d, post))  # E_by_dataset etc., as a real fit stores them
     stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, dtype=bool))}, coords={"chain": np.arange(chains), "draw": np.arange(draws)})
     tree = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
     return Fit(tree=tree, spec=spec, runs=runs, groups=(column,), diagnostics=Diagnostics(1.0, 1000.0, 1000.0, 0, 0, draws, chains), seed=0, sampler="nutpie")

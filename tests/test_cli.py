@@ -77,6 +77,20 @@ def test_cli_fit_and_forecast_round_trip(cli_fit):
     assert result.stdout.splitlines()[0].startswith("params,tokens,loss_median")
 
 
+def test_cli_fit_records_its_command(cli_fit):
+    """The fit keeps the command that made it (paths as given, never the machine's absolute ones) for the report."""
+    import warnings
+
+    from bayescale import load_fit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        command = load_fit(cli_fit).info["command"]
+    assert command.startswith("bayescale fit runs.csv -o fit.nc --model chinchilla --column 'params=Model Size'")
+    assert "--draws 150 --tune 150 --chains 2 --seed 3" in command
+    assert str(cli_fit.parent) not in command
+
+
 @pytest.mark.parametrize(
     ("args", "code", "match"),
     [

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from bayescale import ConvergenceWarning, FitFileError, RunTableError, SamplerError, fit, load_fit, load_runs
+from bayescale import BayescaleError, ConvergenceWarning, FitFileError, RunTableError, SamplerError, fit, load_fit, load_runs
 from bayescale.fitting import _adaptation, check_convergence
 from bayescale.simulate import EPOCH_CHINCHILLA
 
@@ -90,7 +90,7 @@ def test_grouped_forecast_seen_and_unseen(grouped_fit):
     expected = [t["E"] + t["A"] / 1e9 ** t["alpha"] + t["B"] / 2e10 ** t["beta"] for t in truths]
     np.testing.assert_allclose(med, expected, rtol=0.02)
     with pytest.warns(UserWarning, match="not seen at fit time"):
-        new = grouped_fit.forecast(params=[1e9], tokens=[2e10], dataset=["legal"])
+        new = grouped_fit.forecast(params=[1e9], tokens=[2e10], dataset=["legal"], new_group=True)
     # an unseen group is drawn from the population: wider than any seen group, never an index error
     assert float(new["loss"].std()) > float(seen["loss"].isel(target=0).std())
 
@@ -176,7 +176,7 @@ def test_check_convergence_flags_divergences(chinchilla_fit):
         ({"group": "nope"}, RunTableError, "column\\(s\\) 'nope' needed for grouping not found"),
         ({"group": "params"}, RunTableError, "cannot group by the numeric"),
         ({"sampler": "stan"}, SamplerError, "unknown sampler 'stan'"),
-        ({"draws": 0}, SamplerError, "draws=0 must be"),
+        ({"draws": 0}, BayescaleError, "draws=0 must be"),
     ],
 )
 def test_fit_rejects_bad_arguments(synthetic_frame, kwargs, error, match):
@@ -230,9 +230,9 @@ def test_forecast_summary_agrees_with_table_of_forecast(grouped_fit):
 
     targets = {"params": ["1B", "3B", "10B"], "tokens": ["20B", "60B", "200B"], "dataset": ["web", "legal", "code"]}
     with pytest.warns(UserWarning, match="not seen"):
-        full = forecasting.forecast_table(grouped_fit.forecast(seed=3, **targets), 0.8)
+        full = forecasting.forecast_table(grouped_fit.forecast(seed=3, new_group=True, **targets), 0.8)
     with pytest.warns(UserWarning, match="not seen"):
-        summary = forecasting.forecast_summary(grouped_fit, ci=0.8, seed=3, **targets)
+        summary = forecasting.forecast_summary(grouped_fit, ci=0.8, seed=3, new_group=True, **targets)
     inputs = [c for c in full.columns if not c.startswith(("loss_", "mean_"))]
     pd.testing.assert_frame_equal(summary[inputs], full[inputs])
     for stat in ("median", "lo", "hi"):

@@ -33,6 +33,12 @@ def test_every_section_and_figure(report_html):
     assert "NOT CONVERGED" not in html
 
 
+def test_hoffmann_context_and_isoflop_figure_for_chinchilla(report_html):
+    _, html = report_html
+    assert 'id="hoffmann-context"' in html and "Context, not a check" in html  # Chinchilla law, comparable data
+    assert 'alt="isoFLOP profiles"' in html  # Hoffmann et al.'s runs lie on isoFLOP lines
+
+
 def test_headline_equals_allocate_and_decide(report_html, chinchilla_fit):
     _, html = report_html
     headline = json.loads(re.search(r'<script type="application/json" id="headline-data">(.*?)</script>', html, re.S).group(1))

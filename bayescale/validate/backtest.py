@@ -139,7 +139,8 @@ def _forecast_log(fitted: Any, test: RunTable, seed: int, point: bool) -> tuple[
     from bayescale.forecasting import target_table
 
     targets = test.data.drop(columns=["loss"])
-    ds = fitted.forecast(targets, seed=seed)
+    # a group whose runs all lie beyond the cutoff is new to the fit: forecast it from the population
+    ds = fitted.forecast(targets, seed=seed, **({"new_group": True} if fitted.groups else {}))
     samples = np.log(ds["loss_pred"].stack(sample=("chain", "draw")).transpose("sample", "target").values)
     if not point:
         return samples, np.median(samples, axis=0)

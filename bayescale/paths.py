@@ -1,0 +1,218 @@
+"""Output paths: checked before any work, written atomically, and nothing deleted that a call did not create.
+
+``check_output_path`` is what every command that writes calls first, so a bad ``-o`` fails in
+a second instead of after a long fit. ``write_atomic`` writes to a temporary sibling whose
+name only bayescale uses (``.NAME.bayescale-tmp-PID-RANDOM``), moves it into place with
+``os.replace`` and removes only that exact temporary; temporaries left by a killed process are
+cleaned up on the next write to the same path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from bayescale.errors import OutputPathError
+
+#: What an output is: any single file (``.html``, ``.csv``), a saved fit (a netCDF file, or a
+#: ``.zarr`` store: a folder replaced as a whole) or a results folder written into (``batch -o``).
+Kind = Literal["file", "fit", "folder"]
+#: First bytes of the files a fit may replace: HDF5 (netCDF-4) and classic netCDF.
+_FIT_MAGIC = (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02")
+_TMP_TAG = "bayescale-tmp"
+_OLD_TAG = "bayescale-old"
+
+
+def check_output_path(path: str | Path | None, kind: Kind = "file") -> Path:
+    """Raise ``OutputPathError`` (exit 2) unless ``path`` can be written as ``kind``; return it.
+
+    Refused: an empty path, ``.``/``..``/a root, an existing folder where a file goes (or a
+    file where a folder goes), anything under a regular file, a missing or unwritable parent
+    folder, an existing device/FIFO/socket, and, for ``kind="fit"``, an existing file or folder
+    that is not a saved fit (a run table given as ``-o`` by mistake is never overwritten).
+    """
+    if path is None or str(path).strip() == "":
+        raise OutputPathError("the output path is empty; give a file name, e.g. -o fit.nc")
+    path = Path(path)
+    try:
+        return _check(path, kind)
+    except OSError as exc:  # a name too long, a loop of links, a permission on the way
+        raise OutputPathError(f"output path {str(path)[:200]!r}: {exc.strerror or exc}") from None
+
+
+def _check(path: Path, kind: Kind) -> Path:
+    if path.name in ("", ".", ".."):
+        example = path / ("results" if kind == "folder" else "fit.nc")
+        raise OutputPathError(f"output path {str(path)!r} is a folder name, not a {'folder to create' if kind == 'folder' else 'file'}; give e.g. -o {example}")
+    parent = path.parent
+    _nearest_folder(path)
+    if not parent.is_dir():
+        raise OutputPathError(f"output path {str(path)!r}: the folder {str(parent)!r} does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"output path {str(path)!r}: the folder {str(parent)!r} is not writable")
+    if not (path.exists() or path.is_symlink()):
+        return path
+    mode = path.stat().st_mode if path.exists() else 0
+    if kind == "folder":
+        if not stat.S_ISDIR(mode):
+            raise OutputPathError(f"output folder {str(path)!r} exists and is not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise OutputPathError(f"output folder {str(path)!r} is not writable")
+    elif stat.S_ISDIR(mode):
+        if not _is_store(path, kind):
+            raise OutputPathError(f"output path {str(path)!r} is an existing folder; give a file name inside it, e.g. -o {path / 'out'}")
+        if not _is_bayescale_store(path):
+            raise OutputPathError(f"output path {str(path)!r} is an existing folder that is not a bayescale zarr fit; it will not be replaced")
+    elif not stat.S_ISREG(mode):
+        what = "a dangling link" if not mode else "a device, FIFO or socket"
+        raise OutputPathError(f"output path {str(path)!r} exists and is {what}, not a regular file")
+    elif _is_store(path, kind):
+        raise OutputPathError(f"output path {str(path)!r} is an existing file; a .zarr fit is a folder")
+    elif kind == "fit" and not _starts_with(path, _FIT_MAGIC):
+        raise OutputPathError(f"output path {str(path)!r} is an existing file that is not a saved fit (netCDF); it will not be replaced")
+    return path
+
+
+def _nearest_folder(path: Path) -> Path:
+    """The closest existing ancestor of ``path``; ``OutputPathError`` if it is not a folder."""
+    for ancestor in path.parents:
+        if ancestor.exists() or ancestor.is_symlink():
+            if not ancestor.is_dir():
+                raise OutputPathError(f"output path {str(path)!r}: {str(ancestor)!r} is a file, not a folder")
+            return ancestor
+    return Path(path.anchor or ".")
+
+
+def make_parents(path: str | Path) -> Path:
+    """Create the missing folders above ``path`` (the API's convenience; the CLI wants them to exist)."""
+    path = Path(path)
+    if str(path).strip() and not path.parent.is_dir():
+        _nearest_folder(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputPathError(f"output path {str(path)!r}: cannot create the folder {str(path.parent)!r}: {exc.strerror}") from None
+    return path
+
+
+def _is_store(path: Path, kind: Kind) -> bool:
+    """A fit written as a zarr store (a folder) rather than one netCDF file."""
+    return kind == "fit" and path.suffix == ".zarr"
+
+
+def _starts_with(path: Path, magics: tuple[bytes, ...]) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        return False
+    return head.startswith(magics) or not head
+
+
+def _is_bayescale_store(path: Path) -> bool:
+    """True for a zarr store whose root attributes carry ``bayescale_format`` (v3 or v2 layout)."""
+    for name, attrs in (("zarr.json", lambda raw: raw.get("attributes", {})), (".zattrs", lambda raw: raw)):
+        meta = path / name
+        if meta.is_file() and meta.stat().st_size < 1 << 24:
+            try:
+                raw = json.loads(meta.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return False
+            return isinstance(raw, dict) and isinstance(attrs(raw), dict) and "bayescale_format" in attrs(raw)
+    return False
+
+
+def _own_names(path: Path) -> re.Pattern[str]:
+    """Names of temporaries/backups of ``path`` this module creates, capturing the writer's pid."""
+    return re.compile(rf"^\.{re.escape(path.name)}\.(?:{_TMP_TAG}|{_OLD_TAG})-(\d+)-[0-9a-f]{{12}}$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or folder bayescale itself created (by its exact name)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def clean_stale(path: Path) -> list[Path]:
+    """Remove temporaries of ``path`` left by dead writers (``kill -9``); restore a lost store.
+
+    Only names of this module's own pattern whose writer pid is no longer running are touched.
+    A backup left between the two renames of a store replacement is moved back if ``path``
+    is missing, so a kill at that instant loses nothing. Returns what was removed.
+    """
+    pattern, legacy, removed = _own_names(path), re.compile(rf"^\.{re.escape(path.name)}\.[a-z0-9_]{{8}}$"), []
+    try:
+        siblings = sorted(path.parent.iterdir())
+    except OSError:
+        return removed
+    for sibling in siblings:
+        if legacy.match(sibling.name) and _is_legacy_tmp(sibling, path.name):
+            _remove(sibling)
+            removed.append(sibling)
+            continue
+        match = pattern.match(sibling.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        if f".{_OLD_TAG}-" in sibling.name and not (path.exists() or path.is_symlink()):
+            os.replace(sibling, path)
+            continue
+        _remove(sibling)
+        removed.append(sibling)
+    return removed
+
+
+def _is_legacy_tmp(folder: Path, name: str) -> bool:
+    """A ``tempfile.mkdtemp`` folder of bayescale 0.1's saves: holds nothing but a copy of ``name``."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    try:
+        return {p.name for p in folder.iterdir()} <= {name}
+    except OSError:
+        return False
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], None], kind: Kind = "file") -> Path:
+    """Call ``write(tmp)`` on a fresh temporary sibling of ``path``, then move it into place.
+
+    A failure (or an interrupt) leaves ``path`` as it was and removes only the temporary.
+    A zarr store replacing an existing one is swapped through a backup of the same private
+    naming, removed once the new store is in place.
+    """
+    path = check_output_path(path, kind)
+    clean_stale(path)
+    token = f"{os.getpid()}-{secrets.token_hex(6)}"
+    tmp = path.with_name(f".{path.name}.{_TMP_TAG}-{token}")
+    try:
+        write(tmp)
+        if _is_store(path, kind) and path.exists():
+            backup = path.with_name(f".{path.name}.{_OLD_TAG}-{token}")
+            os.replace(path, backup)
+            os.replace(tmp, path)
+            _remove(backup)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists() or tmp.is_symlink():
+            _remove(tmp)
+    return path
