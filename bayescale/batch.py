@@ -8,6 +8,7 @@ to the key stored in its complete ``result.json`` is skipped).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -290,6 +291,35 @@ def run_job(job: Job, results: str | Path) -> dict[str, Any]:
         return row
 
 
+def warm_worker(jobs: list[Job]) -> float:
+    """Import what a job needs and compile one model per (model, group, sampler) among ``jobs``; returns seconds.
+
+    Run once on every worker before jobs are scheduled, so no job pays imports and compilation
+    (the compiled models stay in ``fitting``'s cache and come from PyTensor's disk cache when
+    another process compiled them). Failures are left for the job itself to report.
+    """
+    start = time.perf_counter()
+    import arviz_stats  # noqa: F401 - convergence checks
+
+    import bayescale.allocate
+    import bayescale.forecasting  # noqa: F401
+    from bayescale.fitting import prepare
+
+    seen = set()
+    for job in jobs:
+        kind = (job.model, job.group, job.options.get("sampler", "nutpie"))
+        if kind in seen:
+            continue
+        seen.add(kind)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                prepare(job.load(), job.model, job.group or None, sampler=kind[2])
+        except Exception:  # a bad job fails (and is recorded) when it runs
+            continue
+    return time.perf_counter() - start
+
+
 def _worker_threads() -> int | None:
     """Threads of the Dask worker running this job (chains run on at most that many cores)."""
     try:
@@ -364,6 +394,9 @@ def _run_all(client, cluster, jobs: list[Job], results: Path, rows: dict[str, di
     from dask.distributed import as_completed
 
     try:
+        # every worker imports and compiles before the first job; one that cannot fails its jobs, which are recorded
+        with contextlib.suppress(Exception):
+            client.run(warm_worker, jobs)
         futures = {client.submit(run_job, job, str(results.resolve()), key=f"job-{i}-{job.folder_name}", pure=False): job for i, job in enumerate(jobs)}
         for future in as_completed(futures):
             job = futures[future]

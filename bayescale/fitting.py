@@ -33,7 +33,11 @@ from bayescale.spec import AUTO, ModelSpec, Prior, load_spec
 FORMAT_VERSION = 2
 #: A load refuses a file whose variables declare more than this many bytes (checked before reading).
 MAX_LOAD_BYTES = 2**30
-SAMPLERS = ("nutpie", "pymc", "numpyro")
+#: ``nutpie`` runs nutpie on PyTensor's disk-cached Numba kernels (compiles in ~2 s in a new
+#: process); ``nutpie-cfunc`` is nutpie's own compile path (no Python call per gradient, but
+#: ~10 s of Numba compilation in every process), see ``compiled``.
+SAMPLERS = ("nutpie", "nutpie-cfunc", "pymc", "numpyro")
+NUTPIE_SAMPLERS = ("nutpie", "nutpie-cfunc")
 #: nutpie mass-matrix adaptations. ``low_rank`` learns the correlations of the Chinchilla
 #: constants (measured on the 245 Chinchilla runs: 6 leapfrog steps a draw instead of 48,
 #: 1.5 s instead of 7.2 s, bulk ESS 3700 instead of 880) and of centred group levels (704 runs
@@ -111,7 +115,7 @@ class Diagnostics:
 
 def check_convergence(tree: xr.DataTree, var_names: Sequence[str]) -> Diagnostics:
     """R-hat, bulk/tail ESS over ``var_names``; divergences and tree-depth hits from sample stats."""
-    import arviz as az
+    import arviz_stats as az
 
     posterior = tree["posterior"].to_dataset()[list(var_names)]
     stats = tree["sample_stats"].to_dataset()
@@ -211,7 +215,7 @@ class Fit:
 
     def summary(self, ci: float = 0.9) -> pd.DataFrame:
         """Median, equal-tailed ``ci`` interval, R-hat and ESS of every public parameter."""
-        import arviz as az
+        import arviz_stats as az
 
         check_probability(ci)
         post = self.posterior[self.parameter_names]
@@ -311,8 +315,8 @@ def group_level_parameters(spec: ModelSpec, d: Design, posterior: xr.Dataset) ->
     return {k: v.transpose("chain", "draw", ...) for k, v in out.items()}
 
 
-#: Compiled nutpie models by structure key (spec, groups, run count): a second fit of new data
-#: with the same shape swaps the data in instead of recompiling (Numba compilation is ~10 s).
+#: Compiled nutpie models by sampler and structure key (spec, groups, run count): a second fit
+#: of new data with the same shape swaps the data in instead of recompiling.
 _COMPILED: dict[str, Any] = {}
 _COMPILED_MAX = 8
 
@@ -322,7 +326,7 @@ def _adaptation(adaptation: str | None, sampler: str, non_centred: bool) -> str 
     the model has a pooled parameter whose group levels are sampled non-centred."""
     if sampler not in SAMPLERS:
         raise SamplerError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    if sampler != "nutpie":
+    if sampler not in NUTPIE_SAMPLERS:
         if adaptation is not None:
             raise SamplerError(f"adaptation={adaptation!r} is a nutpie option; the {sampler} sampler adapts a diagonal mass matrix")
         return None
@@ -338,7 +342,7 @@ def _sample(
     values: dict[str, np.ndarray] | None = None,
 ) -> xr.DataTree:
     """Sample the model of ``spec`` on ``d``; ``values`` replaces its ``pm.Data`` (the self-check's weights and centres)."""
-    from bayescale.model import build_model, data_values, structure_key
+    from bayescale.model import build_model, data_values
 
     values = data_values(d) if values is None else values
 
@@ -355,8 +359,8 @@ def _sample(
         warnings.filterwarnings("ignore", message=".*object mode.*")
         warnings.filterwarnings("ignore", category=FutureWarning)
         try:
-            if sampler == "nutpie":
-                return _sample_nutpie(spec, d, prior_draws, structure_key(spec, d), values, draws, tune, chains, seed, cores, progress, target_accept, adaptation)
+            if sampler in NUTPIE_SAMPLERS:
+                return _sample_nutpie(spec, d, prior_draws, sampler, values, draws, tune, chains, seed, cores, progress, target_accept, adaptation)
             import pymc as pm
 
             model = build_model(spec, d, prior_draws)
@@ -382,27 +386,26 @@ def _sample(
             logger.setLevel(level)
 
 
-def _sample_nutpie(spec, d, prior_draws, key, values, draws, tune, chains, seed, cores, progress, target_accept, adaptation) -> xr.DataTree:
-    import nutpie
+def _compiled(spec: ModelSpec, d: Design, prior_draws, sampler: str, values: dict[str, np.ndarray] | None = None):
+    """The nutpie-compiled model of ``d``'s shape with ``values`` (default: ``d``'s data) bound: from the cache, else a fresh compile."""
+    from bayescale import compiled as nutpie_models
+    from bayescale.model import build_model, data_values, structure_key
 
-    from bayescale.model import build_model
-
+    key = f"{sampler}:{structure_key(spec, d)}"
     if key in _COMPILED:
-        compiled = _COMPILED[key]
-        known = {var.name for var in compiled.shared_var_keys}  # data the graph does not use is pruned
-        compiled = compiled.with_data(**{name: value for name, value in values.items() if name in known})
-    else:
-        import pytensor
+        return nutpie_models.with_data(_COMPILED[key], data_values(d) if values is None else values)
+    compiled = nutpie_models.compile_model(build_model(spec, d, prior_draws), sampler)
+    if len(_COMPILED) >= _COMPILED_MAX:
+        _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[key] = compiled
+    return compiled if values is None else nutpie_models.with_data(compiled, values)
 
-        # PyTensor's on-disk Numba cache makes the compiled logp depend on what earlier processes
-        # left there: the same seed gave different posteriors with an empty and a warm compile
-        # directory. Compiling without it gives every process the same code (cost: no disk reuse).
-        with pytensor.config.change_flags(numba__cache=False):
-            compiled = nutpie.compile_pymc_model(build_model(spec, d, prior_draws))
-        if len(_COMPILED) >= _COMPILED_MAX:
-            _COMPILED.pop(next(iter(_COMPILED)))
-        _COMPILED[key] = compiled
-    tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, progress_bar=progress, target_accept=target_accept, adaptation=adaptation)
+
+def _sample_nutpie(spec, d, prior_draws, sampler, values, draws, tune, chains, seed, cores, progress, target_accept, adaptation) -> xr.DataTree:
+    from bayescale import compiled as nutpie_models
+
+    compiled = _compiled(spec, d, prior_draws, sampler, values)
+    tree = nutpie_models.sample(compiled, _KEEP_STATS, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, progress_bar=progress, target_accept=target_accept, adaptation=adaptation)
     constant = xr.Dataset({k: (("run",) if np.ndim(v) else (), v) for k, v in values.items() if k != "observed_log_loss"}, coords={"run": np.arange(d.y.size)})
     nodes = {name: tree[name].to_dataset() for name in ("posterior", "sample_stats")}
     return xr.DataTree.from_dict({**nodes, "constant_data": constant})
@@ -461,7 +464,7 @@ def fit(
     adaptation = _adaptation(adaptation, sampler, bool(groups) and any(p not in spec.centered for p in spec.pooled))
     cores = cores or max(1, min(chains, os.cpu_count() or 1))
     _warn_if_slow(len(runs), draws, tune, chains, cores)
-    prior_draws = spec.check_priors(seed)
+    prior_draws = spec.check_priors(0)  # initial values must not depend on the seed: a cached model serves every seed
     start = time.perf_counter()
     raw = _sample(spec, d, prior_draws, sampler, draws, tune, chains, seed, cores, progress, target_accept, adaptation)
     seconds = time.perf_counter() - start
@@ -488,6 +491,21 @@ def fit(
     if not diagnostics.converged:
         warnings.warn(f"{spec.name} fit on {runs.source}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
     return result
+
+
+def prepare(runs: RunTable | str | Path | pd.DataFrame, model: str | Path | ModelSpec | Mapping[str, Any] = "chinchilla", group: str | Sequence[str] | None = None, *, sampler: str = "nutpie") -> None:
+    """Compile (or load from PyTensor's disk cache) the model a ``fit`` of these arguments needs, without sampling.
+
+    Batch workers call it once before their first job, so that job pays no compile time;
+    a later ``fit`` of the same shape only swaps its data in.
+    """
+    runs = runs if isinstance(runs, RunTable) else load_runs(runs)
+    spec = load_spec(model)
+    groups = tuple([group] if isinstance(group, str) else (group if group is not None else spec.group))
+    if sampler in NUTPIE_SAMPLERS:
+        d = design(spec, runs, groups)
+        spec = resolve_centered(spec, d)  # what fit() samples, so the cache key matches
+        _compiled(spec, d, spec.check_priors(0), sampler)
 
 
 #: Largest posterior a fit may hold (chains × draws × stored values × 8 bytes): a typo such as

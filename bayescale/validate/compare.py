@@ -71,7 +71,7 @@ def loo_tree(fit: Fit) -> xr.DataTree:
 
 def loo(fit: Fit):
     """ArviZ PSIS-LOO (``ELPDDataLOO``) of one fit."""
-    import arviz as az
+    import arviz_stats as az
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -84,7 +84,7 @@ def compare(fits: Mapping[str, Fit]) -> pd.DataFrame:
     Columns: ``rank, elpd, p, elpd_diff, weight, se, dse, pareto_k_max, n_bad_k, warning``
     (``n_bad_k``: runs with Pareto k > 0.7, where the LOO estimate is unreliable).
     """
-    import arviz as az
+    import arviz_stats as az
 
     if len(fits) < 2:
         raise BayescaleError(f"compare needs at least two fits, got {len(fits)}")
