@@ -29,7 +29,7 @@ import pandas as pd
 from bayescale.errors import BayescaleError, ManifestError
 
 MANIFEST_KEYS = {"defaults", "job"}
-JOB_KEYS = {"name", "runs", "model", "group", "forecast", "allocate", "split_by", "columns", "drop_highest_loss", "max_epochs", "where", "draws", "tune", "chains", "seed", "sampler", "adaptation"}
+JOB_KEYS = {"name", "runs", "model", "group", "group_values", "new_group", "forecast", "allocate", "split_by", "columns", "drop_highest_loss", "max_epochs", "where", "draws", "tune", "chains", "seed", "sampler", "adaptation"}
 FIT_OPTIONS = ("draws", "tune", "chains", "seed", "sampler", "adaptation")
 SUMMARY_FIRST = ["job", "status", "error", "converged", "n_runs", "seconds"]
 #: Environment for worker processes: one thread per BLAS/OpenMP/Numba pool, so chains do not oversubscribe cores.
@@ -44,6 +44,10 @@ class Job:
     runs: str
     model: str = "chinchilla"
     group: tuple[str, ...] = ()
+    #: On grouped jobs: the level forecasts and allocations are for (``{dataset = "web"}``) ...
+    group_values: Mapping[str, str] = field(default_factory=dict)
+    #: ... or a new, unseen group (population level); see ``bayescale.groups``.
+    new_group: bool = False
     forecast: tuple[Mapping[str, Any], ...] = ()
     allocate: tuple[float, ...] = ()
     split_by: str | None = None
@@ -72,7 +76,7 @@ class Job:
     def key(self, runs_hash: str, spec_json: str) -> str:
         """Content key of the job: data, spec and every option that changes results."""
         payload = json.dumps(
-            {"runs": runs_hash, "spec": spec_json, "group": self.group, "forecast": [dict(f) for f in self.forecast], "allocate": list(self.allocate), "options": dict(self.options)},
+            {"runs": runs_hash, "spec": spec_json, "group": self.group, "group_values": dict(self.group_values), "new_group": self.new_group, "forecast": [dict(f) for f in self.forecast], "allocate": list(self.allocate), "options": dict(self.options)},
             sort_keys=True,
             default=str,
         )
@@ -102,6 +106,12 @@ def _table(value: Any, where: str, scalar: tuple[type, ...] = (str,)) -> dict[st
         kinds = " or ".join(t.__name__ for t in scalar)
         raise ManifestError(f"{where} must be a table of {kinds} values like {{ key = \"value\" }}, got {value!r}")
     return dict(value)
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ManifestError(f"{where} must be true or false, got {value!r}")
+    return value
 
 
 def _number(value: Any, where: str, whole: bool = False, low: float = 0.0) -> float:
@@ -145,6 +155,8 @@ def _job_fields(merged: Mapping[str, Any], path: Path, number: int) -> dict[str,
         "runs": _text(merged["runs"], w("runs")),
         "model": _text(merged.get("model", "chinchilla"), w("model")),
         "group": _texts(merged.get("group", []), w("group")),
+        "group_values": _table(merged.get("group_values", {}), w("group_values")),
+        "new_group": _flag(merged.get("new_group", False), w("new_group")),
         "forecast": tuple(forecast),
         "allocate": tuple(_number(b, w(f"allocate[{i}]"), low=1.0) for i, b in enumerate(allocate)),
         "columns": _table(merged.get("columns", {}), w("columns")),
@@ -273,12 +285,13 @@ def run_job(job: Job, results: str | Path) -> dict[str, Any]:
         result.save(folder / "fit.nc")
         row["converged"] = result.converged
         for i, target in enumerate(job.forecast):
-            table_f = forecast_table(result.forecast(pd.DataFrame([dict(target)])), 0.9).iloc[0]
+            ds = result.forecast(pd.DataFrame([dict(target)]), group_values=dict(job.group_values) or None, new_group=job.new_group)
+            table_f = forecast_table(ds, 0.9).iloc[0]
             row.update({f"forecast{i}_{k}": v for k, v in target.items()})  # inputs beside outputs
             for col in ("loss_median", "loss_lo", "loss_hi", "mean_median"):
                 row[f"forecast{i}_{col}"] = float(table_f[col])
         if job.allocate:
-            _allocate_columns(result, job.allocate, row)
+            _allocate_columns(result, job, row)
         row["status"] = "ok" if result.converged else "not_converged"
         row["seconds"] = round(time.perf_counter() - start, 3)
         tmp = folder / "result.json.tmp"
@@ -330,10 +343,10 @@ def _worker_threads() -> int | None:
         return None  # not on a Dask worker: fit's own default
 
 
-def _allocate_columns(result, budgets, row: dict[str, Any]) -> None:
+def _allocate_columns(result, job: Job, row: dict[str, Any]) -> None:
     from bayescale.allocate import allocate, allocation_table
 
-    table = allocation_table(allocate(result, list(budgets)), 0.9)
+    table = allocation_table(allocate(result, list(job.allocate), group_values=dict(job.group_values) or None, new_group=job.new_group), 0.9)
     for i, rec in enumerate(table.to_dict("records")):
         for col in ("flops", "params_median", "tokens_median", "loss_median"):
             row[f"allocate{i}_{col}"] = float(rec[col])

@@ -116,3 +116,19 @@ def test_bad_manifests(tmp_path, text, match):
     path.write_text(text)
     with pytest.raises(BayescaleError, match=match):
         read_manifest(path)
+
+
+def test_grouped_jobs_name_their_group_in_the_manifest(tmp_path):
+    """group_values/new_group reach the job (and its content key); a wrong type names the key."""
+    from bayescale.batch import read_manifest
+    from bayescale.errors import BayescaleError
+
+    manifest = tmp_path / "m.toml"
+    manifest.write_text('[[job]]\nname = "a"\nruns = "r.csv"\ngroup = "dataset"\ngroup_values = { dataset = "web" }\n[[job]]\nname = "b"\nruns = "r.csv"\ngroup = "dataset"\nnew_group = true\n')
+    a, b = read_manifest(manifest)
+    assert dict(a.group_values) == {"dataset": "web"} and not a.new_group
+    assert b.new_group and not b.group_values
+    assert a.key("h", "{}") != b.key("h", "{}")
+    manifest.write_text('[[job]]\nname = "a"\nruns = "r.csv"\nnew_group = "yes"\n')
+    with pytest.raises(BayescaleError, match="new_group must be true or false"):
+        read_manifest(manifest)
