@@ -26,6 +26,16 @@ GROUP_TRUTHS = {
     "books": {"E": 1.95, "A": 460.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36},
 }
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", default=False, help="also run the tests marked slow (deselected by default)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``--run-slow`` lifts the default ``-m "not slow"`` of pyproject's addopts (an explicit ``-m`` wins)."""
+    if config.getoption("--run-slow") and config.option.markexpr == "not slow":
+        config.option.markexpr = ""
+
+
 def synthetic_design():
     return grid_runs(np.geomspace(2e7, 1e10, 8), np.geomspace(5e8, 2e11, 8))
 
