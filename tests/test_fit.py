@@ -320,7 +320,7 @@ def test_default_spec_fits_a_non_centred_hierarchy(grouped_frame):
     groups' irreducible losses in order and forecasts each group from its own level."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        result = fit(grouped_frame, "chinchilla", group="dataset", draws=200, tune=300, chains=2, seed=6)
+        result = fit(grouped_frame, "chinchilla", group="dataset", draws=150, tune=200, chains=2, seed=6)
     post = result.posterior
     assert "E_eta_dataset" in post and "E_z_dataset" not in post and result.spec.centered == ()
     medians = {g: float(result.summary().loc[f"E[dataset={g}]", "median"]) for g in GROUP_TRUTHS}
