@@ -31,6 +31,7 @@ import xarray as xr
 
 from bayescale.errors import BayescaleError, check_probability
 from bayescale.laws.base import Law
+from bayescale.laws.chinchilla import optimal_log_n as chinchilla_optimal_log_n
 from bayescale.laws.ops import NUMPY
 
 if TYPE_CHECKING:
@@ -143,10 +144,8 @@ def _golden_plain(f, lo: np.ndarray, hi: np.ndarray, steps: int = GOLDEN_STEPS) 
 
 def closed_form_chinchilla(p: Mapping[str, Any], flops: Any) -> tuple[np.ndarray, np.ndarray]:
     """Chinchilla's compute-optimal (N, D) for budgets ``flops`` (broadcasting against the parameters)."""
-    a, b = np.asarray(p["alpha"], float), np.asarray(p["beta"], float)
-    log_g = (np.log(a) + np.log(p["A"]) - np.log(b) - np.log(p["B"])) / (a + b)
     log_c6 = np.log(np.asarray(flops, float) / 6.0)
-    log_n = log_g + b / (a + b) * log_c6
+    log_n = chinchilla_optimal_log_n(p, log_c6)
     return np.exp(log_n), np.exp(log_c6 - log_n)
 
 
@@ -159,10 +158,9 @@ def optimal_log_n(law: Law, p: Mapping[str, np.ndarray], log_c6: np.ndarray, log
     if method not in ("auto", "numeric"):
         raise BayescaleError(f"method={method!r}: choose 'auto' or 'numeric'")
     shape = np.broadcast_shapes(*(np.shape(v) for v in p.values()), np.shape(log_c6))
-    if method == "auto" and (law.name == "chinchilla" or (law.name == "data_constrained" and log_u is None)):
-        # data_constrained with unlimited data (U = D) has Chinchilla's optimum: N' = N, D' = D there.
-        n, _ = closed_form_chinchilla(p, np.exp(log_c6) * 6.0)
-        return np.broadcast_to(np.log(n), shape), "closed_form"
+    closed = law.optimal_log_params(p, log_c6, log_u) if method == "auto" else None
+    if closed is not None:
+        return np.broadcast_to(closed, shape), "closed_form"
     pe = {k: v[..., None] for k, v in p.items()}
     lc = np.broadcast_to(log_c6, shape)[..., None]
     lu = None if log_u is None else np.broadcast_to(log_u, shape)[..., None]

@@ -204,10 +204,8 @@ def _worker_threads() -> int | None:
 
 
 def _allocate_columns(result, budgets, row: dict[str, Any]) -> None:
-    try:
-        from bayescale.allocate import allocate, allocation_table
-    except ImportError:  # pragma: no cover - allocation module not installed in this build
-        raise BayescaleError("allocation is not available in this build of bayescale") from None
+    from bayescale.allocate import allocate, allocation_table
+
     table = allocation_table(allocate(result, list(budgets)), 0.9)
     for i, rec in enumerate(table.to_dict("records")):
         for col in ("flops", "params_median", "tokens_median", "loss_median"):

@@ -38,9 +38,10 @@ def _run(fn, *args, **kwargs):
         label = {ConvergenceWarning: "WARNING (convergence)", ExtrapolationWarning: "WARNING (extrapolation)"}.get(category, "warning")
         typer.secho(f"{label}: {message}", err=True, fg=typer.colors.YELLOW)
 
-    warnings.showwarning = show
     try:
-        return fn(*args, **kwargs)
+        with warnings.catch_warnings():  # restores the caller's showwarning afterwards
+            warnings.showwarning = show
+            return fn(*args, **kwargs)
     except BayescaleError as exc:
         if STATE["debug"]:
             raise

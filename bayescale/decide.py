@@ -92,12 +92,10 @@ class _Posterior:
         post = fit.posterior
         self.sigma = post["sigma"].transpose("chain", "draw").values.reshape(-1, 1) if "sigma" in post else np.zeros((self.size, 1))
         rng = np.random.default_rng(seed)
-        if fit.spec.likelihood.family == "studentt":
-            nu = post["nu"].transpose("chain", "draw").values.reshape(-1, 1) if "nu" in post else np.full((self.size, 1), float(fit.spec.likelihood.nu))
-            self.noise = rng.standard_t(nu)
-        else:
-            self.noise = rng.standard_normal((self.size, 1))
-        self.noise_b = rng.standard_normal((self.size, 1)) if fit.spec.likelihood.family != "studentt" else rng.standard_t(nu)
+        likelihood = fit.spec.likelihood
+        nu = np.reshape(likelihood.nu_values(post), (-1, 1)) if likelihood.robust else None
+        self.noise = likelihood.unit_noise(rng, nu, (self.size, 1))
+        self.noise_b = likelihood.unit_noise(rng, nu, (self.size, 1))
 
     @property
     def size(self) -> int:
@@ -184,11 +182,12 @@ def compute_for_target(
         raise BayescaleError(f"flops_range={flops_range!r} must be two increasing positive numbers")
     u = None if unique_tokens is None else float(_positive("unique_tokens", unique_tokens))
     post = _Posterior(fit, group_values, seed)
-    if "E" in post.p:
-        share = float((post.p["E"] >= target).mean())
+    floor = post.law.irreducible
+    if floor is not None:
+        share = float((post.p[floor] >= target).mean())
         if share > 0.5:
             raise BayescaleError(
-                f"target loss {target:g} is below the irreducible loss E for {share:.0%} of posterior draws (median E = {np.median(post.p['E']):.4g}): unreachable at any compute"
+                f"target loss {target:g} is below the irreducible loss {floor} for {share:.0%} of posterior draws (median {floor} = {np.median(post.p[floor]):.4g}): unreachable at any compute"
             )
 
     def probability(flops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +150,9 @@ class Fit:
     sampler: str
     info: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def design(self) -> Design:
+        """The model's inputs for these runs (log inputs, centres, group codes), computed once per fit."""
         return design(self.spec, self.runs, self.groups)
 
     @property
@@ -162,6 +164,7 @@ class Fit:
     def converged(self) -> bool:
         return self.diagnostics.converged
 
+    @property
     def parameter_names(self) -> list[str]:
         """Public parameter names in the posterior: the law's, then ``sigma`` (and ``nu``), then group-level."""
         names = list(self.spec.law.parameter_names) + ["sigma"]
@@ -175,7 +178,7 @@ class Fit:
         import arviz as az
 
         check_probability(ci)
-        post = self.posterior[self.parameter_names()]
+        post = self.posterior[self.parameter_names]
         free = post[[n for n in post.data_vars if n not in self.spec.fixed]]  # constants have no R-hat/ESS
         rhat = az.rhat(free) if post.sizes["chain"] > 1 else None
         ess_bulk, ess_tail = az.ess(free, method="bulk"), az.ess(free, method="tail")

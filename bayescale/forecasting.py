@@ -140,8 +140,9 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
     effects = _group_effects(fit, frame, rng)
     z_pop = {p: post[f"{p}_z"].transpose("chain", "draw").values[..., None] for p in law.parameter_names}
     sigma = post["sigma"].transpose("chain", "draw").values[..., None]
-    nu = post["nu"].transpose("chain", "draw").values[..., None] if "nu" in post else fit.spec.likelihood.nu
+    nu = fit.spec.likelihood.nu_values(post)
     nu_t = np.moveaxis(np.broadcast_to(nu, (chains, draws, 1)), -1, 0)  # (1, chain, draw): target-major
+    logs = law.log_inputs(frame)
     n = len(frame)
     step = max(1, CHUNK_ELEMENTS // (chains * draws))
     for lo in range(0, n, step):
@@ -151,19 +152,11 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
             for p in taus:
                 z[p] = z[p] + taus[p] * etas[p][..., index[lo:hi]]
         public = law.to_public(NUMPY, z, centres)
-        x = {c: np.log(frame[c].to_numpy(dtype=float)[lo:hi]) for c in law.inputs}
-        x.update({c: frame[c].to_numpy(dtype=float)[lo:hi] for c in law.covariates if c in frame.columns})
+        x = {c: v[lo:hi] for c, v in logs.items()}
         mu = np.broadcast_to(law.log_loss(NUMPY, public, x), (chains, draws, hi - lo))
         # noise is drawn target by target (target-major), so the draws do not depend on chunking
-        noise = np.moveaxis(_standard_noise(fit, rng, nu_t, (hi - lo, chains, draws)), 0, -1)
+        noise = np.moveaxis(fit.spec.likelihood.unit_noise(rng, nu_t, (hi - lo, chains, draws)), 0, -1)
         yield lo, hi, np.exp(mu), np.exp(mu + sigma * noise)
-
-
-def _standard_noise(fit: Fit, rng: np.random.Generator, nu: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """Unit-scale observation noise of the fit's likelihood (Student-t with ``nu`` broadcast to ``shape``, or normal)."""
-    if fit.spec.likelihood.family == "studentt":
-        return rng.standard_t(np.broadcast_to(nu, shape))
-    return rng.standard_normal(shape)
 
 
 def forecast(fit: Fit, targets: Any = None, *, seed: int = 0, **columns: Any) -> xr.Dataset:
@@ -221,9 +214,8 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
 
     z_pop = {p: flat(f"{p}_z") for p in law.parameter_names}
     nu = flat("nu")[0] if "nu" in post else fit.spec.likelihood.nu
-    noise = (flat("sigma")[0] * _standard_noise(fit, rng, nu, (n_draws,))).astype(np.float32)
-    logs = {c: np.log(frame[c].to_numpy(dtype=float)) for c in law.inputs}
-    covariates = {c: frame[c].to_numpy(dtype=float) for c in law.covariates if c in frame.columns}
+    noise = (flat("sigma")[0] * fit.spec.likelihood.unit_noise(rng, nu, (n_draws,))).astype(np.float32)
+    logs = law.log_inputs(frame)
     n = len(frame)
     mean, pred = np.empty((n, len(qs))), np.empty((n, len(qs)))
 
@@ -241,7 +233,6 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
         hi = min(n, lo + step)
         public = shared if shared is not None else public_values(lo, hi)
         x = {c: v[lo:hi, None].astype(np.float32) for c, v in logs.items()}
-        x.update({c: v[lo:hi, None].astype(np.float32) for c, v in covariates.items()})
         with np.errstate(divide="ignore"):  # float32 flushes tiny floors (token_crisis) to 0: log 0 = -inf is meant
             mu = np.broadcast_to(law.log_loss(NUMPY_FAST, public, x), (hi - lo, n_draws))
         mean[lo:hi] = quantiles_of_exp(mu, None)

@@ -63,10 +63,7 @@ def design(spec: ModelSpec, runs: RunTable, groups: Sequence[str] = ()) -> Desig
                 f"{runs.source}: column {column!r} has only {distinct} distinct value(s); the {law.name} law needs "
                 f"runs at {MIN_DISTINCT} or more different {column} values to separate the power law from its offset"
             )
-    x = {c: np.log(runs.column(c).astype(float)) for c in law.inputs}
-    for covariate in law.covariates:
-        if covariate in runs.data.columns:
-            x[covariate] = runs.data[covariate].astype(float).to_numpy()
+    x = law.log_inputs(runs.data)
     centres = {c: float(np.mean(x[c])) for c in law.inputs}
     levels, codes = {}, {}
     for g in groups:
@@ -162,10 +159,7 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
         pm.Potential("prior", log_prior)
         sigma = _named_rv("sigma", spec.likelihood.sigma, "likelihood.sigma")
         mu = law.log_loss(ops, law.to_public(ops, z_run, centres), x)
-        if spec.likelihood.family == "studentt":
-            nu = spec.likelihood.nu
-            nu = _named_rv("nu", nu, "likelihood.nu") if isinstance(nu, Prior) else nu
-            pm.StudentT("log_loss", nu=nu, mu=mu, sigma=sigma, observed=observed, dims="run")
-        else:
-            pm.Normal("log_loss", mu=mu, sigma=sigma, observed=observed, dims="run")
+        nu = spec.likelihood.nu
+        nu = _named_rv("nu", nu, "likelihood.nu") if spec.likelihood.robust and isinstance(nu, Prior) else nu
+        spec.likelihood.observe("log_loss", mu, sigma, observed, nu, dims="run")
     return model

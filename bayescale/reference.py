@@ -1,8 +1,8 @@
 """Published reference numbers bayescale is checked against, as data.
 
-``HOFFMANN_TABLE3``: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models",
+``hoffmann_table3()``: Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models",
 Table 3 (Approach 1): estimated compute-optimal parameters and training tokens for a FLOP
-budget (C ≈ 6·N·D). The seed paper's table, copied from /work/shared/SCIENCE.md.
+budget (C ≈ 6·N·D), as printed in the paper.
 """
 
 from __future__ import annotations
@@ -33,5 +33,3 @@ def hoffmann_table3() -> pd.DataFrame:
     frame.attrs["citation"] = HOFFMANN_TABLE3_CITATION
     return frame
 
-
-HOFFMANN_TABLE3 = hoffmann_table3()

@@ -20,7 +20,7 @@ from bayescale.errors import ModelSpecError
 from bayescale.laws import LAWS, Law, get_law
 from bayescale.resources import models_dir
 
-TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling", "options"}
+TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling"}
 LIKELIHOOD_KEYS = {"family", "nu", "sigma"}
 POOLING_KEYS = {"params", "group", "scale", "centered"}
 FAMILIES = ("studentt", "normal")
@@ -97,6 +97,39 @@ class Likelihood:
         nu = self.nu.to_dict() if isinstance(self.nu, Prior) else self.nu
         return {"family": self.family, "nu": nu, "sigma": self.sigma.to_dict()}
 
+    @property
+    def robust(self) -> bool:
+        """Whether the family has heavy tails (Student-t) and so a degrees-of-freedom ``nu``."""
+        return self.family == "studentt"
+
+    def nu_values(self, posterior: Any) -> Any:
+        """``nu`` per posterior draw, dims (chain, draw, 1), where it was sampled; else the fixed number."""
+        if "nu" in posterior:
+            return posterior["nu"].transpose("chain", "draw").values[..., None]
+        return self.nu
+
+    def unit_noise(self, rng: np.random.Generator, nu: Any, shape: tuple[int, ...]) -> np.ndarray:
+        """Observation noise at unit scale: Student-t with ``nu`` broadcast to ``shape``, or standard normal."""
+        if self.robust:
+            return rng.standard_t(np.broadcast_to(nu, shape))
+        return rng.standard_normal(shape)
+
+    def logpdf(self, y: Any, mu: Any, sigma: Any, nu: Any) -> np.ndarray:
+        """Log density of observed log loss ``y`` around ``mu`` (numpy/scipy, for LOO and held-out scores)."""
+        from scipy import stats
+
+        if self.robust:
+            return stats.t.logpdf(y, nu, loc=mu, scale=sigma)
+        return stats.norm.logpdf(y, loc=mu, scale=sigma)
+
+    def observe(self, name: str, mu: Any, sigma: Any, observed: Any, nu: Any, dims: str) -> Any:
+        """The PyMC likelihood node of the model (``nu`` a number or a random variable)."""
+        import pymc as pm
+
+        if self.robust:
+            return pm.StudentT(name, nu=nu, mu=mu, sigma=sigma, observed=observed, dims=dims)
+        return pm.Normal(name, mu=mu, sigma=sigma, observed=observed, dims=dims)
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -113,7 +146,6 @@ class ModelSpec:
     #: instead of non-centred: better when every group's own data pin its level down.
     centered: tuple[str, ...] = ()
     description: str = ""
-    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def law(self) -> Law:
@@ -122,6 +154,8 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], source: str = "<spec>") -> ModelSpec:
         """Validate the structure of a spec dict (TOML-shaped) against its law."""
+        if raw.get("options") == {}:  # fit files written before 0.2 store an (always empty) options table
+            raw = {k: v for k, v in raw.items() if k != "options"}
         unknown = set(raw) - TOP_LEVEL_KEYS
         if unknown:
             raise ModelSpecError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}")
@@ -178,7 +212,6 @@ class ModelSpec:
             group=tuple(group),
             centered=tuple(centered),
             description=str(raw.get("description", law.description)),
-            options=dict(raw.get("options", {})),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,7 +222,6 @@ class ModelSpec:
             "priors": {k: v.to_dict() for k, v in self.priors.items()},
             "likelihood": self.likelihood.to_dict(),
             "pooling": {"params": list(self.pooled), "group": list(self.group), "scale": dict(self.pool_scale), "centered": list(self.centered)},
-            "options": dict(self.options),
         }
 
     @property

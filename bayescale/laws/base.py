@@ -46,6 +46,12 @@ class Law:
     inputs: ClassVar[tuple[str, ...]]
     #: Extra covariates the law may read when a spec names them (e.g. dropout), raw values.
     covariates: ClassVar[tuple[str, ...]] = ()
+    #: The parameter that is the loss at infinite scale (a target below it is unreachable), if any.
+    irreducible: ClassVar[str | None] = None
+
+    def optimal_log_params(self, p: Mapping[str, Any], log_c6: Any, log_u: Any = None) -> np.ndarray | None:
+        """Closed-form compute-optimal log N for budgets ``6·exp(log_c6)`` where the law has one, else ``None``."""
+        return None
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -93,8 +99,12 @@ class Law:
         slope = public[exponent] if exponent is not None else 1.0
         return slope * centres[column]
 
+    def log_inputs(self, columns: Any) -> dict[str, np.ndarray]:
+        """What ``log_loss`` reads from raw columns (a DataFrame or mapping): log inputs, raw covariates present."""
+        x = {c: np.log(np.asarray(columns[c], dtype=float)) for c in self.inputs}
+        x.update({c: np.asarray(columns[c], dtype=float) for c in self.covariates if c in columns})
+        return x
+
     def loss(self, p: Mapping[str, Any], inputs: Mapping[str, Any]) -> np.ndarray:
         """Loss (not log) on numpy values: ``inputs`` holds raw columns, not logs."""
-        x = {c: np.log(np.asarray(inputs[c], dtype=float)) for c in self.inputs}
-        x.update({c: np.asarray(inputs[c], dtype=float) for c in self.covariates if c in inputs})
-        return np.exp(self.log_loss(NUMPY, p, x))
+        return np.exp(self.log_loss(NUMPY, p, self.log_inputs(inputs)))

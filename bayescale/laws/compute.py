@@ -14,6 +14,7 @@ class Compute(Law):
         Parameter("K", "compute-term amplitude", {"dist": "LogNormal", "mu": 8.0, "sigma": 4.0}, centre=("gamma", "flops")),
     )
     inputs = ("flops",)
+    irreducible = "E"
 
     def log_loss(self, ops, p, x):
         return ops.logaddexp(ops.log(p["E"]), ops.log(p["K"]) - p["gamma"] * x["flops"])

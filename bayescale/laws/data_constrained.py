@@ -8,7 +8,7 @@ U_D under the Chinchilla law, and R_N = max(N/U_N - 1, 0). Then L = E + A/N'^alp
 from __future__ import annotations
 
 from bayescale.laws.base import Law, Parameter
-from bayescale.laws.chinchilla import CHINCHILLA_PARAMETERS, chinchilla_log_loss
+from bayescale.laws.chinchilla import CHINCHILLA_PARAMETERS, chinchilla_log_loss, optimal_log_n
 
 REPEAT_PARAMETERS = (
     Parameter("R_D_star", "repetitions at which repeated data has lost 1-1/e of its value", {"dist": "LogNormal", "mu": 2.7, "sigma": 1.0}),
@@ -40,6 +40,11 @@ class DataConstrained(Law):
     description = "Chinchilla with effective data D' and parameters N' under repetition (Muennighoff et al. 2023)"
     parameters = CHINCHILLA_PARAMETERS + REPEAT_PARAMETERS
     inputs = ("params", "tokens", "unique_tokens")
+    irreducible = "E"
+
+    def optimal_log_params(self, p, log_c6, log_u=None):
+        # with unlimited data (U = D) nothing repeats: N' = N, D' = D and Chinchilla's optimum holds
+        return optimal_log_n(p, log_c6) if log_u is None else None
 
     def log_loss(self, ops, p, x):
         log_n_eff, log_d_eff = effective_log_inputs(ops, p, x)

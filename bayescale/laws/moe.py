@@ -25,6 +25,7 @@ class MoE(Law):
     description = "L = E + A/N_eff^alpha + B/D^beta, N_eff = N_active*(1 + c*log experts)"
     parameters = MOE_PARAMETERS
     inputs = ("active_params", "experts", "tokens")
+    irreducible = "E"
 
     def log_loss(self, ops, p, x):
         log_n_eff = x["active_params"] + ops.log1p(p["c"] * x["experts"])

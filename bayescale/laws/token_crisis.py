@@ -47,6 +47,7 @@ class TokenCrisis(Law):
     description = "data-constrained law plus an over-fitting term K_o(N/U_D)^gamma_o(1-exp(-R_D/R_o))exp(-delta*dropout) (Xue et al. 2023)"
     parameters = CHINCHILLA_PARAMETERS + REPEAT_PARAMETERS + OVERFIT_PARAMETERS
     inputs = ("params", "tokens", "unique_tokens")
+    irreducible = "E"
     covariates = ("dropout",)
 
     def log_loss(self, ops, p, x):

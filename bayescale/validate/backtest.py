@@ -86,7 +86,7 @@ def backtest(
     if method == "point":
         frame = target_table(fitted, targets)
         law = fitted.spec.law
-        predicted = np.log(law.loss(fitted.params, {c: frame[c].to_numpy(float) for c in (*law.inputs, *law.covariates) if c in frame.columns}))
+        predicted = np.log(law.loss(fitted.params, frame))
     else:
         predicted = np.median(samples, axis=0)
     out: dict[str, Any] = {"model": fitted.spec.name, "method": method, "train_max_flops": float(train_max_flops)}

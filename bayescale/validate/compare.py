@@ -27,8 +27,6 @@ PARETO_K_WARN = 0.7
 
 def _loglik(fit: Fit, frame: pd.DataFrame, y: np.ndarray, in_sample: bool) -> np.ndarray:
     """(chain, draw, run) log density of ``y`` (log loss) at ``frame``'s inputs."""
-    from scipy import stats
-
     law = fit.spec.law
     post = fit.posterior
     d = fit.design
@@ -43,15 +41,12 @@ def _loglik(fit: Fit, frame: pd.DataFrame, y: np.ndarray, in_sample: bool) -> np
     else:
         if d.groups:
             raise BayescaleError("held-out log-likelihood is only defined for fits without groups")
-        x = {c: np.log(frame[c].to_numpy(dtype=float)) for c in law.inputs}
-        x.update({c: frame[c].to_numpy(dtype=float) for c in law.covariates if c in frame.columns})
+        x = law.log_inputs(frame)
     public = law.to_public(NUMPY, z, d.centres)
     mu = law.log_loss(NUMPY, public, x)
     sigma = post["sigma"].transpose("chain", "draw").values[..., None]
-    if fit.spec.likelihood.family == "studentt":
-        nu = post["nu"].transpose("chain", "draw").values[..., None] if "nu" in post else float(fit.spec.likelihood.nu)
-        return stats.t.logpdf(y, nu, loc=mu, scale=sigma)
-    return stats.norm.logpdf(y, loc=mu, scale=sigma)
+    likelihood = fit.spec.likelihood
+    return likelihood.logpdf(y, mu, sigma, likelihood.nu_values(post))
 
 
 def log_likelihood(fit: Fit) -> xr.DataArray:
@@ -64,7 +59,7 @@ def log_likelihood(fit: Fit) -> xr.DataArray:
 def loo_tree(fit: Fit) -> xr.DataTree:
     """A DataTree with ``posterior``, ``log_likelihood`` and ``observed_data`` for ArviZ."""
     ll = log_likelihood(fit)
-    post = fit.posterior[[v for v in fit.parameter_names() if v in fit.posterior]]
+    post = fit.posterior[[v for v in fit.parameter_names if v in fit.posterior]]
     obs = xr.Dataset({"log_loss": ("run", fit.design.y)}, coords={"run": ll["run"].values})
     return xr.DataTree.from_dict({"posterior": post, "log_likelihood": ll.to_dataset(), "observed_data": obs})
 

@@ -87,8 +87,7 @@ class PointFit:
         law = self.spec.law
         draws = self.boot if len(self.boot) else pd.DataFrame([self.params])
         p = {k: draws[k].to_numpy()[:, None] for k in law.parameter_names}
-        x = {c: np.log(frame[c].to_numpy(dtype=float))[None, :] for c in law.inputs}
-        x.update({c: frame[c].to_numpy(dtype=float)[None, :] for c in law.covariates if c in frame.columns})
+        x = {c: v[None, :] for c, v in law.log_inputs(frame).items()}
         mu = np.broadcast_to(law.log_loss(NUMPY, p, x), (len(draws), len(frame)))
         rng = np.random.default_rng(seed)
         res = self.residuals if self.residuals.size else np.zeros(1)

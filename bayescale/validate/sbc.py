@@ -98,7 +98,7 @@ def sbc(
         sigma = float(prior["likelihood.sigma"][i])
         nu = float(prior["likelihood.nu"][i]) if "likelihood.nu" in prior else float(spec.likelihood.nu)
         frame = simulate_runs(spec.form, truth, design, sigma=0.0, seed=seed + i)
-        noise = rng.standard_t(nu, len(frame)) if spec.likelihood.family == "studentt" else rng.standard_normal(len(frame))
+        noise = spec.likelihood.unit_noise(rng, nu, (len(frame),))
         frame["loss"] = frame["loss"] * np.exp(sigma * noise)
         truth["sigma"] = sigma
         with warnings.catch_warnings():
