@@ -18,6 +18,7 @@ import pandas as pd
 
 from bayescale.simulate import grid_runs, simulate_groups
 
+ROOT = Path(__file__).resolve().parents[1]
 SEED = 2024
 SIGMA = 0.01
 #: The truth per dataset (shared exponents), recorded in data/README.md.
@@ -37,7 +38,7 @@ TARGETS = pd.DataFrame(
 )
 
 
-def main(root: Path = Path(__file__).resolve().parents[1]) -> None:
+def main(root: Path = ROOT) -> None:
     design = grid_runs(np.geomspace(2e7, 1e9, 6), np.geomspace(4e8, 4e10, 6))
     frame = simulate_groups("chinchilla", TRUTHS, design, column="dataset", sigma=SIGMA, seed=SEED)
     frame = frame[["dataset", "params", "tokens", "loss"]].rename(columns={"params": "Model Size"})

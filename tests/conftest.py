@@ -11,10 +11,10 @@ import pytest
 
 matplotlib.use("Agg")
 
-from bayescale import ConvergenceWarning, fit  # noqa: E402
-from bayescale.runs import load_runs  # noqa: E402
-from bayescale.resources import data_path  # noqa: E402
-from bayescale.simulate import EPOCH_CHINCHILLA, grid_runs, simulate_groups, simulate_runs  # noqa: E402
+from bayescale import ConvergenceWarning, fit
+from bayescale.resources import data_path
+from bayescale.runs import load_runs
+from bayescale.simulate import EPOCH_CHINCHILLA, grid_runs, simulate_groups, simulate_runs
 
 #: Settings of the ungrouped fixtures: sampling is ~1 s of them (the compile dominates), so they keep
 #: the README's 4 x 1000 draws and their numbers stay comparable with it.
@@ -32,6 +32,7 @@ GROUP_TRUTHS = {
     "code": {"E": 1.55, "A": 520.0, "B": 2300.0, "alpha": 0.35, "beta": 0.36},
     "books": {"E": 1.95, "A": 460.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36},
 }
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", default=False, help="also run the tests marked slow (deselected by default)")

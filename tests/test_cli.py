@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from bayescale.cli import app
-from bayescale.fitting import load_fit
 from bayescale.errors import FitFileError, ModelSpecError, RunTableError, SamplerError
+from bayescale.fitting import load_fit
 
 runner = CliRunner()
 

@@ -102,9 +102,7 @@ def test_point_fit_reproduces_epoch(chinchilla_runs):
 def test_point_fit_holds_fixed_parameters():
     """A two-stage spec: the Chinchilla constants fixed at the truth, only R_D_star/R_N_star fitted."""
     truth = {**EPOCH_CHINCHILLA, "R_D_star": 15.4, "R_N_star": 5.3}
-    design = pd.DataFrame(
-        [{"params": n, "unique_tokens": u, "tokens": u * e} for n in np.geomspace(3e7, 3e9, 5) for u in (3e8, 3e9) for e in (1, 3, 10, 30, 100)]
-    )
+    design = pd.DataFrame([{"params": n, "unique_tokens": u, "tokens": u * e} for n in np.geomspace(3e7, 3e9, 5) for u in (3e8, 3e9) for e in (1, 3, 10, 30, 100)])
     runs = load_runs(simulate_runs("data_constrained", truth, design, sigma=0.003, seed=4))
     spec = {"form": "data_constrained", "priors": {k: {"dist": "Fixed", "value": v} for k, v in EPOCH_CHINCHILLA.items()}}
     result = point_fit(runs, spec, n_refine=4)
