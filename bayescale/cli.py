@@ -103,7 +103,7 @@ def fit_cmd(
     chains: Annotated[int, typer.Option(help="Number of chains.")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same posterior.")] = 0,
     sampler: Annotated[str, typer.Option(help="nutpie (default), pymc or numpyro.")] = "nutpie",
-    adaptation: Annotated[str | None, typer.Option(help="nutpie mass matrix: low_rank (default without --group) or diag (default with).")] = None,
+    adaptation: Annotated[str | None, typer.Option(help="nutpie mass matrix: low_rank (default) or diag (default when a --group level is sampled non-centred).")] = None,
     strict: Annotated[bool, typer.Option(help="Exit with code 7 if the fit did not converge.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
@@ -402,20 +402,33 @@ def backtest_cmd(
     _emit(text, output)
 
 
-def _compare(runs, models, column, drop_highest_loss, draws, tune, chains, seed, quiet, by_group=None):
+def _compare(runs, models, column, drop_highest_loss, draws, tune, chains, seed, quiet, by_group=None, lfo=False, pooling=None, group=None, train_max_flops=None):
     import bayescale
     from bayescale.errors import BayescaleError
     from bayescale.fitting import fit
-    from bayescale.validate import compare, kfold_by_group
+    from bayescale.validate import compare, compare_lfo, kfold_by_group, lfo_candidates
 
-    if not models or len(models) < 2:
-        raise BayescaleError("give at least two --model options to compare")
+    models, pooling, group = models or ["chinchilla"], pooling or [], group or []
     if len(set(models)) != len(models):
         raise BayescaleError(f"a --model is listed twice: {', '.join(models)}")
+    if len(set(pooling)) != len(pooling):
+        raise BayescaleError(f"a --pooling is listed twice: {', '.join(pooling)}")
+    if pooling and not group:
+        raise BayescaleError("--pooling chooses which parameters vary by group: give --group COLUMN too")
+    if by_group and (lfo or pooling or group):
+        raise BayescaleError("--by-group (leave-one-group-out) cannot be combined with --lfo, --pooling or --group")
+    if train_max_flops and not lfo:
+        raise BayescaleError("--train-max-flops sets the leave-future-out cutoff: add --lfo")
+    candidates = lfo_candidates(models, pooling)  # validates every --pooling value before any fit
+    if len(candidates) < 2:
+        raise BayescaleError("give at least two candidates to compare: several --model options and/or several --pooling choices")
     table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss)
     if by_group:
         return kfold_by_group(table, models, by_group, draws=draws, tune=tune, chains=chains, seed=seed)
-    fits = {m: fit(table, m, draws=draws, tune=tune, chains=chains, seed=seed, progress=not quiet) for m in models}
+    if lfo:
+        cutoffs = _cutoffs(train_max_flops, 0, table) if train_max_flops else None
+        return compare_lfo(table, candidates, group=group or None, cutoff=cutoffs, seed=seed, draws=draws, tune=tune, chains=chains)
+    fits = {name: fit(table, spec, group or None, draws=draws, tune=tune, chains=chains, seed=seed, progress=not quiet) for name, spec in candidates.items()}
     return compare(fits)
 
 
@@ -433,13 +446,24 @@ def compare_cmd(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     by_group: Annotated[str | None, typer.Option("--by-group", help="Instead of PSIS-LOO: leave each level of COLUMN out in turn and refit (slow).")] = None,
+    lfo: Annotated[bool, typer.Option("--lfo", help="Instead of PSIS-LOO: fit on the smaller runs, rank by forecasts of the larger ones.")] = False,
+    pooling: Annotated[list[str] | None, typer.Option(help="What varies by --group (repeatable, crossed with --model): levels, all, none or a comma list like E,A,B.")] = None,
+    group: Annotated[list[str] | None, typer.Option(help="Grouping column (repeatable) for every candidate.")] = None,
+    train_max_flops: Annotated[list[str] | None, typer.Option(help="--lfo cutoff(s): fit on runs with flops <= X (default: the 70% flops quantile).")] = None,
 ) -> None:
-    """Fit several laws to the same runs and rank them by PSIS-LOO (elpd, stacking weights)."""
-    table = _run(_compare, runs, model, column, drop_highest_loss, draws, tune, chains, seed, quiet, by_group)
+    """Rank laws and pooling structures: PSIS-LOO by default, leave-future-out forecasts with --lfo."""
+    table = _run(_compare, runs, model, column, drop_highest_loss, draws, tune, chains, seed, quiet, by_group, lfo, pooling, group, train_max_flops)
     if format is Format.json:
         text = json.dumps(json.loads(table.to_json(orient="index")), indent=2)
     elif format is Format.csv:
         text = table.to_csv()
+    elif lfo:
+        cutoffs = ", ".join(f"{c:.3g}" for c in table.attrs["cutoffs"])
+        text = (
+            table.to_string(float_format=lambda v: f"{v:.4g}")
+            + f"\n\nleave-future-out: fitted on runs with flops <= {cutoffs}, scored on every larger run (log loss). "
+            "elpd: held-out log predictive density (higher is better); crps, median_abs_log_error: lower is better; coverage_90: share inside the 90% interval"
+        )
     else:
         text = table.to_string(float_format=lambda v: f"{v:.4g}") + "\n\n" + ("elpd_kfold: leave-one-group-out log predictive density (higher is better)" if by_group else "elpd: PSIS-LOO expected log predictive density of log loss (higher is better); weight: stacking weight; n_bad_k: runs with Pareto k > 0.7")
     _emit(text, output)

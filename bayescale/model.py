@@ -119,8 +119,11 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
 
     from bayescale.laws.ops import pytensor_ops
 
+    from bayescale.pooling import resolve_centered
+
     ops = pytensor_ops()
     law = d.law
+    spec = resolve_centered(spec, d)
     coords = {"run": np.arange(d.y.size), **{g: d.levels[g] for g in d.groups}}
     init = initial_internal(spec, d, prior_draws)
     with pm.Model(coords=coords) as model:

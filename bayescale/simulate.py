@@ -55,3 +55,29 @@ def simulate_groups(
         block[column] = name
         frames.append(block)
     return pd.concat(frames, ignore_index=True)
+
+
+def group_truths(
+    n_groups: int,
+    base: Mapping[str, float] = EPOCH_CHINCHILLA,
+    level_spread: Mapping[str, float] | None = None,
+    shape_spread: Mapping[str, float] | None = None,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Per-group Chinchilla truths ``g00, g01, …``: each constant is ``base`` times ``exp(spread · z)``.
+
+    Default: levels differ (E by ~8%, A and B by ~30%) and exponents are shared; give
+    ``shape_spread`` (e.g. ``{"alpha": 0.03, "beta": 0.03}``, additive) for exponents that differ a little.
+    """
+    levels = {"E": 0.08, "A": 0.3, "B": 0.3} if level_spread is None else dict(level_spread)
+    shapes = dict(shape_spread or {})
+    rng = np.random.default_rng(seed)
+    truths = {}
+    for g in range(n_groups):
+        truth = dict(base)
+        for name, spread in levels.items():
+            truth[name] = float(base[name] * np.exp(spread * rng.standard_normal()))
+        for name, spread in shapes.items():
+            truth[name] = float(base[name] + spread * rng.standard_normal())
+        truths[f"g{g:02d}"] = truth
+    return truths

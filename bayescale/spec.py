@@ -25,6 +25,9 @@ LIKELIHOOD_KEYS = {"family", "nu", "sigma"}
 POOLING_KEYS = {"params", "group", "scale", "centered"}
 FAMILIES = ("studentt", "normal")
 DEFAULT_POOL_SCALE = 0.2
+#: ``pooling.centered = "auto"`` (the default): each pooled parameter is centred or not by the
+#: rule in ``bayescale.pooling.auto_centered``, from how well each group's own runs pin it down.
+AUTO = "auto"
 DEFAULT_SIGMA_PRIOR = {"dist": "HalfNormal", "sigma": 0.05}
 
 
@@ -143,8 +146,9 @@ class ModelSpec:
     pool_scale: Mapping[str, float]
     group: tuple[str, ...] = ()
     #: Pooled parameters whose group levels are sampled centred (level ~ N(population, tau))
-    #: instead of non-centred: better when every group's own data pin its level down.
-    centered: tuple[str, ...] = ()
+    #: instead of non-centred: better when every group's own data pin its level down. ``"auto"``
+    #: leaves the choice to ``pooling.auto_centered`` at fit time (the fit stores the resolved list).
+    centered: tuple[str, ...] | str = AUTO
     description: str = ""
 
     @property
@@ -175,7 +179,7 @@ class ModelSpec:
         if unknown:
             raise ModelSpecError(f"{source}: unknown pooling key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(POOLING_KEYS))}")
         fixed = [p for p in names if priors[p].fixed]
-        pooled = tuple(pooling.get("params", [p for p in names if p not in fixed]))
+        pooled = tuple(pooling.get("params", [p for p in law.level_names if p not in fixed]))
         bad = [p for p in pooled if p not in names]
         if bad:
             raise ModelSpecError(f"{source}: pooling.params names {', '.join(bad)}, not parameters of {form} ({', '.join(names)})")
@@ -188,15 +192,16 @@ class ModelSpec:
         bad = [p for p in scale_raw if p not in names]
         if bad:
             raise ModelSpecError(f"{source}: pooling.scale names {', '.join(bad)}, not parameters of {form}")
-        scale = {p: float(scale_raw.get(p, DEFAULT_POOL_SCALE)) for p in pooled}
+        # scales of parameters the spec does not pool are kept: a --pooling choice may pool them
+        scale = {p: float(scale_raw.get(p, DEFAULT_POOL_SCALE)) for p in (*pooled, *(q for q in names if q in scale_raw and q not in pooled))}
         for p, s in scale.items():
             if not s > 0:
                 raise ModelSpecError(f"{source}: pooling.scale.{p} = {s:g} must be > 0")
-        centered = pooling.get("centered", [])
+        centered = pooling.get("centered", AUTO)
         centered = list(pooled) if centered is True else ([] if centered is False else centered)
-        if isinstance(centered, str) or not isinstance(centered, list):
-            raise ModelSpecError(f"{source}: pooling.centered must be a list of pooled parameters or true/false, not {centered!r}")
-        bad = [p for p in centered if p not in pooled]
+        if centered != AUTO and (isinstance(centered, str) or not isinstance(centered, list)):
+            raise ModelSpecError(f"{source}: pooling.centered must be \"auto\", a list of pooled parameters or true/false, not {centered!r}")
+        bad = [] if centered == AUTO else [p for p in centered if p not in pooled]
         if bad:
             raise ModelSpecError(f"{source}: pooling.centered names {', '.join(map(str, bad))}, not pooled ({', '.join(pooled) or 'none'})")
         group = pooling.get("group", [])
@@ -210,7 +215,7 @@ class ModelSpec:
             pooled=pooled,
             pool_scale=scale,
             group=tuple(group),
-            centered=tuple(centered),
+            centered=AUTO if centered == AUTO else tuple(centered),
             description=str(raw.get("description", law.description)),
         )
 
@@ -221,7 +226,7 @@ class ModelSpec:
             "description": self.description,
             "priors": {k: v.to_dict() for k, v in self.priors.items()},
             "likelihood": self.likelihood.to_dict(),
-            "pooling": {"params": list(self.pooled), "group": list(self.group), "scale": dict(self.pool_scale), "centered": list(self.centered)},
+            "pooling": {"params": list(self.pooled), "group": list(self.group), "scale": dict(self.pool_scale), "centered": self.centered if self.centered == AUTO else list(self.centered)},
         }
 
     @property

@@ -19,12 +19,10 @@ from bayescale.simulate import EPOCH_CHINCHILLA, grid_runs, simulate_groups, sim
 #: Settings of the ungrouped fixtures: sampling is ~1 s of them (the compile dominates), so they keep
 #: the README's 4 x 1000 draws and their numbers stay comparable with it.
 FAST = {"draws": 1000, "tune": 1000, "chains": 4}
-#: The grouped fixture uses models/chinchilla_grouped.toml: what varies between the datasets (E, A,
-#: B) is pooled and sampled centred (each group's 36 runs pin its level down), the exponents are
-#: shared as in the truth, and the low-rank mass matrix takes the amplitude-exponent correlation.
-#: The default spec (all five pooled, non-centred) took 436-475 s here on 192 runs; this samples
-#: in seconds after the compile.
-GROUPED = {"draws": 1000, "tune": 1000, "chains": 2, "adaptation": "low_rank"}
+#: The grouped fixture uses the default spec: the levels (E, A, B) pooled, centred automatically
+#: (each group's 36 runs pin its level down), the exponents shared as in the truth. The old default
+#: (all five pooled, non-centred) on 192 runs took 436-475 s here; this samples in seconds.
+GROUPED = {"draws": 1000, "tune": 1000, "chains": 2}
 #: Three datasets that share exponents and differ in irreducible loss and amplitudes: the
 #: situation the issue names (groups sharing exponents shrink together, offsets stay apart).
 GROUP_TRUTHS = {
@@ -79,7 +77,7 @@ def grouped_frame():
 def grouped_fit(grouped_frame):
     with warnings.catch_warnings():  # diagnostics are what the package warns about, not what tests pin
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return fit(grouped_frame, "chinchilla_grouped", group="dataset", seed=4, **GROUPED)
+        return fit(grouped_frame, "chinchilla", group="dataset", seed=4, **GROUPED)
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,8 @@ def fake_grouped_fit(population: Mapping[str, float], levels: Mapping[str, Mappi
     from bayescale.model import design
     from bayescale.simulate import simulate_groups
 
-    spec = load_spec("chinchilla")
+    base = load_spec("chinchilla").to_dict()
+    spec = load_spec({**base, "pooling": {**base["pooling"], "params": ["E", "A", "B", "alpha", "beta"]}})  # levels may differ in every constant
     runs = load_runs(simulate_groups("chinchilla", levels, grid_runs(np.geomspace(5e7, 3e9, 3), np.geomspace(1e9, 8e10, 3)), column=column))
     d = design(spec, runs, (column,))
     law = spec.law

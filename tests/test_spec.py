@@ -41,7 +41,7 @@ def test_user_copy_of_a_spec(tmp_path):
         ({**BASE, "pooling": {"scale": {"E": -1}}}, "must be > 0"),
         ({**BASE, "pooling": {"pool": []}}, "unknown pooling key"),
         ({**BASE, "pooling": {"params": ["E"], "centered": ["A"]}}, "pooling.centered names A, not pooled"),
-        ({**BASE, "pooling": {"centered": "E"}}, "pooling.centered must be a list"),
+        ({**BASE, "pooling": {"centered": "E"}}, "pooling.centered must be \"auto\", a list"),
         ({**BASE, "likelihood": {"family": "cauchy"}}, "not one of studentt, normal"),
         ({**BASE, "likelihood": {"nu": -2}}, "nu must be a positive number"),
         ({**BASE, "priors": {"E": {"dist": "Fixed"}}}, "a fixed parameter is written"),
@@ -66,9 +66,9 @@ def test_fixed_parameters():
     assert (draws["priors.B"] == spec.fixed["B"]).all()  # a point mass draws its constant
     assert draws["priors.R_D_star"].std() > 0
     assert ModelSpec.from_dict(spec.to_dict()) == spec
-    # without an explicit pooling list, only free parameters are pooled
+    # without an explicit pooling list, the free level parameters are pooled (exponents shared)
     free = ModelSpec.from_dict({**BASE, "priors": {"E": {"dist": "Fixed", "value": 1.8}}})
-    assert "E" not in free.pooled and "alpha" in free.pooled
+    assert free.pooled == ("A", "B")
     with pytest.raises(ModelSpecError, match="E must be positive"):
         ModelSpec.from_dict({**BASE, "priors": {"E": {"dist": "Fixed", "value": -1.0}}}).check_priors()
 
@@ -77,7 +77,9 @@ def test_centered_pooling():
     spec = ModelSpec.from_dict({**BASE, "pooling": {"params": ["E", "A"], "centered": True}})
     assert spec.centered == ("E", "A")
     assert ModelSpec.from_dict(spec.to_dict()) == spec
-    assert ModelSpec.from_dict(BASE).centered == ()
+    assert ModelSpec.from_dict(BASE).centered == "auto"
+    auto = ModelSpec.from_dict({**BASE, "pooling": {"centered": "auto"}})
+    assert auto.centered == "auto" and ModelSpec.from_dict(auto.to_dict()) == auto
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -27,6 +27,10 @@ class Parameter:
 
     ``centre=(exponent, input)`` shifts the internal coordinate by ``exponent * mean(log input)``
     (``exponent=None`` means a unit slope), which removes the amplitude–exponent correlation.
+    ``kind`` says what the constant does to the curve: a ``"level"`` (irreducible loss, an
+    amplitude, a critical scale) sets how high it sits and differs between datasets and recipes,
+    so it varies by group by default; a ``"shape"`` constant (an exponent, a decay rate) sets how
+    it bends, which each group's short compute range pins down poorly, so it is shared by default.
     """
 
     name: str
@@ -34,6 +38,7 @@ class Parameter:
     prior: Mapping[str, Any]
     positive: bool = True
     centre: tuple[str | None, str] | None = None
+    kind: Literal["level", "shape"] = "level"
 
 
 class Law:
@@ -56,6 +61,11 @@ class Law:
     @property
     def parameter_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.parameters)
+
+    @property
+    def level_names(self) -> tuple[str, ...]:
+        """The level parameters (``kind="level"``): what varies by group by default."""
+        return tuple(p.name for p in self.parameters if p.kind == "level")
 
     def parameter(self, name: str) -> Parameter:
         for p in self.parameters:

@@ -12,8 +12,8 @@ from bayescale.laws.base import Law, Parameter
 #: Shared by the forms that extend Chinchilla (data-constrained, token-crisis, MoE).
 CHINCHILLA_PARAMETERS = (
     Parameter("E", "irreducible loss", {"dist": "LogNormal", "mu": 0.5, "sigma": 0.5}),
-    Parameter("alpha", "parameter exponent", {"dist": "TruncatedNormal", "mu": 0.35, "sigma": 0.25, "lower": 0.0, "upper": 2.0}),
-    Parameter("beta", "data exponent", {"dist": "TruncatedNormal", "mu": 0.35, "sigma": 0.25, "lower": 0.0, "upper": 2.0}),
+    Parameter("alpha", "parameter exponent", {"dist": "TruncatedNormal", "mu": 0.35, "sigma": 0.25, "lower": 0.0, "upper": 2.0}, kind="shape"),
+    Parameter("beta", "data exponent", {"dist": "TruncatedNormal", "mu": 0.35, "sigma": 0.25, "lower": 0.0, "upper": 2.0}, kind="shape"),
     Parameter("A", "parameter-term amplitude", {"dist": "LogNormal", "mu": 6.0, "sigma": 3.0}, centre=("alpha", "params")),
     Parameter("B", "data-term amplitude", {"dist": "LogNormal", "mu": 7.0, "sigma": 3.0}, centre=("beta", "tokens")),
 )

@@ -10,7 +10,7 @@ class Compute(Law):
     description = "L = E + K*C^(-gamma)"
     parameters = (
         Parameter("E", "irreducible loss", {"dist": "LogNormal", "mu": 0.5, "sigma": 0.5}),
-        Parameter("gamma", "compute exponent", {"dist": "TruncatedNormal", "mu": 0.15, "sigma": 0.15, "lower": 0.0, "upper": 1.0}),
+        Parameter("gamma", "compute exponent", {"dist": "TruncatedNormal", "mu": 0.15, "sigma": 0.15, "lower": 0.0, "upper": 1.0}, kind="shape"),
         Parameter("K", "compute-term amplitude", {"dist": "LogNormal", "mu": 8.0, "sigma": 4.0}, centre=("gamma", "flops")),
     )
     inputs = ("flops",)

@@ -11,8 +11,8 @@ from bayescale.laws.base import Law, Parameter
 from bayescale.laws.chinchilla import CHINCHILLA_PARAMETERS, chinchilla_log_loss, optimal_log_n
 
 REPEAT_PARAMETERS = (
-    Parameter("R_D_star", "repetitions at which repeated data has lost 1-1/e of its value", {"dist": "LogNormal", "mu": 2.7, "sigma": 1.0}),
-    Parameter("R_N_star", "excess-parameter decay constant", {"dist": "LogNormal", "mu": 1.7, "sigma": 1.0}),
+    Parameter("R_D_star", "repetitions at which repeated data has lost 1-1/e of its value", {"dist": "LogNormal", "mu": 2.7, "sigma": 1.0}, kind="shape"),
+    Parameter("R_N_star", "excess-parameter decay constant", {"dist": "LogNormal", "mu": 1.7, "sigma": 1.0}, kind="shape"),
 )
 
 

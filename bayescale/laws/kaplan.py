@@ -9,8 +9,8 @@ class Kaplan(Law):
     name = "kaplan"
     description = "L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D (Kaplan et al. 2020)"
     parameters = (
-        Parameter("alpha_N", "parameter exponent", {"dist": "TruncatedNormal", "mu": 0.1, "sigma": 0.1, "lower": 0.0, "upper": 1.0}),
-        Parameter("alpha_D", "data exponent", {"dist": "TruncatedNormal", "mu": 0.1, "sigma": 0.1, "lower": 0.0, "upper": 1.0}),
+        Parameter("alpha_N", "parameter exponent", {"dist": "TruncatedNormal", "mu": 0.1, "sigma": 0.1, "lower": 0.0, "upper": 1.0}, kind="shape"),
+        Parameter("alpha_D", "data exponent", {"dist": "TruncatedNormal", "mu": 0.1, "sigma": 0.1, "lower": 0.0, "upper": 1.0}, kind="shape"),
         Parameter("N_c", "critical parameter count", {"dist": "LogNormal", "mu": 32.0, "sigma": 5.0}, centre=(None, "params")),
         Parameter("D_c", "critical token count", {"dist": "LogNormal", "mu": 31.0, "sigma": 5.0}, centre=(None, "tokens")),
     )

@@ -25,9 +25,9 @@ _TINY = 1e-300
 
 OVERFIT_PARAMETERS = (
     Parameter("K_o", "over-fitting amplitude: extra loss at N = U_D once repetition saturates (dropout 0)", {"dist": "LogNormal", "mu": -4.0, "sigma": 2.0}),
-    Parameter("gamma_o", "over-fitting exponent in model size per unique token, N/U_D", {"dist": "LogNormal", "mu": -0.7, "sigma": 0.7}),
-    Parameter("R_o", "repetitions over which the over-fitting term sets in (1-1/e of its size at R_D = R_o)", {"dist": "LogNormal", "mu": 3.0, "sigma": 1.0}),
-    Parameter("delta", "dropout mitigation: the term is scaled by exp(-delta * dropout)", {"dist": "LogNormal", "mu": 2.3, "sigma": 1.0}),
+    Parameter("gamma_o", "over-fitting exponent in model size per unique token, N/U_D", {"dist": "LogNormal", "mu": -0.7, "sigma": 0.7}, kind="shape"),
+    Parameter("R_o", "repetitions over which the over-fitting term sets in (1-1/e of its size at R_D = R_o)", {"dist": "LogNormal", "mu": 3.0, "sigma": 1.0}, kind="shape"),
+    Parameter("delta", "dropout mitigation: the term is scaled by exp(-delta * dropout)", {"dist": "LogNormal", "mu": 2.3, "sigma": 1.0}, kind="shape"),
 )
 
 

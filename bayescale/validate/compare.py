@@ -43,7 +43,12 @@ def _loglik(fit: Fit, frame: pd.DataFrame, y: np.ndarray, in_sample: bool) -> np
             raise BayescaleError("held-out log-likelihood is only defined for fits without groups")
         x = law.log_inputs(frame)
     public = law.to_public(NUMPY, z, d.centres)
-    mu = law.log_loss(NUMPY, public, x)
+    return log_density(fit, y, law.log_loss(NUMPY, public, x))
+
+
+def log_density(fit: Fit, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """(chain, draw, run) density of observed log loss ``y`` under the fit's likelihood around ``mu``."""
+    post = fit.posterior
     sigma = post["sigma"].transpose("chain", "draw").values[..., None]
     likelihood = fit.spec.likelihood
     return likelihood.logpdf(y, mu, sigma, likelihood.nu_values(post))

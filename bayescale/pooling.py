@@ -1,0 +1,105 @@
+"""Which parameters vary by group, and whether their group levels are sampled centred.
+
+The default (a spec without ``pooling.params``) lets the law's *level* parameters vary by group
+(``Parameter.kind == "level"``: irreducible loss, amplitudes, critical scales) and shares its
+*shape* parameters (exponents, decay rates): each group's own compute range is short, so a
+per-group exponent wanders along the E–A–α ridge and extrapolates badly, while levels are what
+datasets and recipes really change. ``pooling_choice`` turns the CLI's ``--pooling`` values into
+parameter lists; ``auto_centered`` is the rule behind ``pooling.centered = "auto"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from bayescale.errors import ModelSpecError
+from bayescale.model import MIN_DISTINCT, Design
+from bayescale.spec import AUTO, ModelSpec
+
+#: Named ``--pooling`` choices: the law's levels, every free parameter, or none (all shared).
+POOLING_CHOICES = ("levels", "all", "none")
+#: A group pins its own level of a parameter down (so that level is sampled centred) when it has
+#: at least this many runs ...
+AUTO_MIN_RUNS = 10
+#: ... and, on every input the parameter's term depends on, at least ``MIN_DISTINCT`` distinct
+#: values spanning at least this many decades.
+AUTO_MIN_DECADES = 0.5
+#: Inputs that may legitimately be constant within a group (all-fresh data, all-dense runs).
+_MAY_BE_CONSTANT = ("unique_tokens", "experts")
+
+
+def pooling_choice(spec: ModelSpec, choice: str) -> tuple[str, ...]:
+    """The parameters ``choice`` lets vary by group: ``levels``, ``all``, ``none`` or ``E,A,B``."""
+    law = spec.law
+    free = [p for p in law.parameter_names if p not in spec.fixed]
+    text = str(choice).strip()
+    if text == "levels":
+        return tuple(p for p in law.level_names if p in free)
+    if text == "all":
+        return tuple(free)
+    if text == "none":
+        return ()
+    names = [n.strip() for n in text.split(",")]
+    if not text or any(not n for n in names):
+        raise ModelSpecError(f"--pooling {choice!r}: give {', '.join(POOLING_CHOICES)} or a comma list of {law.name} parameters ({', '.join(law.parameter_names)})")
+    unknown = [n for n in names if n not in law.parameter_names]
+    if unknown:
+        raise ModelSpecError(
+            f"--pooling {choice!r}: {', '.join(unknown)} is not a parameter of the {law.name} form; give {', '.join(POOLING_CHOICES)} or a comma list of {', '.join(law.parameter_names)}"
+        )
+    fixed = [n for n in names if n in spec.fixed]
+    if fixed:
+        raise ModelSpecError(f"--pooling {choice!r}: {', '.join(fixed)} is fixed by the {spec.name} spec's prior; a constant cannot vary by group")
+    if len(set(names)) != len(names):
+        raise ModelSpecError(f"--pooling {choice!r}: a parameter is listed twice")
+    return tuple(names)
+
+
+def with_pooling(spec: ModelSpec, choice: str) -> ModelSpec:
+    """``spec`` with the parameters of ``choice`` pooled (centring ``"auto"``, the spec's scales kept)."""
+    raw = spec.to_dict()
+    raw["pooling"] = {**raw["pooling"], "params": list(pooling_choice(spec, choice)), "centered": AUTO}
+    return ModelSpec.from_dict(raw, source=f"{spec.name} with --pooling {choice}")
+
+
+def _identifies(d: Design, rows: np.ndarray, columns: Sequence[str]) -> bool:
+    """Whether the runs ``rows`` pin down a level whose term depends on ``columns`` (the rule above)."""
+    if rows.sum() < AUTO_MIN_RUNS:
+        return False
+    for column in columns:
+        values = d.x[column][rows]
+        if np.unique(values).size < MIN_DISTINCT or (values.max() - values.min()) / np.log(10) < AUTO_MIN_DECADES:
+            return False
+    return True
+
+
+def auto_centered(spec: ModelSpec, d: Design) -> tuple[str, ...]:
+    """The pooled parameters to sample centred: those every group's own runs pin down.
+
+    A pooled parameter is centred when, for every group column and every level of it, the
+    level's runs number at least ``AUTO_MIN_RUNS`` and cover at least ``MIN_DISTINCT`` distinct
+    values spanning ``AUTO_MIN_DECADES`` decades of each input its term depends on (an amplitude
+    declared with ``centre=(exponent, input)``: that input; any other parameter: every input of
+    the law). Then the likelihood, not the between-group prior, fixes each level, which is when a
+    centred hierarchy samples well; otherwise the funnel of a weakly identified level calls for
+    the non-centred form.
+    """
+    law = d.law
+    centred = []
+    for name in spec.pooled:
+        q = law.parameter(name)
+        columns = (q.centre[1],) if q.centre else tuple(c for c in law.inputs if c not in _MAY_BE_CONSTANT)
+        columns = tuple(c for c in columns if c not in _MAY_BE_CONSTANT)
+        if all(_identifies(d, d.codes[g] == i, columns) for g in d.groups for i in range(len(d.levels[g]))):
+            centred.append(name)
+    return tuple(centred)
+
+
+def resolve_centered(spec: ModelSpec, d: Design) -> ModelSpec:
+    """``spec`` with ``centered = "auto"`` replaced by the rule's choice on design ``d``."""
+    if spec.centered != AUTO:
+        return spec
+    return dataclasses.replace(spec, centered=auto_centered(spec, d) if d.groups else ())
