@@ -258,7 +258,7 @@ class Fit:
             "groups": list(self.groups),
             "parameters": {k: {c: _finite_or_none(row[c]) for c in ("median", "lo", "hi", "rhat", "ess_bulk", "ess_tail")} for k, row in table.iterrows()},
             "fixed": dict(self.spec.fixed),
-            "diagnostics": self.diagnostics.to_dict(),
+            "diagnostics": {k: _finite_or_none(v) if isinstance(v, float) else v for k, v in self.diagnostics.to_dict().items()},
             "converged": self.converged,
             "self_check": self.self_check_summary(),
             "discrepancy": self.discrepancy_summary(ci),

@@ -1,13 +1,19 @@
-"""Write the example notebooks in notebooks/ (nbformat v4, no outputs stored).
+"""Write the four example notebooks in notebooks/ and execute them, storing outputs and figures.
 
-    uv run python scripts/make_notebooks.py
+    uv run python scripts/make_notebooks.py               # write and execute (full draws, ~10 min)
+    uv run python scripts/make_notebooks.py --no-execute  # write the cells only, without outputs
+
+Each notebook reads ``BAYESCALE_NOTEBOOK_DRAWS`` (default 1000); the test suite runs them with fewer.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import nbformat
+from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +30,108 @@ from bayescale.resources import data_path
 
 DRAWS = int(os.environ.get("BAYESCALE_NOTEBOOK_DRAWS", 1000))
 SETTINGS = dict(draws=DRAWS, tune=max(DRAWS, 500), chains=4, seed=1, progress=False)"""
+
+QUICKSTART = [
+    new_markdown_cell(
+        "# bayescale quickstart\n"
+        "\n"
+        "Load runs → fit a Bayesian Chinchilla law → check convergence → forecast a model never trained → save.\n"
+        "\n"
+        "`BAYESCALE_NOTEBOOK_DRAWS` sets the draws per chain (the test suite runs this notebook with few draws)."
+    ),
+    new_code_cell(
+        "import os\n"
+        "\n"
+        "import matplotlib.pyplot as plt\n"
+        "\n"
+        "import bayescale\n"
+        "from bayescale.plots import isoflop_profiles, observed_vs_predicted\n"
+        "from bayescale.resources import data_path\n"
+        "\n"
+        'DRAWS = int(os.environ.get("BAYESCALE_NOTEBOOK_DRAWS", 1000))'
+    ),
+    new_markdown_cell("## 1. Runs\nThe embedded Chinchilla points (Hoffmann et al. 2022, extracted by Epoch AI). As Epoch AI did, we drop the 5 highest-loss runs — an explicit option."),
+    new_code_cell('runs = bayescale.load_runs(data_path("chinchilla_figure4_runs.csv"), drop_highest_loss=5)\nprint(len(runs), "runs")\nruns.data[["params", "tokens", "flops", "loss"]].describe()'),
+    new_markdown_cell("## 2. Fit\nnutpie NUTS, 4 chains. Convergence problems would raise a `ConvergenceWarning` here."),
+    new_code_cell('fit = bayescale.fit(runs, model="chinchilla", draws=DRAWS, tune=DRAWS, chains=4, seed=0)\nprint(fit.diagnostics.message())\nfit.summary(ci=0.9)'),
+    new_code_cell("isoflop_profiles(fit);"),
+    new_code_cell("observed_vs_predicted(fit);"),
+    new_markdown_cell(
+        "## 3. Forecast\nThe loss of Chinchilla itself (70B parameters, 1.4T tokens) and of a 7B model on 140B tokens: `loss_*` include observation noise, `mean_*` are the law's mean curve."
+    ),
+    new_code_cell('ds = fit.forecast(params=["70B", "7B"], tokens=["1.4T", "140B"])\nbayescale.forecast_table(ds, ci=0.9)'),
+    new_code_cell(
+        "fig, ax = plt.subplots(figsize=(6, 3.5))\n"
+        'for i, label in enumerate(["70B / 1.4T", "7B / 140B"]):\n'
+        '    ax.hist(ds["loss_pred"].isel(target=i).values.ravel(), bins=60, alpha=0.6, label=label)\n'
+        'ax.set_xlabel("forecast loss")\n'
+        "ax.legend();"
+    ),
+    new_markdown_cell("## 4. Save and reload\nA fit is one netCDF file holding the posterior, the runs, the spec, the seed and the diagnostics."),
+    new_code_cell(
+        "import tempfile\n"
+        "from pathlib import Path\n"
+        "\n"
+        'path = fit.save(Path(tempfile.mkdtemp()) / "chinchilla.nc")\n'
+        "reloaded = bayescale.load_fit(path)\n"
+        "assert reloaded.summary().equals(fit.summary())\n"
+        "path"
+    ),
+]
+
+BUDGET = [
+    new_markdown_cell(
+        "# Budget decisions with posterior uncertainty\n"
+        "\n"
+        "Fit the Chinchilla law to the embedded Figure-4 runs (Hoffmann et al. 2022; the 5 highest-loss runs dropped as in "
+        "Besiroglu et al. 2024), then ask: for a FLOP budget, how many parameters and tokens? And how much compute does a "
+        "target loss need with 90% probability?\n"
+        "\n"
+        "Set `BAYESCALE_NOTEBOOK_DRAWS` to use fewer draws (the test suite uses 300)."
+    ),
+    new_code_cell(
+        "import os\n"
+        "\n"
+        "import numpy as np\n"
+        "\n"
+        "from bayescale.allocate import allocation_table\n"
+        "from bayescale.decide import compare_plans, compute_for_target\n"
+        "from bayescale.fitting import fit\n"
+        "from bayescale.plots import plot_frontier, plot_prob_vs_compute\n"
+        "from bayescale.reference import hoffmann_table3\n"
+        "from bayescale.resources import data_path\n"
+        "from bayescale.runs import load_runs\n"
+        "\n"
+        'DRAWS = int(os.environ.get("BAYESCALE_NOTEBOOK_DRAWS", "1000"))\n'
+        'runs = load_runs(data_path("chinchilla_figure4_runs.csv"), drop_highest_loss=5)\n'
+        'result = fit(runs, "chinchilla", draws=DRAWS, tune=DRAWS, chains=4, seed=0, progress=False)\n'
+        "print(result.diagnostics.message())"
+    ),
+    new_markdown_cell(
+        "## The allocation frontier\n"
+        "\n"
+        "Per posterior draw, the compute-optimal N and D for each budget (C = 6ND), and the single robust plan minimising the posterior expected loss. Crosses: Hoffmann et al. Table 3."
+    ),
+    new_code_cell("budgets = np.geomspace(1e19, 1e26, 29)\nds = result.allocate(budgets, ci=0.9)\ntable = allocation_table(ds)\nfig = plot_frontier(ds, reference=hoffmann_table3())\ntable.iloc[::7]"),
+    new_markdown_cell(
+        "## How much compute for a target loss?\n"
+        "\n"
+        "P(loss < 2.0) of one training run (posterior predictive, including run-to-run noise) at each budget's robust plan, and the least compute reaching it with probability 0.9."
+    ),
+    new_code_cell(
+        "target = 2.0\nfig = plot_prob_vs_compute(result, target, np.geomspace(1e21, 1e26, 21), prob=0.9)\ndecision = compute_for_target(result, target, 0.9, usd_per_flop=2e-18)\ndecision.to_dict()"
+    ),
+    new_markdown_cell(
+        "## Two plans at the same compute\n\nThe robust plan against Chinchilla's own 70B on 1.4T tokens: posterior of the loss difference (mean curve) and the probability the first is better."
+    ),
+    new_code_cell(
+        "c = 6 * 70e9 * 1.4e12\n"
+        "robust = result.allocate(c)\n"
+        'plan_a = {"params": float(robust["robust_params"][0]), "tokens": float(robust["robust_tokens"][0])}\n'
+        'comparison = compare_plans(result, plan_a, {"params": 70e9, "tokens": 1.4e12})\n'
+        '{k: v for k, v in comparison.items() if k != "diff"}'
+    ),
+]
 
 REPEATED = [
     new_markdown_cell(
@@ -45,11 +153,11 @@ REPEATED = [
         "produced the published numbers, see `data/README.md`)."
     ),
     new_code_cell(
-        "path = data_path(\"datablations_c4_runs.csv\")\n"
+        'path = data_path("datablations_c4_runs.csv")\n'
         "all_runs = bayescale.load_runs(path)\n"
-        "published = bayescale.load_runs(path, where={\"published_fit\": \"true\"})\n"
-        "print(f\"{len(all_runs)} runs, {len(published)} in the published fit\")\n"
-        "all_runs.data.sort_values([\"params\", \"unique_tokens\", \"epochs\"]).query(\"unique_tokens == 1e8\")[[\"params\", \"epochs\", \"loss\", \"published_fit\"]].head(20)"
+        'published = bayescale.load_runs(path, where={"published_fit": "true"})\n'
+        'print(f"{len(all_runs)} runs, {len(published)} in the published fit")\n'
+        'all_runs.data.sort_values(["params", "unique_tokens", "epochs"]).query("unique_tokens == 1e8")[["params", "epochs", "loss", "published_fit"]].head(20)'
     ),
     new_markdown_cell(
         "## The published two-stage fit, with uncertainty\n\n"
@@ -60,10 +168,10 @@ REPEATED = [
         "likelihood plays the role of their Huber loss."
     ),
     new_code_cell(
-        "two_stage = bayescale.fit(published, \"data_constrained_two_stage\", **SETTINGS)\n"
+        'two_stage = bayescale.fit(published, "data_constrained_two_stage", **SETTINGS)\n'
         "print(two_stage.diagnostics.message())\n"
         "table = two_stage.summary()\n"
-        "row = table.loc[\"R_D_star\"]\n"
+        'row = table.loc["R_D_star"]\n'
         "print(f\"R_D_star {row['median']:.1f} (90%: {row['lo']:.1f}-{row['hi']:.1f}); published 15.4 is {'inside' if row['lo'] <= 15.4 <= row['hi'] else 'outside'}\")\n"
         "table"
     ),
@@ -80,13 +188,13 @@ REPEATED = [
     ),
     new_code_cell("fig = plots.epoch_value(two_stage, max_epoch=80)"),
     new_code_cell(
-        "r = two_stage.posterior[\"R_D_star\"].values.ravel()\n"
+        'r = two_stage.posterior["R_D_star"].values.ravel()\n'
         "for k in (2, 4, 8, 16, 32, 64):\n"
         "    v = r * (np.exp(-(k - 2) / r) - np.exp(-(k - 1) / r))\n"
         "    lo, med, hi = np.quantile(v, [0.05, 0.5, 0.95])\n"
-        "    print(f\"epoch {k:3d}: worth {med:.2f} of fresh data (90%: {lo:.2f}-{hi:.2f})\")\n"
+        '    print(f"epoch {k:3d}: worth {med:.2f} of fresh data (90%: {lo:.2f}-{hi:.2f})")\n'
         "half = 2 + r * np.log(2)\n"
-        "print(\"a repeated epoch is worth half of fresh data from epoch\", np.round(np.quantile(half, [0.05, 0.5, 0.95]), 1))"
+        'print("a repeated epoch is worth half of fresh data from epoch", np.round(np.quantile(half, [0.05, 0.5, 0.95]), 1))'
     ),
     new_markdown_cell(
         "## Fitting everything at once\n\n"
@@ -99,10 +207,10 @@ REPEATED = [
     new_code_cell(
         "MAX_EPOCHS = 100\n"
         "runs = bayescale.load_runs(path, max_epochs=MAX_EPOCHS)\n"
-        "joint = bayescale.fit(runs, \"data_constrained\", **SETTINGS)\n"
+        'joint = bayescale.fit(runs, "data_constrained", **SETTINGS)\n'
         "print(joint.diagnostics.message())\n"
-        "pd.DataFrame({name: fit.summary().loc[\"R_D_star\", [\"median\", \"lo\", \"hi\"]] for name, fit in\n"
-        "              {\"two-stage, 182 published runs\": two_stage, f\"joint, {len(runs)} runs <= {MAX_EPOCHS} epochs\": joint}.items()}).T"
+        'pd.DataFrame({name: fit.summary().loc["R_D_star", ["median", "lo", "hi"]] for name, fit in\n'
+        '              {"two-stage, 182 published runs": two_stage, f"joint, {len(runs)} runs <= {MAX_EPOCHS} epochs": joint}.items()}).T'
     ),
     new_markdown_cell(
         "## When does repetition start to hurt?\n\n"
@@ -129,39 +237,39 @@ MOE = [
     new_code_cell(SETUP),
     new_code_cell(
         "import json\n"
-        "runs = bayescale.load_runs(data_path(\"synthetic_moe_runs.csv\"))\n"
-        "truth = json.loads(data_path(\"synthetic_moe_truth.json\").read_text())\n"
-        "dense = runs.data[runs.data[\"arch\"] == \"dense\"][[\"params\", \"tokens\", \"loss\"]]\n"
-        "runs.data.groupby([\"arch\", \"experts\"]).size()"
+        'runs = bayescale.load_runs(data_path("synthetic_moe_runs.csv"))\n'
+        'truth = json.loads(data_path("synthetic_moe_truth.json").read_text())\n'
+        'dense = runs.data[runs.data["arch"] == "dense"][["params", "tokens", "loss"]]\n'
+        'runs.data.groupby(["arch", "experts"]).size()'
     ),
     new_code_cell(
-        "with_moe = bayescale.fit(runs, \"moe\", **SETTINGS)\n"
-        "dense_only = bayescale.fit(dense, \"chinchilla\", **SETTINGS)\n"
+        'with_moe = bayescale.fit(runs, "moe", **SETTINGS)\n'
+        'dense_only = bayescale.fit(dense, "chinchilla", **SETTINGS)\n'
         "print(with_moe.diagnostics.message())\n"
         "print(dense_only.diagnostics.message())\n"
         "with_moe.summary()"
     ),
     new_markdown_cell("## Dense forecasts along the compute-optimal frontier, up to 30× the largest dense run"),
     new_code_cell(
-        "c_max = float(runs.data.loc[runs.data[\"arch\"] == \"dense\", \"flops\"].max())\n"
+        'c_max = float(runs.data.loc[runs.data["arch"] == "dense", "flops"].max())\n'
         "compute = np.geomspace(c_max / 10, 30 * c_max, 20)\n"
         "n = np.sqrt(compute / (6 * 20))  # about 20 tokens per parameter\n"
         "d = compute / (6 * n)\n"
-        "moe_targets = pd.DataFrame({\"active_params\": n, \"params\": n, \"experts\": 1, \"tokens\": d, \"arch\": \"dense\"})\n"
-        "dense_targets = pd.DataFrame({\"params\": n, \"tokens\": d})\n"
-        "law = bayescale.laws.get_law(\"moe\")\n"
-        "true_loss = law.loss({**truth[\"shared\"], **truth[\"by_arch\"][\"dense\"]}, {\"active_params\": n, \"experts\": np.ones_like(n), \"tokens\": d})\n"
-        "fig = plots.forecast_bands({\"dense runs only\": (dense_only, dense_targets), \"dense + MoE proxies\": (with_moe, moe_targets)}, compute, truth=true_loss)\n"
-        "fig.axes[0].axvline(c_max, color=\"grey\", lw=0.8, ls=\":\")"
+        'moe_targets = pd.DataFrame({"active_params": n, "params": n, "experts": 1, "tokens": d, "arch": "dense"})\n'
+        'dense_targets = pd.DataFrame({"params": n, "tokens": d})\n'
+        'law = bayescale.laws.get_law("moe")\n'
+        'true_loss = law.loss({**truth["shared"], **truth["by_arch"]["dense"]}, {"active_params": n, "experts": np.ones_like(n), "tokens": d})\n'
+        'fig = plots.forecast_bands({"dense runs only": (dense_only, dense_targets), "dense + MoE proxies": (with_moe, moe_targets)}, compute, truth=true_loss)\n'
+        'fig.axes[0].axvline(c_max, color="grey", lw=0.8, ls=":")'
     ),
     new_code_cell(
         "from bayescale.forecasting import forecast_table\n"
-        "at = {\"params\": n[-1], \"tokens\": d[-1]}\n"
+        'at = {"params": n[-1], "tokens": d[-1]}\n'
         "a = forecast_table(dense_only.forecast(**at)).iloc[0]\n"
-        "b = forecast_table(with_moe.forecast(active_params=n[-1], experts=1, arch=\"dense\", **at)).iloc[0]\n"
-        "print(f\"truth {true_loss[-1]:.4f}\")\n"
-        "print(f\"dense only:   {a.mean_median:.4f} [{a.mean_lo:.4f}, {a.mean_hi:.4f}] width {a.mean_hi - a.mean_lo:.4f}\")\n"
-        "print(f\"with MoE:     {b.mean_median:.4f} [{b.mean_lo:.4f}, {b.mean_hi:.4f}] width {b.mean_hi - b.mean_lo:.4f}\")"
+        'b = forecast_table(with_moe.forecast(active_params=n[-1], experts=1, arch="dense", **at)).iloc[0]\n'
+        'print(f"truth {true_loss[-1]:.4f}")\n'
+        'print(f"dense only:   {a.mean_median:.4f} [{a.mean_lo:.4f}, {a.mean_hi:.4f}] width {a.mean_hi - a.mean_lo:.4f}")\n'
+        'print(f"with MoE:     {b.mean_median:.4f} [{b.mean_lo:.4f}, {b.mean_hi:.4f}] width {b.mean_hi - b.mean_lo:.4f}")'
     ),
     new_markdown_cell(
         "The MoE runs pin down the shared exponents over a wider range of (effective) sizes, so the dense "
@@ -171,7 +279,24 @@ MOE = [
 ]
 
 
-def write(name: str, cells) -> None:
+NOTEBOOKS = {
+    "quickstart.ipynb": QUICKSTART,
+    "budget_decision.ipynb": BUDGET,
+    "repeated_data.ipynb": REPEATED,
+    "moe_proxies.ipynb": MOE,
+}
+
+
+def execute(path: Path, timeout: int = 3600) -> None:
+    """Run ``path`` top to bottom in a fresh kernel and store its outputs (figures inline, not Agg)."""
+    nb = nbformat.read(path, as_version=4)
+    os.environ.pop("MPLBACKEND", None)  # the kernel inherits it: Agg would hide every figure
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    nbformat.write(nb, path)
+    print("executed", path)
+
+
+def write(name: str, cells) -> Path:
     for i, cell in enumerate(cells):
         cell.id = f"{Path(name).stem[:40]}-{i}"  # stable ids keep regenerated notebooks diff-free
     nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}, "language_info": {"name": "python"}})
@@ -179,8 +304,11 @@ def write(name: str, cells) -> None:
     path = ROOT / "notebooks" / name
     nbformat.write(nb, path)
     print("wrote", path)
+    return path
 
 
 if __name__ == "__main__":
-    write("repeated_data.ipynb", REPEATED)
-    write("moe_proxies.ipynb", MOE)
+    for name, cells in NOTEBOOKS.items():
+        path = write(name, cells)
+        if "--no-execute" not in sys.argv[1:]:
+            execute(path)

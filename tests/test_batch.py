@@ -1,4 +1,7 @@
-"""Batch on a 2-worker LocalCluster: isolation of failures, resumability, equality with one-by-one runs."""
+"""Batch: isolation of failures, resumability, equality with one-by-one runs.
+
+The fast test runs the batch on an in-process Dask cluster (one thread); the 2-worker LocalCluster
+of separate processes (each compiles its own models) is in the slow set."""
 
 import warnings
 
@@ -6,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bayescale.batch import read_manifest, run_batch, run_job
+from bayescale.batch import WORKER_THREAD_ENV, read_manifest, run_batch, run_job
 from bayescale.cli import app
 from bayescale.errors import BayescaleError
 
@@ -42,6 +45,29 @@ split_by = "config"
     return path
 
 
+def test_batch_in_process_isolates_failures_and_resumes(manifest, tmp_path):
+    """Dask in this process: a broken table fails alone, the sweeps succeed, a rerun skips them."""
+    from dask.distributed import LocalCluster
+
+    text = manifest.read_text()
+    small = manifest.with_name("small.toml")
+    small.write_text(text[: text.index("[[job]]")] + text[text.index('[[job]]\nname = "broken"') :])  # broken + sweeps
+    out = tmp_path / "results"
+    with pytest.MonkeyPatch.context() as mp, LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        for name, value in WORKER_THREAD_ENV.items():
+            mp.setenv(name, value)  # run_batch pins these in this process for its workers: undone after the test
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            first = run_batch(small, out, scheduler=cluster.scheduler_address)
+            again = CliRunner().invoke(app, ["batch", str(small), "-o", str(out), "--scheduler", cluster.scheduler_address, "-q"])
+    assert dict(zip(first["job"], first["status"], strict=True)) == {"broken": "failed", "sweeps/narrow": "ok", "sweeps/wide": "ok"}
+    assert "row 1 (line 2), column 'loss'" in first.set_index("job").loc["broken", "error"]
+    assert (first.set_index("job").loc[["sweeps/narrow", "sweeps/wide"], "n_runs"] == 32).all()
+    assert again.exit_code == 1 and "failed: broken" in again.stderr, again.output  # the exit code counts failed jobs
+    rerun = pd.read_csv(out / "summary.csv")
+    assert dict(zip(rerun["job"], rerun["status"], strict=True)) == {"broken": "failed", "sweeps/narrow": "skipped", "sweeps/wide": "skipped"}
+
+
 @pytest.fixture(scope="module")
 def batch_results(manifest, tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
@@ -67,6 +93,7 @@ def test_manifest_selects_rows_like_the_cli(tmp_path):
     assert job.options["adaptation"] == "diag"
 
 
+@pytest.mark.slow
 def test_batch_records_failure_and_succeeds_elsewhere(batch_results):
     out, summary = batch_results
     assert list(summary.columns[:6]) == ["job", "status", "error", "converged", "n_runs", "seconds"]
@@ -80,6 +107,7 @@ def test_batch_records_failure_and_succeeds_elsewhere(batch_results):
     assert (out / "jobs" / "sweeps__narrow" / "fit.nc").is_file()
 
 
+@pytest.mark.slow
 def test_batch_matches_one_by_one(batch_results, manifest, tmp_path):
     _, summary = batch_results
     job = next(j for j in read_manifest(manifest) if j.name == "all")
@@ -92,6 +120,7 @@ def test_batch_matches_one_by_one(batch_results, manifest, tmp_path):
     assert alone["n_runs"] == row["n_runs"]
 
 
+@pytest.mark.slow
 def test_batch_resumes_and_never_trusts_partial_results(batch_results, manifest):
     out, _ = batch_results
     (out / "jobs" / "sweeps__wide" / "result.json").write_text('{"key": "x", "complete": false}')
@@ -101,6 +130,7 @@ def test_batch_resumes_and_never_trusts_partial_results(batch_results, manifest)
     assert status["sweeps/wide"] in ("ok", "not_converged")
 
 
+@pytest.mark.slow
 def test_cli_exit_code_counts_failures(manifest, tmp_path):
     result = CliRunner().invoke(app, ["batch", str(manifest), "-o", str(tmp_path / "r"), "--workers", "1", "-q"])
     assert result.exit_code == 1, result.output

@@ -102,9 +102,7 @@ def test_point_fit_reproduces_epoch(chinchilla_runs):
 def test_point_fit_holds_fixed_parameters():
     """A two-stage spec: the Chinchilla constants fixed at the truth, only R_D_star/R_N_star fitted."""
     truth = {**EPOCH_CHINCHILLA, "R_D_star": 15.4, "R_N_star": 5.3}
-    design = pd.DataFrame(
-        [{"params": n, "unique_tokens": u, "tokens": u * e} for n in np.geomspace(3e7, 3e9, 5) for u in (3e8, 3e9) for e in (1, 3, 10, 30, 100)]
-    )
+    design = pd.DataFrame([{"params": n, "unique_tokens": u, "tokens": u * e} for n in np.geomspace(3e7, 3e9, 5) for u in (3e8, 3e9) for e in (1, 3, 10, 30, 100)])
     runs = load_runs(simulate_runs("data_constrained", truth, design, sigma=0.003, seed=4))
     spec = {"form": "data_constrained", "priors": {k: {"dist": "Fixed", "value": v} for k, v in EPOCH_CHINCHILLA.items()}}
     result = point_fit(runs, spec, n_refine=4)
@@ -169,13 +167,28 @@ def test_compare_ranks_true_form_first(synth_runs):
 # --- SBC --------------------------------------------------------------------------------------------
 
 
+def test_sbc_uniformity_accepts_uniform_ranks_and_rejects_skewed_ones():
+    """The chi-square check itself: uniform ranks pass, ranks piled at one end (an over-confident or
+    biased posterior) fail."""
+    from bayescale.validate.sbc import SBCResult
+
+    rng = np.random.default_rng(0)
+    uniform = pd.DataFrame({"E": rng.integers(0, 101, 200)})
+    skewed = pd.DataFrame({"E": np.minimum(rng.integers(0, 101, 200), rng.integers(0, 101, 200))})  # ranks pile up low
+    truths = pd.DataFrame({"E": np.ones(200)})
+    assert SBCResult(uniform, 101, truths, np.ones(200, bool)).uniformity().loc["E", "p_value"] > 0.01
+    assert SBCResult(skewed, 101, truths, np.ones(200, bool)).uniformity().loc["E", "p_value"] < 1e-4
+
+
 @pytest.mark.slow
-def test_sbc_tiny_runs_and_ranks_in_range():
-    result = sbc("compute", n_sims=2, draws=60, tune=100, chains=1, seed=0)
-    assert list(result.ranks.columns) == ["E", "gamma", "K", "sigma"]
+def test_sbc_ranks_are_uniform_for_the_compute_law():
+    """Simulation-based calibration of a shipped spec: 40 simulate-and-fit rounds, ranks of the truth
+    among 100 thinned draws; a calibrated posterior passes a loose chi-square bound per parameter."""
+    result = sbc("compute", n_sims=40, draws=250, tune=300, chains=2, thin=5, seed=0)
+    assert list(result.ranks.columns) == ["E", "gamma", "K", "sigma"] and result.n_ranks == 101
     assert ((result.ranks >= 0) & (result.ranks < result.n_ranks)).all().all()
-    assert result.n_ranks == 61
-    assert set(result.uniformity().columns) >= {"chi2", "p_value"}
+    table = result.uniformity()
+    assert (table["p_value"] > 0.001).all(), table  # 4 parameters: a false alarm has probability < 0.4%
     result.plot()
 
 
