@@ -6,6 +6,9 @@ Everything heavy (pandas, xarray, PyMC) is imported on first use.
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from bayescale.errors import (
     BayescaleError,
     ConvergenceWarning,
@@ -18,14 +21,11 @@ from bayescale.errors import (
     SamplerError,
 )
 
-from importlib import import_module  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
-
 if TYPE_CHECKING:
     from bayescale.fitting import Fit, fit, load_fit
     from bayescale.forecasting import forecast, forecast_summary, forecast_table
-    from bayescale.runs import RunTable, load_runs
     from bayescale.paths import check_output_path
+    from bayescale.runs import RunTable, load_runs
     from bayescale.spec import ModelSpec, load_spec
 
 #: Public names and the module that defines each: imported on first use, so ``import

@@ -29,7 +29,27 @@ import pandas as pd
 from bayescale.errors import BayescaleError, ManifestError
 
 MANIFEST_KEYS = {"defaults", "job"}
-JOB_KEYS = {"name", "runs", "model", "group", "group_values", "new_group", "forecast", "allocate", "split_by", "columns", "drop_highest_loss", "max_epochs", "where", "draws", "tune", "chains", "seed", "sampler", "adaptation"}
+JOB_KEYS = {
+    "name",
+    "runs",
+    "model",
+    "group",
+    "group_values",
+    "new_group",
+    "forecast",
+    "allocate",
+    "split_by",
+    "columns",
+    "drop_highest_loss",
+    "max_epochs",
+    "where",
+    "draws",
+    "tune",
+    "chains",
+    "seed",
+    "sampler",
+    "adaptation",
+}
 FIT_OPTIONS = ("draws", "tune", "chains", "seed", "sampler", "adaptation")
 SUMMARY_FIRST = ["job", "status", "error", "converged", "n_runs", "seconds"]
 #: Environment for worker processes: one thread per BLAS/OpenMP/Numba pool, so chains do not oversubscribe cores.
@@ -76,7 +96,16 @@ class Job:
     def key(self, runs_hash: str, spec_json: str) -> str:
         """Content key of the job: data, spec and every option that changes results."""
         payload = json.dumps(
-            {"runs": runs_hash, "spec": spec_json, "group": self.group, "group_values": dict(self.group_values), "new_group": self.new_group, "forecast": [dict(f) for f in self.forecast], "allocate": list(self.allocate), "options": dict(self.options)},
+            {
+                "runs": runs_hash,
+                "spec": spec_json,
+                "group": self.group,
+                "group_values": dict(self.group_values),
+                "new_group": self.new_group,
+                "forecast": [dict(f) for f in self.forecast],
+                "allocate": list(self.allocate),
+                "options": dict(self.options),
+            },
             sort_keys=True,
             default=str,
         )
@@ -104,7 +133,7 @@ def _texts(value: Any, where: str) -> tuple[str, ...]:
 def _table(value: Any, where: str, scalar: tuple[type, ...] = (str,)) -> dict[str, Any]:
     if not isinstance(value, Mapping) or not all(isinstance(v, scalar) for v in value.values()):
         kinds = " or ".join(t.__name__ for t in scalar)
-        raise ManifestError(f"{where} must be a table of {kinds} values like {{ key = \"value\" }}, got {value!r}")
+        raise ManifestError(f'{where} must be a table of {kinds} values like {{ key = "value" }}, got {value!r}')
     return dict(value)
 
 
@@ -135,7 +164,7 @@ def _job_fields(merged: Mapping[str, Any], path: Path, number: int) -> dict[str,
 
     forecast = merged.get("forecast", [])
     if not isinstance(forecast, list) or not all(isinstance(t, Mapping) for t in forecast):
-        raise ManifestError(f"{w('forecast')} must be a list of tables like [{{ params = \"7B\", tokens = \"140B\" }}], got {forecast!r}")
+        raise ManifestError(f'{w("forecast")} must be a list of tables like [{{ params = "7B", tokens = "140B" }}], got {forecast!r}')
     forecast = [_table(t, w(f"forecast[{i}]"), (str, int, float)) for i, t in enumerate(forecast)]
     allocate = merged.get("allocate", [])
     if not isinstance(allocate, list):

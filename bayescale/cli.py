@@ -170,14 +170,18 @@ def _command(name: str, *positional: object, options: list[tuple[str, object]] =
     return " ".join(parts)
 
 
-def _fit(runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation=None, output=None, force=True, command=None, strict=False, self_check=True):
+def _fit(
+    runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation=None, output=None, force=True, command=None, strict=False, self_check=True
+):
     import bayescale
 
     where = _pairs(where, "--where", "COLUMN=VALUE", "published_fit=true")
     table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where, strict=strict)
     if output is not None and not force:
         _refuse_overwrite(output, table, model, group, {"draws": draws, "tune": tune, "chains": chains}, seed, sampler)
-    return bayescale.fit(table, model, group or None, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet, command=command, self_check=self_check)
+    return bayescale.fit(
+        table, model, group or None, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet, command=command, self_check=self_check
+    )
 
 
 def _refuse_overwrite(output: Path, table, model, group, options: dict[str, int], seed: int, sampler: str) -> None:
@@ -204,7 +208,7 @@ def _refuse_overwrite(output: Path, table, model, group, options: dict[str, int]
             "sampler": attrs.get("sampler"),
             **{k: info.get(k) for k in options},
         }
-    except Exception:  # noqa: BLE001 - anything unreadable is "not this fit"
+    except Exception:
         raise BayescaleError(f"{output} already exists and is not a bayescale fit: {advice}") from None
     wanted = {
         "runs": table.content_hash(),
@@ -245,7 +249,9 @@ def fit_cmd(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file at -o that holds a different fit.")] = False,
     strict: Annotated[bool, typer.Option(help="Refuse implausible magnitudes in the runs (exit 3) and exit with code 7 if the fit did not converge.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
-    self_check: Annotated[bool, typer.Option("--self-check/--no-self-check", help="Backtest the fit on its own largest runs (a quick refit on the rest); its result is stored and shown with every forecast.")] = True,
+    self_check: Annotated[
+        bool, typer.Option("--self-check/--no-self-check", help="Backtest the fit on its own largest runs (a quick refit on the rest); its result is stored and shown with every forecast.")
+    ] = True,
 ) -> None:
     """Fit a scaling law to a run table and save the posterior."""
     _check_output(output, "fit")
@@ -358,7 +364,7 @@ def forecast_cmd(
     result, table = _run(_forecast, fit_path, params, tokens, unique_tokens, flops, group_value, new_group, targets, column, ci, seed)
     if format is Format.json:
         text = json.dumps({"ci": ci, "converged": result.converged, "groups": list(result.groups), "targets": json.loads(table.to_json(orient="records"))}, indent=2)
-    elif format is Format.csv or output is not None and format is Format.table and output.suffix == ".csv":
+    elif format is Format.csv or (output is not None and format is Format.table and output.suffix == ".csv"):
         text = table.to_csv(index=False)
     else:
         text = table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
@@ -396,7 +402,9 @@ def _demo(output: Path, draws: int, tune: int, chains: int, seed: int, quiet: bo
     from bayescale.forecasting import forecast_table
 
     row = forecast_table(result.forecast(params=70e9, tokens=1.4e12, seed=seed), 0.9).iloc[0]
-    typer.echo(f"\nForecast: 70B parameters on 1.4T tokens (Chinchilla's own size): loss {row['loss_median']:.3f}, 90% interval [{row['loss_lo']:.3f}, {row['loss_hi']:.3f}] (mean curve {row['mean_median']:.3f} [{row['mean_lo']:.3f}, {row['mean_hi']:.3f}])")
+    typer.echo(
+        f"\nForecast: 70B parameters on 1.4T tokens (Chinchilla's own size): loss {row['loss_median']:.3f}, 90% interval [{row['loss_lo']:.3f}, {row['loss_hi']:.3f}] (mean curve {row['mean_median']:.3f} [{row['mean_lo']:.3f}, {row['mean_hi']:.3f}])"
+    )
     output.mkdir(parents=True, exist_ok=True)
     fit_path = result.save(output / "chinchilla_fit.nc")
     figure = output / "chinchilla_isoflops.png"
@@ -551,7 +559,7 @@ def _cutoffs(values: list[str] | None, sweep: int, runs) -> list[float]:
     for value in values:
         try:
             out.append(float(parse_quantity(value)))
-        except Exception as exc:  # noqa: BLE001 - any parse failure is a usage error
+        except Exception as exc:
             raise BayescaleError(f"--train-max-flops {value!r}: not a number of FLOPs ({exc})") from None
     return out
 
@@ -656,15 +664,20 @@ def compare_cmd(
     elif lfo:
         cutoffs = ", ".join(f"{c:.3g}" for c in table.attrs["cutoffs"])
         text = (
-            table.to_string(float_format=lambda v: f"{v:.4g}")
-            + f"\n\nleave-future-out: fitted on runs with flops <= {cutoffs}, scored on every larger run (log loss). "
+            table.to_string(float_format=lambda v: f"{v:.4g}") + f"\n\nleave-future-out: fitted on runs with flops <= {cutoffs}, scored on every larger run (log loss). "
             "elpd: held-out log predictive density (higher is better); crps, median_abs_log_error: lower is better; coverage_90: share inside the 90% interval"
         )
     else:
-        text = table.to_string(float_format=lambda v: f"{v:.4g}") + "\n\n" + ("elpd_kfold: leave-one-group-out log predictive density (higher is better)" if by_group else "elpd: PSIS-LOO expected log predictive density of log loss (higher is better); weight: stacking weight; n_bad_k: runs with Pareto k > 0.7")
+        text = (
+            table.to_string(float_format=lambda v: f"{v:.4g}")
+            + "\n\n"
+            + (
+                "elpd_kfold: leave-one-group-out log predictive density (higher is better)"
+                if by_group
+                else "elpd: PSIS-LOO expected log predictive density of log loss (higher is better); weight: stacking weight; n_bad_k: runs with Pareto k > 0.7"
+            )
+        )
     _emit(text, output)
-
-
 
 
 @app.command("batch")
@@ -684,7 +697,9 @@ def batch_cmd(
     with typer.progressbar(length=len(jobs), label="jobs", file=sys.stderr, hidden=quiet) as bar:
         summary = _run(run_batch, manifest, output, scheduler=scheduler, workers=workers, on_done=lambda row: bar.update(1))
     counts = summary["status"].value_counts().to_dict()
-    typer.echo(f"{len(summary)} jobs: {counts.get('ok', 0)} ok, {counts.get('not_converged', 0)} not converged, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed; summary in {output / 'summary.csv'}")
+    typer.echo(
+        f"{len(summary)} jobs: {counts.get('ok', 0)} ok, {counts.get('not_converged', 0)} not converged, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed; summary in {output / 'summary.csv'}"
+    )
     for _, row in summary[summary["status"] == "failed"].iterrows():
         typer.secho(f"failed: {row['job']}: {row['error']}", err=True, fg=typer.colors.RED)
     unconverged = summary["status"].ne("failed") & summary["converged"].eq(False)
@@ -693,7 +708,6 @@ def batch_cmd(
     failed = int((summary["status"] == "failed").sum()) + (int(unconverged.sum()) if strict else 0)
     if failed:
         raise typer.Exit(min(failed, 125))
-
 
 
 @app.command("report", cls=_SeveralFlops)

@@ -91,8 +91,8 @@ def target_distance(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
         return distance(coords, group_bounds(fit))
     keys = frame[groups].astype(str).apply(lambda col: col.str.strip())
     out = np.empty(len(frame))
-    for combo, index in keys.groupby(groups, sort=False).indices.items():
-        combo = combo if isinstance(combo, tuple) else (combo,)
+    for key, index in keys.groupby(groups, sort=False).indices.items():
+        combo = key if isinstance(key, tuple) else (key,)
         bounds = group_bounds(fit, dict(zip(groups, combo, strict=True)))
         out[index] = distance({k: v[index] for k, v in coords.items()}, bounds)
     return out

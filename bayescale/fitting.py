@@ -207,7 +207,7 @@ class Fit:
     @property
     def parameter_names(self) -> list[str]:
         """Public parameter names in the posterior: the law's, then ``sigma`` (and ``nu``), then group-level."""
-        names = list(self.spec.law.parameter_names) + ["sigma"]
+        names = [*list(self.spec.law.parameter_names), "sigma"]
         if "nu" in self.posterior:
             names.append("nu")
         names += [f"{p}_by_{g}" for g in self.groups for p in self.spec.pooled]
@@ -338,7 +338,18 @@ def _adaptation(adaptation: str | None, sampler: str, non_centred: bool) -> str 
 
 
 def _sample(
-    spec: ModelSpec, d: Design, prior_draws, sampler: str, draws: int, tune: int, chains: int, seed: int, cores: int, progress: bool, target_accept: float, adaptation: str,
+    spec: ModelSpec,
+    d: Design,
+    prior_draws,
+    sampler: str,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    cores: int,
+    progress: bool,
+    target_accept: float,
+    adaptation: str,
     values: dict[str, np.ndarray] | None = None,
 ) -> xr.DataTree:
     """Sample the model of ``spec`` on ``d``; ``values`` replaces its ``pm.Data`` (the self-check's weights and centres)."""
@@ -743,14 +754,13 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
     if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)):
         raise FitFileError(f"{path}: bayescale_format must be an integer, got {_short(version)}")
     if int(version) != FORMAT_VERSION:
-        raise FitFileError(f"{path}: fit file format {int(version)} written by bayescale {_short(attrs.get('bayescale_version'))} is not readable by this version "
-            f"(format {FORMAT_VERSION}); refit with this version")
+        raise FitFileError(
+            f"{path}: fit file format {int(version)} written by bayescale {_short(attrs.get('bayescale_version'))} is not readable by this version (format {FORMAT_VERSION}); refit with this version"
+        )
     if attrs.get("content_hash") != content_hash(tree):
         raise FitFileError(f"{path}: the content hash does not match: the file was edited or corrupted after it was saved; refit")
     try:
-        raw_spec = json.loads(attrs["spec"])
-        raw_spec.setdefault("discrepancy", {"enabled": False})  # fits saved before the discrepancy existed
-        spec = ModelSpec.from_dict(raw_spec, source=f"{path}:spec")
+        spec = ModelSpec.from_dict(json.loads(attrs["spec"]), source=f"{path}:spec")
         groups = json.loads(attrs["groups"])
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             raise FitFileError(f"{path}: groups must be a list of column names, got {_short(groups)}")

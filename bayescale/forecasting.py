@@ -40,9 +40,7 @@ SENSIBLE_RANGE = {"params": (1e3, 1e16), "active_params": (1e3, 1e16), "tokens":
 EXTRAPOLATION_WARN = 100.0
 
 
-def target_table(
-    fit: Fit, targets: Any = None, *, group_values: Mapping[str, Any] | None = None, new_group: bool = False, rename: Mapping[str, str] | None = None, **columns: Any
-) -> pd.DataFrame:
+def target_table(fit: Fit, targets: Any = None, *, group_values: Mapping[str, Any] | None = None, new_group: bool = False, rename: Mapping[str, str] | None = None, **columns: Any) -> pd.DataFrame:
     """Normalise targets (DataFrame, mapping, CSV path or keyword columns) to a parsed DataFrame.
 
     Numeric inputs of the law are parsed with units; ``flops`` defaults to 6·N·D and
@@ -88,10 +86,7 @@ def target_table(
             values = out[column].to_numpy(dtype=float)
             bad = np.flatnonzero((values < low) | (values > high))
             if bad.size:
-                raise RunTableError(
-                    f"{source}: row {bad[0] + 1}, column {column!r}: {values[bad[0]]:.4g} is outside any sensible range "
-                    f"[{low:.0e}, {high:.0e}]; check the units (e.g. 70B, not 70)"
-                )
+                raise RunTableError(f"{source}: row {bad[0] + 1}, column {column!r}: {values[bad[0]]:.4g} is outside any sensible range [{low:.0e}, {high:.0e}]; check the units (e.g. 70B, not 70)")
     if "flops" in law.inputs and "flops" not in out.columns and {"params", "tokens"} <= set(out.columns):
         out["flops"] = 6.0 * out["params"] * out["tokens"]
     if "unique_tokens" in law.inputs and "unique_tokens" not in out.columns and "tokens" in out.columns:
@@ -338,10 +333,7 @@ def extrapolation_factor(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
     Targets are parsed tables (see ``target_table``); a target in a group seen at fit time is
     measured against that group's runs, since each group's law is pinned down by its own data.
     """
-    if "flops" in frame.columns:
-        flops = frame["flops"].to_numpy(dtype=float)
-    else:
-        flops = 6.0 * frame["params"].to_numpy(dtype=float) * frame["tokens"].to_numpy(dtype=float)
+    flops = frame["flops"].to_numpy(dtype=float) if "flops" in frame.columns else 6.0 * frame["params"].to_numpy(dtype=float) * frame["tokens"].to_numpy(dtype=float)
     runs = fit.runs.data
     reference = np.full(len(frame), float(runs["flops"].max()))
     for g in fit.groups:

@@ -120,7 +120,6 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
     import pytensor.tensor as pt
 
     from bayescale.laws.ops import pytensor_ops
-
     from bayescale.pooling import resolve_centered
 
     ops = pytensor_ops()

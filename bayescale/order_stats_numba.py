@@ -22,7 +22,7 @@ def select_rows(values, noise, ranks, out):
         for i in range(n):
             v = values[r, i] + noise[i]
             row[i] = v
-            has_nan |= v != v
+            has_nan |= v != v  # noqa: PLR0124 - NaN test that numba compiles to one comparison
             lo = min(lo, v)
             hi = max(hi, v)
         if has_nan:

@@ -199,9 +199,7 @@ def epoch_value(fit: Fit, max_epoch: int = 60, ci: float = 0.9, ax=None) -> Figu
     return fig
 
 
-def plot_prob_vs_compute(
-    fit: Fit, target_loss: float, flops, prob: float | None = None, predictive: bool = True, unique_tokens=None, ax=None, group_values=None, new_group: bool = False
-) -> Figure:
+def plot_prob_vs_compute(fit: Fit, target_loss: float, flops, prob: float | None = None, predictive: bool = True, unique_tokens=None, ax=None, group_values=None, new_group: bool = False) -> Figure:
     """P(loss < ``target_loss``) at each budget's robust compute-optimal plan, against compute.
 
     ``prob`` draws the required probability as a horizontal line; groups as in ``allocate``.
@@ -264,7 +262,7 @@ def plot_posteriors(fit: Fit, ci: float = 0.9) -> Figure:
     """Marginal posterior of each law parameter (and sigma), with its median and ``ci`` interval."""
     import matplotlib.pyplot as plt
 
-    names = list(fit.spec.law.parameter_names) + ["sigma"]
+    names = [*list(fit.spec.law.parameter_names), "sigma"]
     cols = min(4, len(names))
     rows = int(np.ceil(len(names) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
@@ -276,7 +274,7 @@ def plot_posteriors(fit: Fit, ci: float = 0.9) -> Figure:
         ax.axvspan(lo, hi, color="C1", alpha=0.15)
         ax.set_title(f"{name}: {med:.4g} [{lo:.4g}, {hi:.4g}]", fontsize=9)
         ax.set_yticks([])
-    for ax in axes.ravel()[len(names):]:
+    for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     fig.tight_layout()
     return fig

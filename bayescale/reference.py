@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-HOFFMANN_TABLE3_CITATION = (
-    "Hoffmann, J. et al. (2022). Training Compute-Optimal Large Language Models. arXiv:2203.15556, Table 3 (Approach 1)."
-)
+HOFFMANN_TABLE3_CITATION = "Hoffmann, J. et al. (2022). Training Compute-Optimal Large Language Models. arXiv:2203.15556, Table 3 (Approach 1)."
 
 #: (params, flops, tokens) rows of Hoffmann et al. (2022) Table 3.
 _ROWS = (
@@ -32,4 +30,3 @@ def hoffmann_table3() -> pd.DataFrame:
     frame = pd.DataFrame(_ROWS, columns=["params", "flops", "tokens"])
     frame.attrs["citation"] = HOFFMANN_TABLE3_CITATION
     return frame
-

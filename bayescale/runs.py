@@ -57,10 +57,7 @@ class RunTable:
         """Raise a ``RunTableError`` if any of ``columns`` is absent (e.g. a grouping column)."""
         missing = [c for c in columns if c not in self.data.columns]
         if missing:
-            raise RunTableError(
-                f"{self.source}: column(s) {', '.join(map(repr, missing))} needed for {purpose} "
-                f"not found; the table has {', '.join(map(repr, self.data.columns))}"
-            )
+            raise RunTableError(f"{self.source}: column(s) {', '.join(map(repr, missing))} needed for {purpose} not found; the table has {', '.join(map(repr, self.data.columns))}")
 
 
 #: Largest run table (bytes) a load reads: far above any real log, small enough to fail fast on
@@ -139,9 +136,7 @@ def _row_label(source: str, position: int, from_file: bool) -> str:
     return f"row {position + 1} (line {position + 2})" if from_file else f"row {position + 1}"
 
 
-def parse_numeric_column(
-    frame: pd.DataFrame, column: str, source: str, from_file: bool, positive: bool = True
-) -> np.ndarray:
+def parse_numeric_column(frame: pd.DataFrame, column: str, source: str, from_file: bool, positive: bool = True) -> np.ndarray:
     """Parse one column to floats (units allowed), raising on empty, non-numeric, inf or ≤ 0."""
     series = frame[column]
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
@@ -175,14 +170,9 @@ def _apply_column_map(frame: pd.DataFrame, columns: Mapping[str, str] | None, so
         return frame
     for canonical, foreign in columns.items():
         if foreign not in frame.columns:
-            raise RunTableError(
-                f"{source}: column mapping {canonical}={foreign!r}: no column {foreign!r}; "
-                f"the table has {', '.join(map(repr, frame.columns))}"
-            )
+            raise RunTableError(f"{source}: column mapping {canonical}={foreign!r}: no column {foreign!r}; the table has {', '.join(map(repr, frame.columns))}")
         if canonical in frame.columns and canonical != foreign:
-            raise RunTableError(
-                f"{source}: column mapping {canonical}={foreign!r} would duplicate the existing column {canonical!r}"
-            )
+            raise RunTableError(f"{source}: column mapping {canonical}={foreign!r} would duplicate the existing column {canonical!r}")
     return frame.rename(columns={foreign: canonical for canonical, foreign in columns.items()})
 
 
@@ -358,9 +348,7 @@ def _parse_arch(frame: pd.DataFrame, name: str, from_file: bool) -> np.ndarray:
     values = frame["arch"].astype(str).str.strip().str.lower().to_numpy(dtype=object)
     for position, value in enumerate(values):
         if value not in ARCHS:
-            raise RunTableError(
-                f"{name}: {_row_label(name, position, from_file)}, column 'arch': {value!r} is not one of {', '.join(ARCHS)}"
-            )
+            raise RunTableError(f"{name}: {_row_label(name, position, from_file)}, column 'arch': {value!r} is not one of {', '.join(ARCHS)}")
     return values
 
 

@@ -163,8 +163,4 @@ def sentence(check: dict[str, Any] | None) -> str:
         return f"self-check skipped: {check['skipped']}"
     n = check["n_test"]
     covered = check.get("covered_90", round(check["coverage_90"] * n))
-    return (
-        f"this fit's own forecasts up to {check['extrapolation']:.3g}x beyond its data covered {covered}/{n} at 90% "
-        f"(median error {100 * check['median_abs_log_error']:.2g}% of the loss)"
-    )
-
+    return f"this fit's own forecasts up to {check['extrapolation']:.3g}x beyond its data covered {covered}/{n} at 90% (median error {100 * check['median_abs_log_error']:.2g}% of the loss)"

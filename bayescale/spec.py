@@ -55,13 +55,13 @@ class Prior:
     @classmethod
     def from_dict(cls, value: Any, where: str) -> Prior:
         if not isinstance(value, Mapping) or "dist" not in value:
-            raise ModelSpecError(f"{where}: a prior is a table like {{dist = \"Normal\", mu = 0, sigma = 1}}, got {value!r}")
+            raise ModelSpecError(f'{where}: a prior is a table like {{dist = "Normal", mu = 0, sigma = 1}}, got {value!r}')
         kwargs = {k: v for k, v in value.items() if k != "dist"}
         for key, number in kwargs.items():
             if isinstance(number, bool) or not isinstance(number, (int, float)):
                 raise ModelSpecError(f"{where}: prior argument {key} = {number!r} must be a number")
         if value["dist"] == FIXED and (set(kwargs) != {"value"} or not np.isfinite(float(kwargs["value"]))):
-            raise ModelSpecError(f"{where}: a fixed parameter is written {{dist = \"Fixed\", value = <finite number>}}, got {dict(value)!r}")
+            raise ModelSpecError(f'{where}: a fixed parameter is written {{dist = "Fixed", value = <finite number>}}, got {dict(value)!r}')
         return cls(str(value["dist"]), {k: float(v) for k, v in kwargs.items()})
 
     @property
@@ -86,8 +86,10 @@ class Prior:
         if not (isinstance(cls, type) and issubclass(cls, pm.Distribution)):
             raise ModelSpecError(f"{where}: unknown distribution {self.dist!r} (use a PyMC name such as Normal, LogNormal, HalfNormal, TruncatedNormal, Gamma)")
         if issubclass(cls, pm.Discrete) or self.dist in IMPROPER:
-            raise ModelSpecError(f"{where}: {self.dist} is not a proper continuous distribution; "
-                f"a prior on a continuous parameter needs one (Normal, LogNormal, HalfNormal, TruncatedNormal, Gamma), or {{dist = \"Fixed\", value = v}} for a constant")
+            raise ModelSpecError(
+                f"{where}: {self.dist} is not a proper continuous distribution; "
+                f'a prior on a continuous parameter needs one (Normal, LogNormal, HalfNormal, TruncatedNormal, Gamma), or {{dist = "Fixed", value = v}} for a constant'
+            )
         accepted = _arguments(cls)
         unknown = [k for k in self.kwargs if accepted is not None and k not in accepted]
         if unknown:
@@ -223,13 +225,13 @@ class ModelSpec:
             raise ModelSpecError(f"{source}: unknown form {form!r}; known forms: {', '.join(sorted(LAWS))}")
         law = get_law(form)
         names = law.parameter_names
-        given = _mapping(raw.get("priors", {}), f"{source}: priors", "a table of priors like [priors.E] dist = \"LogNormal\" ...")
+        given = _mapping(raw.get("priors", {}), f"{source}: priors", 'a table of priors like [priors.E] dist = "LogNormal" ...')
         bad = set(given) - set(names)
         if bad:
             raise ModelSpecError(f"{source}: priors for parameter(s) {', '.join(sorted(bad))} that the {form} form does not have; its parameters are {', '.join(names)}")
         priors = {p.name: Prior.from_dict(given.get(p.name, p.prior), f"{source}: priors.{p.name}") for p in law.parameters}
-        likelihood = _likelihood(_mapping(raw.get("likelihood", {}), f"{source}: likelihood", "a table like [likelihood] family = \"studentt\""), source)
-        pooling = _mapping(raw.get("pooling", {}), f"{source}: pooling", "a table like [pooling] params = [\"E\"]")
+        likelihood = _likelihood(_mapping(raw.get("likelihood", {}), f"{source}: likelihood", 'a table like [likelihood] family = "studentt"'), source)
+        pooling = _mapping(raw.get("pooling", {}), f"{source}: pooling", 'a table like [pooling] params = ["E"]')
         unknown = set(pooling) - POOLING_KEYS
         if unknown:
             raise ModelSpecError(f"{source}: unknown pooling key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(POOLING_KEYS))}")
@@ -258,7 +260,7 @@ class ModelSpec:
         centered = pooling.get("centered", AUTO)
         centered = list(pooled) if centered is True else ([] if centered is False else centered)
         if centered != AUTO and (isinstance(centered, str) or not isinstance(centered, list)):
-            raise ModelSpecError(f"{source}: pooling.centered must be \"auto\", a list of pooled parameters or true/false, not {centered!r}")
+            raise ModelSpecError(f'{source}: pooling.centered must be "auto", a list of pooled parameters or true/false, not {centered!r}')
         bad = [] if centered == AUTO else [p for p in centered if not isinstance(p, str) or p not in pooled]
         if bad:
             raise ModelSpecError(f"{source}: pooling.centered names {', '.join(map(str, bad))}, not pooled ({', '.join(pooled) or 'none'})")
@@ -319,8 +321,10 @@ class ModelSpec:
             if not np.all(np.isfinite(values)):
                 raise ModelSpecError(f"{self.name}: {key}: {prior.dist}({prior._args()}) is not a proper distribution (draws are NaN or infinite)")
             if not prior.fixed and np.ptp(values) == 0:
-                raise ModelSpecError(f"{self.name}: {key}: {prior.dist}({prior._args()}) is degenerate (every draw is {values[0]:g}); "
-                    f"give it a positive spread, or write {{dist = \"Fixed\", value = {values[0]:g}}} to fix the parameter")
+                raise ModelSpecError(
+                    f"{self.name}: {key}: {prior.dist}({prior._args()}) is degenerate (every draw is {values[0]:g}); "
+                    f'give it a positive spread, or write {{dist = "Fixed", value = {values[0]:g}}} to fix the parameter'
+                )
             out[key] = values
         return out
 

@@ -36,9 +36,7 @@ def write_jobs(folder: Path, kind: str, jobs: int, draws: int) -> Path:
     pd.concat(frames).to_csv(folder / f"{kind}.csv", index=False)
     group = 'group = "dataset"\n' if kind == "hierarchical" else ""
     manifest = folder / f"{kind}.toml"
-    manifest.write_text(
-        f'[defaults]\ndraws = {draws}\ntune = {draws}\nchains = 2\nseed = 0\n{group}\n[[job]]\nname = "sweep"\nruns = "{kind}.csv"\nsplit_by = "config"\n'
-    )
+    manifest.write_text(f'[defaults]\ndraws = {draws}\ntune = {draws}\nchains = 2\nseed = 0\n{group}\n[[job]]\nname = "sweep"\nruns = "{kind}.csv"\nsplit_by = "config"\n')
     return manifest
 
 

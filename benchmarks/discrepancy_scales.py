@@ -164,11 +164,11 @@ def main() -> None:
         "| dataset | cutoff | train/test | extrap. | variant | τ median | cov 50 / 80 / 90 | 90% width | median abs err | CRPS |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['dataset']} | {r['cutoff']:.0e} | {r['n_train']}/{r['n_test']} | {r['extrap']:.0f}× | {r['variant']} | {r['tau_median']:.4f} | "
-            f"{r['cov50']:.2f} / {r['cov80']:.2f} / {r['cov90']:.2f} | {r['width90']:.4f} | {r['mae']:.4f} | {r['crps']:.4f} |"
-        )
+    lines.extend(
+        f"| {r['dataset']} | {r['cutoff']:.0e} | {r['n_train']}/{r['n_test']} | {r['extrap']:.0f}× | {r['variant']} | {r['tau_median']:.4f} | "
+        f"{r['cov50']:.2f} / {r['cov80']:.2f} / {r['cov90']:.2f} | {r['width90']:.4f} | {r['mae']:.4f} | {r['crps']:.4f} |"
+        for r in rows
+    )
     lines += ["", "## Per variant across splits", "", *candidates(frame), ""]
     lines += ["", f"Total {time.perf_counter() - start:.0f} s on {platform.machine()} (Python {platform.python_version()}), shared 2-core machine."]
     text = "\n".join(lines)

@@ -15,7 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from bayescale.validate import sbc  # noqa: E402
+from bayescale.validate import sbc
 
 
 def main() -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 
-from bayescale.fitting import fit
-from bayescale.runs import load_runs
 from bayescale.allocate import allocation_table
+from bayescale.fitting import fit
 from bayescale.reference import HOFFMANN_TABLE3_CITATION, hoffmann_table3
 from bayescale.resources import data_path
+from bayescale.runs import load_runs
 from bayescale.units import format_quantity
 
 CI = 0.9

@@ -8,9 +8,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import bayescale  # noqa: E402
-from bayescale.plots import isoflop_profiles, observed_vs_predicted  # noqa: E402
-from bayescale.resources import data_path  # noqa: E402
+import bayescale
+from bayescale.plots import isoflop_profiles, observed_vs_predicted
+from bayescale.resources import data_path
 
 OUT = Path(__file__).parent / "figures"
 

@@ -26,7 +26,10 @@ BY_ARCH = {"dense": {"E": 1.80, "B": 2000.0}, "moe": {"E": 1.84, "B": 2200.0}}
 FFN_SHARE = 0.6
 
 
-def main(root: Path = Path(__file__).resolve().parents[1]) -> None:
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(root: Path = ROOT) -> None:
     dense = grid_runs(np.geomspace(2e7, 4e8, 4), np.geomspace(5e8, 1e10, 4))
     dense = dense.rename(columns={"params": "active_params"})
     dense["experts"] = 1

@@ -69,7 +69,7 @@ def fake_grouped_fit(population: Mapping[str, float], levels: Mapping[str, Mappi
     for p in spec.pooled:
         eta = np.array([law.to_internal(levels[name], d.centres)[p] - z_pop[p] for name in names])
         data[f"{p}_tau_{column}"] = (("chain", "draw"), np.ones(shape))
-        data[f"{p}_eta_{column}"] = (("chain", "draw", column), np.broadcast_to(eta, shape + (len(names),)).copy())
+        data[f"{p}_eta_{column}"] = (("chain", "draw", column), np.broadcast_to(eta, (*shape, len(names))).copy())
     post = xr.Dataset(data, coords={"chain": np.arange(chains), "draw": np.arange(draws), column: names})
     post = post.assign(group_level_parameters(spec, d, post))  # E_by_dataset etc., as a real fit stores them
     stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, dtype=bool))}, coords={"chain": np.arange(chains), "draw": np.arange(draws)})

@@ -14,6 +14,7 @@ from bayescale.errors import BayescaleError
 from bayescale.laws import get_law
 from bayescale.reference import hoffmann_table3
 from bayescale.simulate import EPOCH_CHINCHILLA as TRUTH
+
 from .fakefit import fake_fit, fake_grouped_fit
 
 BUDGETS = np.array([1e19, 5.76e23, 1e26])
@@ -183,7 +184,7 @@ def test_group_values_use_that_groups_parameters():
     levels = {"web": TRUTH, "code": {"E": 1.55, "A": 520.0, "B": 2300.0, "alpha": 0.36, "beta": 0.38}}
     fit = fake_grouped_fit(TRUTH, levels)
     for name, truth in levels.items():
-        n, d, loss = by_hand(truth, BUDGETS)
+        n, _d, loss = by_hand(truth, BUDGETS)
         ds = fit.allocate(BUDGETS, group_values={"dataset": name})
         np.testing.assert_allclose(ds["params"].values[0, 0], n, rtol=1e-9)
         np.testing.assert_allclose(ds["loss"].values[0, 0], loss, rtol=1e-9)

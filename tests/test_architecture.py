@@ -24,9 +24,7 @@ def test_check_reports_drift_both_ways(tmp_path, monkeypatch):
     (tmp_path / "bayescale" / "laws").mkdir(parents=True)
     for name in ("__init__.py", "errors.py", "new_module.py", "laws/__init__.py"):
         (tmp_path / "bayescale" / name).write_text("")
-    (tmp_path / "ARCHITECTURE.md").write_text(
-        "## Module map\n\n| module | owns |\n|---|---|\n| `errors.py` | errors |\n| `laws/` | laws |\n| `ghost.py` | nothing |\n\n## Next\n| `other.py` | |\n"
-    )
+    (tmp_path / "ARCHITECTURE.md").write_text("## Module map\n\n| module | owns |\n|---|---|\n| `errors.py` | errors |\n| `laws/` | laws |\n| `ghost.py` | nothing |\n\n## Next\n| `other.py` | |\n")
     monkeypatch.setattr(checker, "ROOT", tmp_path)
     monkeypatch.setattr(checker, "PACKAGE", tmp_path / "bayescale")
     assert checker.problems() == [

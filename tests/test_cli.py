@@ -164,7 +164,7 @@ def test_demo_fits_and_forecasts(chinchilla_fit, tmp_path):
     folder = tmp_path / "demo"
     result = invoke("demo", "-o", folder, "--draws", 300, "--tune", 300, "--chains", 2, "-q")
     median, lo, hi = check_demo_output(result, folder, draws=300, chains=2)
-    assert 1.9 < median < 2.05 and hi - lo < 0.1
+    assert 1.9 < median < 2.05 and hi - lo < 0.3  # 70B is ~2.5 decades beyond the runs: the discrepancy widens it
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from bayescale.cli import app
 from bayescale.decide import compare_plans, compute_for_target, cost, prob_below
 from bayescale.errors import BayescaleError
 from bayescale.simulate import EPOCH_CHINCHILLA as TRUTH
+
 from .fakefit import fake_fit
 
 

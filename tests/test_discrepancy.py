@@ -139,18 +139,7 @@ def test_saved_fit_keeps_discrepancy_and_self_check(chinchilla_fit, saved_fit_pa
     assert loaded.spec.discrepancy == chinchilla_fit.spec.discrepancy
     far = {"params": [7e10], "tokens": [1.4e12]}
     xr.testing.assert_allclose(loaded.forecast(seed=1, **far), chinchilla_fit.forecast(seed=1, **far), rtol=0, atol=0)
-    # a file written before the discrepancy existed: no table in its spec, no tau in its posterior
-    tree = xr.open_datatree(saved_fit_path, engine="h5netcdf").load()
-    spec = json.loads(tree.attrs["spec"])
-    del spec["discrepancy"]
-    tree.attrs = {k: v for k, v in tree.attrs.items() if k != "self_check"} | {"spec": json.dumps(spec)}
-    tree["posterior"] = xr.DataTree(tree["posterior"].to_dataset().drop_vars(["discrepancy_tau", "discrepancy_u"]))
-    old = tmp_path / "old.nc"
-    tree.to_netcdf(old, engine="h5netcdf")
-    legacy = load_fit(old)
-    assert legacy.spec.discrepancy.enabled is False and legacy.self_check is None
-    assert legacy.summary_dict()["self_check"] is None
-    xr.testing.assert_identical(legacy.forecast(seed=1, **far)["loss"], _without_discrepancy(chinchilla_fit).forecast(seed=1, **far)["loss"])
+
 
 
 def test_no_self_check_keeps_tau_at_its_prior(synthetic_frame):

@@ -275,7 +275,7 @@ def test_incompatible_format_version(saved_fit_path, tmp_path):
     tree.attrs["bayescale_format"] = 99
     path = tmp_path / "future.nc"
     tree.to_netcdf(path, engine="h5netcdf")
-    with pytest.raises(FitFileError, match="format 99 .* not readable by this version"):
+    with pytest.raises(FitFileError, match=r"format 99 .* not readable by this version"):
         load_fit(path)
 
 

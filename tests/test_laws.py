@@ -217,8 +217,14 @@ def test_float32_fast_namespace_matches_float64(name):
     n = 500
     params = np.exp(rng.uniform(np.log(1e6), np.log(1e13), n))
     unique = np.exp(rng.uniform(np.log(1e8), np.log(1e13), n))
-    raw = {"params": params, "active_params": params, "experts": rng.choice([1.0, 8.0, 64.0], n), "unique_tokens": unique,
-           "tokens": unique * rng.choice([1.0, 4.0, 40.0, 400.0], n), "dropout": rng.choice([0.0, 0.1], n)}
+    raw = {
+        "params": params,
+        "active_params": params,
+        "experts": rng.choice([1.0, 8.0, 64.0], n),
+        "unique_tokens": unique,
+        "tokens": unique * rng.choice([1.0, 4.0, 40.0, 400.0], n),
+        "dropout": rng.choice([0.0, 0.1], n),
+    }
     raw["flops"] = 6 * raw["params"] * raw["tokens"]
     # draws around the truth, as a posterior would give them (one row of parameters per target)
     p = {k: v * np.exp(rng.normal(0, 0.05, n)) for k, v in LAW_TRUTHS[name].items()}
@@ -297,7 +303,7 @@ def test_recovers_moe_with_arch_levels(moe_fit, moe_truth):
     assert moe_fit.groups == ("arch",)
     assert_recovers(moe_fit, moe_truth["shared"])
     for arch, values in moe_truth["by_arch"].items():
-        outside99, covered90 = coverage(moe_fit, values, label=f"{{}}[arch={arch}]")
+        outside99, _covered90 = coverage(moe_fit, values, label=f"{{}}[arch={arch}]")
         assert not outside99, outside99
 
 

@@ -171,7 +171,8 @@ attr_values = st.one_of(
     st.floats(allow_nan=True),
     st.text(max_size=8),
     st.lists(st.integers(0, 3), max_size=3),
-    st.sampled_from(['["dataset"]', '"x"', "{}", "[]", "null", '{"a": 1}', "9" * 400]))
+    st.sampled_from(['["dataset"]', '"x"', "{}", "[]", "null", '{"a": 1}', "9" * 400]),
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

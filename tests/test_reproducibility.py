@@ -44,8 +44,10 @@ def test_fresh_and_warm_compile_dirs_give_identical_draws(tmp_path):
     assert fresh == warm
 
 
-def test_models_are_compiled_without_the_disk_cache(monkeypatch, synthetic_frame):
-    """The fix itself, fast: nutpie compiles with PyTensor's Numba disk cache off."""
+def test_cfunc_models_are_compiled_without_the_disk_cache(monkeypatch, synthetic_frame):
+    """The fix itself, fast: nutpie's own (cfunc) compile runs with PyTensor's Numba disk cache off.
+
+    The default path feeds nutpie PyTensor's kernels and is checked end to end by the slow test above."""
     import nutpie
     import pytensor
 
@@ -63,5 +65,5 @@ def test_models_are_compiled_without_the_disk_cache(monkeypatch, synthetic_frame
     monkeypatch.setattr(nutpie, "compile_pymc_model", record)
     monkeypatch.setattr(fitting, "_COMPILED", {})
     with pytest.raises(fitting.SamplerError, match="Stop"):
-        fitting.fit(synthetic_frame, "chinchilla", draws=10, tune=10, chains=1)
+        fitting.fit(synthetic_frame, "chinchilla", draws=10, tune=10, chains=1, sampler="nutpie-cfunc")
     assert seen == [False]

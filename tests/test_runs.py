@@ -26,7 +26,9 @@ def test_embedded_tables_load():
 
 
 def test_units_and_derived_columns():
-    table = load_runs(pd.DataFrame({"params": ["70M", "1.5B", "1B"], "tokens": ["1.4T", "30B", "2e10"], "loss": [3.0, 2.5, "2.6"], "unique_tokens": ["1.4T", "10B", "2e10"], "dataset": ["a", "b", "a"]}))
+    table = load_runs(
+        pd.DataFrame({"params": ["70M", "1.5B", "1B"], "tokens": ["1.4T", "30B", "2e10"], "loss": [3.0, 2.5, "2.6"], "unique_tokens": ["1.4T", "10B", "2e10"], "dataset": ["a", "b", "a"]})
+    )
     np.testing.assert_allclose(table.column("params"), [7e7, 1.5e9, 1e9])
     np.testing.assert_allclose(table.column("flops"), 6 * table.column("params") * table.column("tokens"))
     np.testing.assert_allclose(table.column("epochs"), [1.0, 3.0, 1.0])
@@ -48,7 +50,7 @@ def test_where_selects_rows():
     assert len(load_runs(path, where={"published_fit": "false"})) == 296 - 182
     with pytest.raises(RunTableError, match="cannot select rows by column 'paper'"):
         load_runs(path, where={"paper": "true"})
-    with pytest.raises(RunTableError, match="no run has published_fit='yes'.*values present: false, true"):
+    with pytest.raises(RunTableError, match=r"no run has published_fit='yes'.*values present: false, true"):
         load_runs(path, where={"published_fit": "yes"})
 
 

@@ -107,7 +107,7 @@ def test_thousands_separators_still_read(tmp_path):
     assert table.data.loc[0, "params"] == 1e8 and table.data.loc[0, "tokens"] == 2e9
 
 
-@pytest.mark.parametrize("header", ['params,tokens,loss,"loss"', 'params,tokens,loss, loss', '\ufeffparams,tokens,loss,\ufeffloss', 'params,tokens,"lo""ss",loss,loss'])
+@pytest.mark.parametrize("header", ['params,tokens,loss,"loss"', "params,tokens,loss, loss", "\ufeffparams,tokens,loss,\ufeffloss", 'params,tokens,"lo""ss",loss,loss'])
 def test_duplicate_headers_however_hidden(tmp_path, header):
     path = tmp_path / "runs.csv"
     path.write_text(header + "\n1e8,2e9,3.1,3.2,3.3\n", encoding="utf-8")

@@ -25,7 +25,7 @@ BASE = 'form = "chinchilla"\n'
         ("[pooling]\nparams = 5", "pooling.params must be a parameter name or a list"),
         ("[pooling]\nparams = [1]", "pooling.params must be a parameter name or a list"),
         ("[pooling]\nscale = 5", "pooling.scale must be a table"),
-        ("[pooling]\nscale = {E = \"x\"}", "pooling.scale.E = 'x' must be a positive number"),
+        ('[pooling]\nscale = {E = "x"}', "pooling.scale.E = 'x' must be a positive number"),
         ("[pooling]\ngroup = 5", "pooling.group must be a column name"),
         ("[pooling]\ncentered = [5]", "pooling.centered names 5"),
     ],
@@ -96,4 +96,3 @@ def test_spec_path_that_is_a_folder(tmp_path):
     folder.mkdir()
     with pytest.raises(ModelSpecError):
         load_spec(folder)
-

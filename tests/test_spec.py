@@ -22,7 +22,9 @@ def test_round_trip_dict():
 
 
 def test_user_copy_of_a_spec(tmp_path):
-    text = (load_spec("chinchilla").law and open(__import__("bayescale.resources", fromlist=["x"]).models_dir() / "chinchilla.toml").read())
+    from bayescale.resources import models_dir
+
+    text = (models_dir() / "chinchilla.toml").read_text()
     path = tmp_path / "mine.toml"
     path.write_text(text.replace('E = { dist = "LogNormal", mu = 0.5, sigma = 0.5 }', 'E = { dist = "Gamma", alpha = 20, beta = 10 }'))
     spec = load_spec(path)
@@ -41,7 +43,7 @@ def test_user_copy_of_a_spec(tmp_path):
         ({**BASE, "pooling": {"scale": {"E": -1}}}, "must be > 0"),
         ({**BASE, "pooling": {"pool": []}}, "unknown pooling key"),
         ({**BASE, "pooling": {"params": ["E"], "centered": ["A"]}}, "pooling.centered names A, not pooled"),
-        ({**BASE, "pooling": {"centered": "E"}}, "pooling.centered must be \"auto\", a list"),
+        ({**BASE, "pooling": {"centered": "E"}}, 'pooling.centered must be "auto", a list'),
         ({**BASE, "likelihood": {"family": "cauchy"}}, "not one of studentt, normal"),
         ({**BASE, "likelihood": {"nu": -2}}, "nu must be a positive number"),
         ({**BASE, "priors": {"E": {"dist": "Fixed"}}}, "a fixed parameter is written"),
@@ -87,7 +89,7 @@ def test_centered_pooling():
     [
         ({"E": {"dist": "LogNorm", "mu": 0, "sigma": 1}}, "unknown distribution 'LogNorm'"),
         ({"E": {"dist": "LogNormal", "mu": 0, "sigma": -1}}, "priors"),
-        ({"E": {"dist": "LogNormal", "mean": 0}}, "is not valid"),
+        ({"E": {"dist": "LogNormal", "mean": 0}}, "has no argument 'mean'; it accepts mu, sigma"),
         ({"alpha": {"dist": "Normal", "mu": 0.3, "sigma": 1}}, "alpha must be positive"),
     ],
 )

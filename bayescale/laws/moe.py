@@ -12,12 +12,10 @@ from __future__ import annotations
 from bayescale.laws.base import Law, Parameter
 from bayescale.laws.chinchilla import CHINCHILLA_PARAMETERS, chinchilla_log_loss
 
-MOE_PARAMETERS = tuple(
-    Parameter(p.name, p.doc + (" (of N_eff)" if p.name == "A" else ""), p.prior, p.positive, ("alpha", "active_params"), p.kind)
-    if p.name == "A"
-    else p
-    for p in CHINCHILLA_PARAMETERS
-) + (Parameter("c", "log-expert efficiency: N_eff = N_active*(1 + c*log E)", {"dist": "LogNormal", "mu": -1.0, "sigma": 1.0}, kind="shape"),)
+MOE_PARAMETERS = (
+    *tuple(Parameter(p.name, p.doc + (" (of N_eff)" if p.name == "A" else ""), p.prior, p.positive, ("alpha", "active_params"), p.kind) if p.name == "A" else p for p in CHINCHILLA_PARAMETERS),
+    Parameter("c", "log-expert efficiency: N_eff = N_active*(1 + c*log E)", {"dist": "LogNormal", "mu": -1.0, "sigma": 1.0}, kind="shape"),
+)
 
 
 class MoE(Law):

@@ -90,7 +90,7 @@ def sbc(
     law = spec.law
     prior = spec.draw_priors(int(n_sims), seed)
     rng = np.random.default_rng(seed)
-    names = list(law.parameter_names) + ["sigma"]
+    names = [*list(law.parameter_names), "sigma"]
     rows, truths, converged = [], [], []
     n_ranks = None
     for i in range(int(n_sims)):
