@@ -3,14 +3,15 @@
 Two compile paths (``fitting.SAMPLERS`` names them):
 
 * ``nutpie`` (default): PyTensor compiles the log-density, its gradient and the
-  deterministics to Numba and caches the kernels on disk, so a new process loads them
-  instead of recompiling (~2 s instead of ~10 s); nutpie calls them through its
-  Python-function interface (``nutpie.compiled_pyfunc.from_pyfunc``), one Python call per
-  gradient. The raw jitted functions are pure (thread-safe across chains); the ``pm.Data``
+  deterministics to Numba, and nutpie calls them through its Python-function interface
+  (``nutpie.compiled_pyfunc.from_pyfunc``), one Python call per gradient; this skips the
+  ``numba.cfunc`` wrappers that dominate nutpie's own compile. The raw jitted functions are pure (thread-safe across chains); the ``pm.Data``
   values are passed as arguments, so ``with_data`` swaps them without recompiling.
 * ``nutpie-cfunc``: nutpie's own ``compile_pymc_model``, which wraps the same kernels in
-  ``numba.cfunc`` callbacks: no Python call per gradient, but Numba cannot cache them, so
-  every process recompiles.
+  ``numba.cfunc`` callbacks: no Python call per gradient, slower to compile.
+
+Both compile with PyTensor's on-disk Numba cache off: with it, the same seed gave different
+draws from an empty and a warm compile directory (``tests/test_reproducibility.py``).
 
 nutpie imports the ``arviz`` meta-package (plots, matplotlib) at module level only to build
 its result; ``import_nutpie`` makes that import lazy and ``to_datatree`` builds the result from
@@ -65,15 +66,14 @@ def import_nutpie():
 
 def compile_model(model, sampler: str = "nutpie"):
     """Compile the ``pm.Model`` for nutpie along the path ``sampler`` names (see the module doc)."""
-    nutpie = import_nutpie()
-    if sampler == "nutpie-cfunc":
-        import pytensor
+    import pytensor
 
-        # nutpie's cfunc wrappers gave different posteriors with an empty and a warm PyTensor
-        # compile directory; without the disk cache every process compiles the same code
-        with pytensor.config.change_flags(numba__cache=False):
-            return nutpie.compile_pymc_model(model)
-    return _compile_kernels(model)
+    nutpie = import_nutpie()
+    # Both paths gave different posteriors from an empty and a warm PyTensor compile directory
+    # (tests/test_reproducibility.py); without the on-disk Numba cache every process compiles the
+    # same code, so the same seed gives the same draws whatever the caches hold.
+    with pytensor.config.change_flags(numba__cache=False):
+        return nutpie.compile_pymc_model(model) if sampler == "nutpie-cfunc" else _compile_kernels(model)
 
 
 def data_names(compiled) -> set[str]:
@@ -166,7 +166,7 @@ class NumbaKernels:
 
 
 def _compile_kernels(model) -> NumbaKernels:
-    """Compile through PyTensor's Numba backend, whose kernels are cached on disk."""
+    """Compile through PyTensor's Numba backend (``compile_model`` turns its disk cache off)."""
     from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords, _wrap_with_lock
     from pymc.initial_point import make_initial_point_fn
 

@@ -44,14 +44,14 @@ def test_fresh_and_warm_compile_dirs_give_identical_draws(tmp_path):
     assert fresh == warm
 
 
-def test_cfunc_models_are_compiled_without_the_disk_cache(monkeypatch, synthetic_frame):
-    """The fix itself, fast: nutpie's own (cfunc) compile runs with PyTensor's Numba disk cache off.
-
-    The default path feeds nutpie PyTensor's kernels and is checked end to end by the slow test above."""
+@pytest.mark.parametrize("sampler", ["nutpie", "nutpie-cfunc"])
+def test_models_are_compiled_without_the_disk_cache(monkeypatch, synthetic_frame, sampler):
+    """The fix itself, fast: both nutpie paths compile with PyTensor's Numba disk cache off
+    (the slow test above checks the draws end to end)."""
     import nutpie
     import pytensor
 
-    from bayescale import fitting
+    from bayescale import compiled, fitting
 
     seen = []
 
@@ -63,7 +63,8 @@ def test_cfunc_models_are_compiled_without_the_disk_cache(monkeypatch, synthetic
         raise Stop
 
     monkeypatch.setattr(nutpie, "compile_pymc_model", record)
+    monkeypatch.setattr(compiled, "_compile_kernels", record)
     monkeypatch.setattr(fitting, "_COMPILED", {})
     with pytest.raises(fitting.SamplerError, match="Stop"):
-        fitting.fit(synthetic_frame, "chinchilla", draws=10, tune=10, chains=1, sampler="nutpie-cfunc")
+        fitting.fit(synthetic_frame, "chinchilla", draws=10, tune=10, chains=1, sampler=sampler)
     assert seen == [False]
