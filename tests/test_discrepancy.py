@@ -141,7 +141,6 @@ def test_saved_fit_keeps_discrepancy_and_self_check(chinchilla_fit, saved_fit_pa
     xr.testing.assert_allclose(loaded.forecast(seed=1, **far), chinchilla_fit.forecast(seed=1, **far), rtol=0, atol=0)
 
 
-
 def test_no_self_check_keeps_tau_at_its_prior(synthetic_frame):
     from bayescale import fit
 
