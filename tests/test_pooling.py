@@ -38,7 +38,8 @@ def test_every_law_declares_levels_and_shapes():
 def test_shipped_specs_pool_the_levels_with_auto_centring():
     for name in shipped_specs():
         spec = load_spec(name)
-        assert spec.centered == AUTO
+        # moe: two arch levels leave the spread unidentified, centred sampling diverged: non-centred
+        assert spec.centered == (() if name == "moe" else AUTO), name
         if name not in ("moe", "data_constrained_two_stage"):  # moe shares A by design; two-stage fixes its levels
             assert spec.pooled == spec.law.level_names, name
     # a spec without pooling.params pools the free levels
