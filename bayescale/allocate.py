@@ -352,7 +352,7 @@ def allocate(
     resolved = resolve_request(fit, group_values, new_group)
     params = parameter_draws(fit, group_values, new_group, seed)
     shift = shift_per_draw(fit)
-    discrepancy = None if shift is None else (shift, group_bounds(fit, seen_levels(fit, group_values, new_group)))
+    discrepancy = None if shift is None else (shift, group_bounds(fit, seen_levels(resolved)))
     ds = allocate_params(fit.spec.law, params, flops, unique_tokens=unique_tokens, robust_quantile=robust_quantile, ci=ci, discrepancy=discrepancy)
     post = fit.posterior
     ds = ds.assign_coords(chain=post["chain"].values, draw=post["draw"].values)

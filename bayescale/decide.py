@@ -101,9 +101,9 @@ class _Posterior:
         self.noise_b = likelihood.unit_noise(rng, nu, (self.size, 1))
         shift = shift_per_draw(fit)
         self.shift = None if shift is None else shift.reshape(-1, 1)
-        from bayescale.groups import seen_levels
+        from bayescale.groups import resolve_request, seen_levels
 
-        self.bounds = None if shift is None else group_bounds(fit, seen_levels(fit, group_values, new_group))
+        self.bounds = None if shift is None else group_bounds(fit, seen_levels(resolve_request(fit, group_values, new_group)))
 
     @property
     def size(self) -> int:

@@ -106,9 +106,9 @@ def resolve_request(fit: Fit, group_values: Mapping[str, Any] | None, new_group:
     return out
 
 
-def seen_levels(fit: Fit, group_values: Mapping[str, Any] | None, new_group: bool) -> dict[str, str]:
-    """The fitted levels a single-target request names (as spelt in the runs), leaving out new groups."""
-    return {g: level for g, (level, is_new) in resolve_request(fit, group_values, new_group).items() if not is_new}
+def seen_levels(resolved: Mapping[str, tuple[str, bool]]) -> dict[str, str]:
+    """The fitted levels of a resolved request (``resolve_request``), as spelt in the runs, leaving out new groups."""
+    return {g: level for g, (level, is_new) in resolved.items() if not is_new}
 
 
 def describe(fit: Fit, resolved: Mapping[str, tuple[str, bool]]) -> str:
