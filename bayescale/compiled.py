@@ -10,8 +10,11 @@ Two compile paths (``fitting.SAMPLERS`` names them):
 * ``nutpie-cfunc``: nutpie's own ``compile_pymc_model``, which wraps the same kernels in
   ``numba.cfunc`` callbacks: no Python call per gradient, slower to compile.
 
-Both compile with PyTensor's on-disk Numba cache off: with it, the same seed gave different
-draws from an empty and a warm compile directory (``tests/test_reproducibility.py``).
+Both compile with Numba's fast-math flags off. With them (PyTensor's default: reassociation,
+contraction, approximate functions) a kernel's bits depend on whether LLVM compiled it together
+with its callees or loaded them from PyTensor's disk cache, so the same seed gave different draws
+from an empty and a warm compile directory (``tests/test_reproducibility.py``). Without them the
+disk cache is exact, so a new process loads the kernels instead of compiling them again.
 
 nutpie imports the ``arviz`` meta-package (plots, matplotlib) at module level only to build
 its result; ``import_nutpie`` makes that import lazy and ``to_datatree`` builds the result from
@@ -69,10 +72,9 @@ def compile_model(model, sampler: str = "nutpie"):
     import pytensor
 
     nutpie = import_nutpie()
-    # Both paths gave different posteriors from an empty and a warm PyTensor compile directory
-    # (tests/test_reproducibility.py); without the on-disk Numba cache every process compiles the
-    # same code, so the same seed gives the same draws whatever the caches hold.
-    with pytensor.config.change_flags(numba__cache=False):
+    # IEEE arithmetic (no fast-math) makes a kernel's result independent of how it was compiled or
+    # loaded, so the disk cache cannot change the draws (see the module doc).
+    with pytensor.config.change_flags(numba__fastmath=False):
         return nutpie.compile_pymc_model(model) if sampler == "nutpie-cfunc" else _compile_kernels(model)
 
 
@@ -166,7 +168,7 @@ class NumbaKernels:
 
 
 def _compile_kernels(model) -> NumbaKernels:
-    """Compile through PyTensor's Numba backend (``compile_model`` turns its disk cache off)."""
+    """Compile through PyTensor's Numba backend (``compile_model`` turns fast-math off)."""
     from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords, _wrap_with_lock
     from pymc.initial_point import make_initial_point_fn
 
