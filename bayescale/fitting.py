@@ -757,7 +757,8 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
         raise FitFileError(
             f"{path}: fit file format {int(version)} written by bayescale {_short(attrs.get('bayescale_version'))} is not readable by this version (format {FORMAT_VERSION}); refit with this version"
         )
-    if attrs.get("content_hash") != content_hash(tree):
+    stored_hash = attrs.get("content_hash")
+    if not isinstance(stored_hash, str) or stored_hash != content_hash(tree):  # an array attribute must not reach ``!=``
         raise FitFileError(f"{path}: the content hash does not match: the file was edited or corrupted after it was saved; refit")
     try:
         spec = ModelSpec.from_dict(json.loads(attrs["spec"]), source=f"{path}:spec")
