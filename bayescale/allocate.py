@@ -98,21 +98,11 @@ def parameter_draws(fit: Fit, group_values: Mapping[str, Any] | None = None, new
     """Public law parameters as (chain, draw) arrays: the fit's own (no groups), a seen level per
     group column, or a new, unseen group (``new_group=True``: fresh offsets per draw, seeded)."""
     from bayescale.groups import resolve_request
+    from bayescale.posterior import PosteriorView
 
-    law = fit.spec.law
-    post = fit.posterior
     resolved = resolve_request(fit, group_values, new_group)
-    if not resolved:
-        return {p: post[p].transpose("chain", "draw").values.astype(float) for p in law.parameter_names}
-    rng = np.random.default_rng([check_seed(seed), 1])  # its own stream: never the same numbers as a noise draw seeded alike
-    d = fit.design
-    z = {p: post[f"{p}_z"].transpose("chain", "draw").values for p in law.parameter_names}
-    for g, (level, is_new) in resolved.items():
-        for p in fit.spec.pooled:
-            tau = post[f"{p}_tau_{g}"].transpose("chain", "draw").values
-            eta = rng.standard_normal(tau.shape) if is_new else post[f"{p}_eta_{g}"].sel({g: level}).transpose("chain", "draw").values
-            z[p] = z[p] + tau * eta
-    return {k: np.asarray(v, dtype=float) for k, v in law.to_public(NUMPY, z, d.centres).items()}
+    rng = np.random.default_rng([check_seed(seed), 1]) if resolved else None  # its own stream: never the same numbers as a noise draw seeded alike
+    return PosteriorView.of(fit).parameters(resolved, rng)
 
 
 # --------------------------------------------------------------------------- the loss on the isoFLOP line
