@@ -51,7 +51,7 @@ def test_models_are_compiled_without_the_disk_cache(monkeypatch, synthetic_frame
     import nutpie
     import pytensor
 
-    from bayescale import compiled, fitting
+    from bayescale import compiled, fitting, sampling
 
     seen = []
 
@@ -64,7 +64,7 @@ def test_models_are_compiled_without_the_disk_cache(monkeypatch, synthetic_frame
 
     monkeypatch.setattr(nutpie, "compile_pymc_model", record)
     monkeypatch.setattr(compiled, "_compile_kernels", record)
-    monkeypatch.setattr(fitting, "_COMPILED", {})
+    monkeypatch.setattr(sampling, "_COMPILED", {})
     with pytest.raises(fitting.SamplerError, match="Stop"):
         fitting.fit(synthetic_frame, "chinchilla", draws=10, tune=10, chains=1, sampler=sampler)
     assert seen == [False]
