@@ -413,7 +413,7 @@ def _demo(output: Path, draws: int, tune: int, chains: int, seed: int, quiet: bo
     import matplotlib
 
     matplotlib.use("Agg")
-    from bayescale.plots import isoflop_profiles
+    from bayescale.plots import plot_isoflop_profiles
     from bayescale.resources import data_path
 
     runs_path = data_path("chinchilla_figure4_runs.csv")
@@ -432,7 +432,7 @@ def _demo(output: Path, draws: int, tune: int, chains: int, seed: int, quiet: bo
     output.mkdir(parents=True, exist_ok=True)
     fit_path = result.save(output / "chinchilla_fit.nc")
     figure = output / "chinchilla_isoflops.png"
-    isoflop_profiles(result).savefig(figure, dpi=120)
+    plot_isoflop_profiles(result).savefig(figure, dpi=120)
     typer.echo(f"\nSaved the fit to {fit_path} and a figure to {figure}.")
     typer.echo(f"Next: bayescale summary {fit_path} --format json   |   bayescale forecast {fit_path} --params 7B --tokens 140B")
 

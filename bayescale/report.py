@@ -106,10 +106,10 @@ def report_context(
     from bayescale.groups import describe, resolve_request
     from bayescale.plots import (
         isoflop_lines,
-        isoflop_profiles,
-        observed_vs_predicted,
         plot_forecast_fan,
         plot_frontier,
+        plot_isoflop_profiles,
+        plot_observed_vs_predicted,
         plot_posteriors,
         plot_prob_vs_compute,
     )
@@ -155,13 +155,13 @@ def report_context(
     seed_table = hoffmann_table3() if hoffmann_applies(fit, parameter_draws(fit, **groups)) else None
     on_lines = isoflop_lines(runs) is not None
     figures = {
-        "observed": _png(observed_vs_predicted(fit, ci=ci)),
+        "observed": _png(plot_observed_vs_predicted(fit, ci=ci)),
         "frontier": _png(plot_frontier(frontier, ci, reference=seed_table)),
         "fan": _png(plot_forecast_fan(frontier, budgets, target_loss)),
         "posteriors": _png(plot_posteriors(fit, ci)),
     }
     if on_lines:
-        figures["isoflops"] = _png(isoflop_profiles(fit, ci=ci, **groups))
+        figures["isoflops"] = _png(plot_isoflop_profiles(fit, ci=ci, **groups))
     if target_loss is not None:
         figures["prob"] = _png(plot_prob_vs_compute(fit, target_loss, grid, prob=prob, unique_tokens=unique_tokens, **groups))
     targets = table[["flops"]].assign(params=table["robust_params"], tokens=table["robust_tokens"])
