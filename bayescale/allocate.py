@@ -268,11 +268,12 @@ def allocate_params(
     lu_b = None if log_u is None else log_u[None, :]
 
     shift = None if discrepancy is None else np.asarray(discrepancy[0], dtype=float).reshape(-1, 1)
+    bounds = None if discrepancy is None else discrepancy[1]
 
     def loss_of(ln):  # ln: (..., budget) -> (..., draws, budget)
         log_loss = line_log_loss(law, flat, log_c6, ln[..., None, :], lu_b)
-        if shift is not None:
-            log_loss = log_loss + shift * plan_distance(law.inputs, discrepancy[1], ln[..., None, :], log_c6 - ln[..., None, :])
+        if shift is not None and bounds is not None:
+            log_loss = log_loss + shift * plan_distance(law.inputs, bounds, ln[..., None, :], log_c6 - ln[..., None, :])
         return np.exp(log_loss)
 
     ln_flat = log_n.reshape(-1, len(flops))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -157,7 +158,7 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks in
     STATE["debug"] = debug
 
 
-def _command(name: str, *positional: object, options: list[tuple[str, object]] = ()) -> str:
+def _command(name: str, *positional: object, options: Sequence[tuple[str, object]] = ()) -> str:
     """A ``bayescale`` command line from parsed values (paths as the user gave them; absolute ones never)."""
     import shlex
 

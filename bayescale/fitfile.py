@@ -85,7 +85,7 @@ def content_hash(tree: xr.DataTree) -> str:
     for node in sorted(tree.children):
         ds = tree[node].to_dataset()
         digest.update(json.dumps([node, {k: str(v) for k, v in sorted(ds.attrs.items())}]).encode())
-        for name in sorted(ds.variables):
+        for name in sorted(map(str, ds.variables)):
             values = np.asarray(ds[name].values)
             digest.update(json.dumps([str(name), list(ds[name].dims), list(values.shape)]).encode())
             if values.dtype.kind in "fiub":
@@ -131,11 +131,11 @@ def _check_loaded(path: Path, tree: xr.DataTree, spec: ModelSpec, groups: tuple[
     for name in required_variables(spec, groups):
         if name not in posterior:
             raise FitFileError(f"{path}: posterior variable {name!r} is missing")
-    for name, var in posterior.data_vars.items():
+    for var_name, var in posterior.data_vars.items():
         if var.dims[:2] != SAMPLE_DIMS or var.dtype.kind not in "fiu":
-            raise FitFileError(f"{path}: posterior variable {name!r} has dims {var.dims} / dtype {var.dtype}, expected numeric (chain, draw, ...)")
+            raise FitFileError(f"{path}: posterior variable {var_name!r} has dims {var.dims} / dtype {var.dtype}, expected numeric (chain, draw, ...)")
         if not np.all(np.isfinite(var.values)):
-            raise FitFileError(f"{path}: posterior variable {name!r} holds NaN or infinite draws")
+            raise FitFileError(f"{path}: posterior variable {var_name!r} holds NaN or infinite draws")
     levels = {g: sorted(set(frame[g].astype(str))) for g in groups}
     for g in groups:
         if g not in posterior.coords or sorted(map(str, posterior[g].values)) != levels[g]:

@@ -29,6 +29,7 @@ from bayescale.runs import parse_numeric_column, read_table
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
+    from bayescale.groups import Grouped
 
 #: Largest number of (chain × draw × target) values ``forecast`` evaluates at once.
 CHUNK_ELEMENTS = 4_000_000
@@ -41,7 +42,7 @@ SENSIBLE_RANGE = {"params": (1e3, 1e16), "active_params": (1e3, 1e16), "tokens":
 EXTRAPOLATION_WARN = 100.0
 
 
-def target_table(fit: Fit, targets: Any = None, *, group_values: Mapping[str, Any] | None = None, new_group: bool = False, rename: Mapping[str, str] | None = None, **columns: Any) -> pd.DataFrame:
+def target_table(fit: Grouped, targets: Any = None, *, group_values: Mapping[str, Any] | None = None, new_group: bool = False, rename: Mapping[str, str] | None = None, **columns: Any) -> pd.DataFrame:
     """Normalise targets (DataFrame, mapping, CSV path or keyword columns) to a parsed DataFrame.
 
     Numeric inputs of the law are parsed with units; ``flops`` defaults to 6·N·D and
@@ -102,7 +103,7 @@ def target_table(fit: Fit, targets: Any = None, *, group_values: Mapping[str, An
     return _target_groups(fit, out.reset_index(drop=True), group_values, new_group, source)
 
 
-def _target_groups(fit: Fit, out: pd.DataFrame, group_values: Mapping[str, Any] | None, new_group: bool, source: str) -> pd.DataFrame:
+def _target_groups(fit: Grouped, out: pd.DataFrame, group_values: Mapping[str, Any] | None, new_group: bool, source: str) -> pd.DataFrame:
     """Each target's group as the canonical seen level (or a new group's label) plus a ``new_group`` column."""
     from bayescale.groups import resolve_levels
 
@@ -167,7 +168,7 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
         public = view.public(view.z_at(offsets, [index[lo:hi] for index in indices]))
         x = {c: v[lo:hi] for c, v in logs.items()}
         mu = np.broadcast_to(law.log_loss(NUMPY, public, x), (chains, draws, hi - lo))
-        if dist is not None and dist[lo:hi].any():  # model discrepancy: zero inside the data's range
+        if dist is not None and shift is not None and dist[lo:hi].any():  # model discrepancy: zero inside the data's range
             mu = mu + shift[..., None] * dist[lo:hi]
         # noise is drawn target by target (target-major), so the draws do not depend on chunking
         noise = np.moveaxis(fit.spec.likelihood.unit_noise(rng, nu_t, (hi - lo, chains, draws)), 0, -1)
@@ -262,7 +263,7 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
         x = {c: v[lo:hi, None].astype(np.float32) for c, v in logs.items()}
         with np.errstate(divide="ignore"):  # float32 flushes tiny floors (token_crisis) to 0: log 0 = -inf is meant
             mu = np.broadcast_to(law.log_loss(NUMPY_FAST, public, x), (hi - lo, n_draws))
-        if dist is not None and dist[lo:hi].any():  # element by element: independent of block size
+        if dist is not None and shift is not None and dist[lo:hi].any():  # element by element: independent of block size
             mu = mu + dist[lo:hi, None] * shift
         mean[lo:hi] = quantiles_of_exp(mu, None)
         pred[lo:hi] = quantiles_of_exp(mu, noise)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -138,7 +139,8 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
         # 1 for every run in a fit; the self-check sets held-out runs to 0 in the same compiled model
         weight = pm.Data("run_weight", np.ones(d.y.size), dims="run")
         index = {g: pm.Data(f"{g}_index", d.codes[g], dims="run") for g in d.groups}
-        z_pop, public_pop = {}, {}
+        z_pop: dict[str, Any] = {}
+        public_pop: dict[str, Any] = {}
         for p in law.parameters:  # a fixed parameter's coordinate is a function of free exponents
             if p.name in spec.fixed:
                 value = law.internal_value(ops, p.name, pt.as_tensor_variable(spec.fixed[p.name]), public_pop, centres)

@@ -208,7 +208,7 @@ class Fit:
             labels = [(None, da)] if not extra_dims else [(lvl, da.sel({extra_dims[0]: lvl})) for lvl in da[extra_dims[0]].values]
             for level, sub in labels:
                 values = sub.values.reshape(-1)
-                key = name if level is None else f"{name.split('_by_')[0]}[{extra_dims[0]}={level}]"
+                key = name if level is None else f"{str(name).split('_by_')[0]}[{extra_dims[0]}={level}]"
                 sel = {} if level is None else {extra_dims[0]: level}
                 rows.append(
                     {
