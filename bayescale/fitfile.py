@@ -149,28 +149,8 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
     hash written at save must match, and the posterior and runs must hold what forecasts read.
     """
     path = Path(path)
-    if not path.exists():
-        raise FitFileError(f"{path}: no such fit file")
-    if not (path.is_file() or (path.is_dir() and path.suffix == ".zarr")):
-        raise FitFileError(f"{path}: not a fit file (a folder or a device); a fit is a .nc file or a .zarr folder")
-    try:
-        tree = _open_bounded(path, max_bytes)
-    except FitFileError:
-        raise
-    except Exception as exc:
-        raise FitFileError(f"{path}: cannot read as a bayescale fit (truncated, corrupted or not netCDF/zarr): {type(exc).__name__}: {str(exc)[:200]}") from None
+    tree = _read_checked(path, max_bytes)
     attrs = tree.attrs
-    if "bayescale_format" not in attrs:
-        raise FitFileError(f"{path}: not a bayescale fit (no bayescale_format attribute); it may be a plain ArviZ/PyMC file")
-    version = attrs["bayescale_format"]
-    if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)):
-        raise FitFileError(f"{path}: bayescale_format must be an integer, got {_short(version)}")
-    if int(version) != FORMAT_VERSION:
-        raise FitFileError(
-            f"{path}: fit file format {int(version)} written by bayescale {_short(attrs.get('bayescale_version'))} is not readable by this version (format {FORMAT_VERSION}); refit with this version"
-        )
-    if attrs.get("content_hash") != content_hash(tree):
-        raise FitFileError(f"{path}: the content hash does not match: the file was edited or corrupted after it was saved; refit")
     try:
         spec = ModelSpec.from_dict(json.loads(attrs["spec"]), source=f"{path}:spec")
         groups = json.loads(attrs["groups"])
@@ -206,3 +186,30 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
     if not diagnostics.converged:
         warnings.warn(f"{path}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
     return result
+
+
+def _read_checked(path: Path, max_bytes: int) -> xr.DataTree:
+    """The file's tree, once it is known to be a bayescale fit of this format whose content hash matches."""
+    if not path.exists():
+        raise FitFileError(f"{path}: no such fit file")
+    if not (path.is_file() or (path.is_dir() and path.suffix == ".zarr")):
+        raise FitFileError(f"{path}: not a fit file (a folder or a device); a fit is a .nc file or a .zarr folder")
+    try:
+        tree = _open_bounded(path, max_bytes)
+    except FitFileError:
+        raise
+    except Exception as exc:
+        raise FitFileError(f"{path}: cannot read as a bayescale fit (truncated, corrupted or not netCDF/zarr): {type(exc).__name__}: {str(exc)[:200]}") from None
+    attrs = tree.attrs
+    if "bayescale_format" not in attrs:
+        raise FitFileError(f"{path}: not a bayescale fit (no bayescale_format attribute); it may be a plain ArviZ/PyMC file")
+    version = attrs["bayescale_format"]
+    if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)):
+        raise FitFileError(f"{path}: bayescale_format must be an integer, got {_short(version)}")
+    if int(version) != FORMAT_VERSION:
+        raise FitFileError(
+            f"{path}: fit file format {int(version)} written by bayescale {_short(attrs.get('bayescale_version'))} is not readable by this version (format {FORMAT_VERSION}); refit with this version"
+        )
+    if attrs.get("content_hash") != content_hash(tree):
+        raise FitFileError(f"{path}: the content hash does not match: the file was edited or corrupted after it was saved; refit")
+    return tree

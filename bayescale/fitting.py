@@ -24,7 +24,7 @@ from bayescale.errors import ConvergenceWarning, RunTableError, SamplerError, ch
 from bayescale.fitfile import FORMAT_VERSION, MAX_LOAD_BYTES, content_hash, load_fit, save_fit
 from bayescale.model import Design, design
 from bayescale.pooling import resolve_centered
-from bayescale.posterior import SAMPLE_DIMS
+from bayescale.posterior import SAMPLE_DIMS, judged_variables
 from bayescale.result import Diagnostics, Fit, check_convergence, package_version
 from bayescale.runs import RunTable, check_magnitudes, load_runs
 from bayescale.sampling import ADAPTATIONS, NUTPIE_SAMPLERS, SAMPLERS, SamplerConfig, _adaptation, _check_size, _warn_if_slow, prepare, sample, tidy_tree
@@ -89,14 +89,7 @@ def fit(
     seed = check_seed(seed)
     draws, tune, chains = check_count(draws, "draws"), check_count(tune, "tune"), check_count(chains, "chains")
     self_check_draws = check_count(self_check_draws, "self_check_draws")
-    if isinstance(runs, RunTable):
-        problems = check_magnitudes(runs.column("params").astype(float), runs.column("tokens").astype(float), runs.source) if strict else []
-        if problems:
-            raise RunTableError(problems[0] + "; strict mode refuses suspicious magnitudes")
-    else:
-        runs = load_runs(runs, strict=strict)
-    spec = load_spec(model)
-    groups = tuple([group] if isinstance(group, str) else (group if group is not None else spec.group))
+    runs, spec, groups = _inputs(runs, model, group, strict)
     _adaptation(adaptation, sampler, False)  # a bad sampler or adaptation fails before any work
     d = design(spec, runs, groups)
     _check_size(spec, d, draws, chains)
@@ -111,15 +104,40 @@ def fit(
     raw = sample(spec, d, prior_draws, config)
     seconds = time.perf_counter() - start
     tree = tidy_tree(raw, spec, d)
-    internal = [str(v) for v in tree["posterior"].data_vars if str(v).removesuffix("_z") not in spec.fixed]  # constants have no R-hat
-    diagnostics = check_convergence(tree, internal)
-    info = {
+    diagnostics = check_convergence(tree, judged_variables(tree["posterior"].to_dataset(), spec))
+    info = _info(config, spec, groups, rule, seconds, command)
+    result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)
+    check = _self_check(result, d, prior_draws, replace(config, draws=min(self_check_draws, draws), tune=min(self_check_draws, tune))) if self_check else None
+    result = with_discrepancy(result, check)
+    if not diagnostics.converged:
+        warnings.warn(f"{spec.name} fit on {runs.source}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
+    return result
+
+
+def _inputs(
+    runs: RunTable | str | Path | pd.DataFrame, model: str | Path | ModelSpec | Mapping[str, Any], group: str | Sequence[str] | None, strict: bool
+) -> tuple[RunTable, ModelSpec, tuple[str, ...]]:
+    """The validated runs (a given ``RunTable`` is re-checked only for ``strict``), the spec, and the group columns (default: the spec's)."""
+    if isinstance(runs, RunTable):
+        problems = check_magnitudes(runs.column("params").astype(float), runs.column("tokens").astype(float), runs.source) if strict else []
+        if problems:
+            raise RunTableError(problems[0] + "; strict mode refuses suspicious magnitudes")
+    else:
+        runs = load_runs(runs, strict=strict)
+    spec = load_spec(model)
+    groups = tuple([group] if isinstance(group, str) else (group if group is not None else spec.group))
+    return runs, spec, groups
+
+
+def _info(config: SamplerConfig, spec: ModelSpec, groups: tuple[str, ...], rule: str, seconds: float, command: str | None) -> dict[str, Any]:
+    """``Fit.info``: sampler settings, what was pooled and centred (and by which rule), timing, and the command line."""
+    info: dict[str, Any] = {
         "seconds": seconds,
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "target_accept": target_accept,
-        "adaptation": adaptation,
+        "draws": config.draws,
+        "tune": config.tune,
+        "chains": config.chains,
+        "target_accept": config.target_accept,
+        "adaptation": config.adaptation,
         "pooled": list(spec.pooled) if groups else [],
         "centered": list(spec.centered),
         "centering": rule,
@@ -127,12 +145,7 @@ def fit(
     }
     if command:
         info["command"] = command
-    result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)
-    check = _self_check(result, d, prior_draws, replace(config, draws=min(self_check_draws, draws), tune=min(self_check_draws, tune))) if self_check else None
-    result = with_discrepancy(result, check)
-    if not diagnostics.converged:
-        warnings.warn(f"{spec.name} fit on {runs.source}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
-    return result
+    return info
 
 
 def _self_check(result: Fit, d: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig) -> dict[str, Any]:

@@ -174,6 +174,12 @@ class PosteriorView:
         return self.spec.likelihood.nu_values(self.posterior)
 
 
+def judged_variables(posterior: xr.Dataset, spec: ModelSpec) -> list[str]:
+    """The posterior variables convergence is judged on: all but fixed parameters (constants have no R-hat)."""
+    fixed = set(spec.fixed)
+    return [str(v) for v in posterior.data_vars if str(v) not in fixed and str(v) not in {z_name(p) for p in fixed}]
+
+
 def required_variables(spec: ModelSpec, groups: Sequence[str]) -> list[str]:
     """Posterior variables every consumer of a view (forecast, allocate, LOO, summary) reads."""
     from bayescale.spec import Prior

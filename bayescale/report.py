@@ -59,12 +59,12 @@ def display_path(path: str | Path) -> str:
 HOFFMANN_E_RANGE = (1.5, 2.1)
 
 
-def hoffmann_applies(fit: Fit, params: dict[str, np.ndarray]) -> bool:
+def hoffmann_applies(fit: Fit, theta: dict[str, np.ndarray]) -> bool:
     """Whether Hoffmann et al.'s Table 3 is fair context: a Chinchilla-family law, on data whose
     irreducible loss is comparable with theirs, with runs at compute their table covers."""
-    if fit.spec.form not in ("chinchilla", "data_constrained") or "E" not in params:
+    if fit.spec.form not in ("chinchilla", "data_constrained") or "E" not in theta:
         return False
-    e = float(np.median(params["E"]))
+    e = float(np.median(theta["E"]))
     return HOFFMANN_E_RANGE[0] <= e <= HOFFMANN_E_RANGE[1] and float(fit.runs.data["flops"].max()) >= 1e18
 
 
@@ -103,7 +103,6 @@ def report_context(
     from bayescale.allocate import allocate, allocation_table
     from bayescale.decide import decide
     from bayescale.groups import GroupTarget, describe, resolve_request
-    from bayescale.self_check import sentence
 
     unique = _unique_tokens(unique_tokens)
     resolved = resolve_request(fit, group_values, new_group)
@@ -114,11 +113,7 @@ def report_context(
     decision = decide(fit, target_loss, prob, flops=budgets, unique_tokens=unique, **groups) if target_loss is not None else None
     headline = _headline(table, decision, unique)
     figures, seed_table, on_lines = _figures(fit, budgets, target_loss, prob, ci, unique, groups)
-    targets = table[["flops"]].assign(params=table["robust_params"], tokens=table["robust_tokens"])
-    for g, (level, _) in resolved.items():
-        targets[g] = level
-    summary = fit.summary(ci)
-    diag = fit.diagnostics
+    targets = table[["flops"]].assign(params=table["robust_params"], tokens=table["robust_tokens"], **{g: level for g, (level, _) in resolved.items()})
     source = display_path(fit.runs.source)
     return {
         "title": f"bayescale report: {fit.spec.name} on {Path(source).name}" + (f", for {', '.join(f'{g}={lv}' for g, (lv, new) in resolved.items())}" if resolved else ""),
@@ -133,13 +128,7 @@ def report_context(
         "allocation": table.to_dict("records"),
         "seed_table": seed_table.to_dict("records") if seed_table is not None else None,
         "on_isoflop_lines": on_lines,
-        "summary": [{"name": k, **{c: float(v) for c, v in row.items()}} for k, row in summary.iterrows()],
-        "converged": diag.converged,
-        "diagnostics": diag.to_dict(),
-        "diagnostics_message": diag.message(),
-        "trust": sentence(fit.self_check),
-        "self_check": fit.self_check_summary(),
-        "discrepancy": fit.discrepancy_summary(ci),
+        **_fit_section(fit, ci),
         "comparison": comparison.reset_index().to_dict("records") if comparison is not None else None,
         "comparison_columns": list(comparison.reset_index().columns) if comparison is not None else [],
         "data": _data_section(fit, source, targets),
@@ -221,6 +210,22 @@ def _figures(fit: Fit, budgets: np.ndarray, target_loss: float | None, prob: flo
     if target_loss is not None:
         figures["prob"] = _png(plot_prob_vs_compute(fit, target_loss, grid, prob=prob, unique_tokens=unique_tokens, **groups))
     return figures, seed_table, on_lines
+
+
+def _fit_section(fit: Fit, ci: float) -> dict[str, Any]:
+    """The fit itself: parameter summary, convergence, the self-check's verdict and the discrepancy."""
+    from bayescale.self_check import sentence
+
+    diag = fit.diagnostics
+    return {
+        "summary": [{"name": k, **{c: float(v) for c, v in row.items()}} for k, row in fit.summary(ci).iterrows()],
+        "converged": diag.converged,
+        "diagnostics": diag.to_dict(),
+        "diagnostics_message": diag.message(),
+        "trust": sentence(fit.self_check),
+        "self_check": fit.self_check_summary(),
+        "discrepancy": fit.discrepancy_summary(ci),
+    }
 
 
 def _data_section(fit: Fit, source: str, targets: pd.DataFrame) -> dict[str, Any]:

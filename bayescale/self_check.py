@@ -94,6 +94,7 @@ def run(fit: Fit, d_full: Design, prior_draws: dict[str, np.ndarray], config: Sa
     (predictive sd) and ``distance`` (decades beyond the training part), which update τ.
     Raises ``Skip`` with the reason when the runs cannot support it.
     """
+    from bayescale.posterior import judged_variables
     from bayescale.result import Fit, check_convergence
     from bayescale.sampling import sample, tidy_tree
 
@@ -114,9 +115,8 @@ def run(fit: Fit, d_full: Design, prior_draws: dict[str, np.ndarray], config: Sa
     config = dataclasses.replace(config, chains=chains, cores=min(config.cores or chains, chains), progress=False)
     raw = sample(spec, d_full, prior_draws, config, values)
     tree = tidy_tree(raw, spec, d_train)
-    names = [str(v) for v in tree["posterior"].data_vars if str(v).removesuffix("_z") not in spec.fixed]
     plain = dataclasses.replace(spec, discrepancy=Discrepancy(enabled=False, scale=spec.discrepancy.scale))
-    trained = Fit(tree=tree, spec=plain, runs=train, groups=groups, diagnostics=check_convergence(tree, names), seed=fit.seed, sampler=fit.sampler)
+    trained = Fit(tree=tree, spec=plain, runs=train, groups=groups, diagnostics=check_convergence(tree, judged_variables(tree["posterior"].to_dataset(), spec)), seed=fit.seed, sampler=fit.sampler)
     return {**score(trained, test), "split": how, "seconds": time.perf_counter() - start}
 
 
