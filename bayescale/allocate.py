@@ -98,21 +98,11 @@ def parameter_draws(fit: Fit, group_values: Mapping[str, Any] | None = None, new
     """Public law parameters as (chain, draw) arrays: the fit's own (no groups), a seen level per
     group column, or a new, unseen group (``new_group=True``: fresh offsets per draw, seeded)."""
     from bayescale.groups import resolve_request
+    from bayescale.posterior import PosteriorView
 
-    law = fit.spec.law
-    post = fit.posterior
     resolved = resolve_request(fit, group_values, new_group)
-    if not resolved:
-        return {p: post[p].transpose("chain", "draw").values.astype(float) for p in law.parameter_names}
-    rng = np.random.default_rng([check_seed(seed), 1])  # its own stream: never the same numbers as a noise draw seeded alike
-    d = fit.design
-    z = {p: post[f"{p}_z"].transpose("chain", "draw").values for p in law.parameter_names}
-    for g, (level, is_new) in resolved.items():
-        for p in fit.spec.pooled:
-            tau = post[f"{p}_tau_{g}"].transpose("chain", "draw").values
-            eta = rng.standard_normal(tau.shape) if is_new else post[f"{p}_eta_{g}"].sel({g: level}).transpose("chain", "draw").values
-            z[p] = z[p] + tau * eta
-    return {k: np.asarray(v, dtype=float) for k, v in law.to_public(NUMPY, z, d.centres).items()}
+    rng = np.random.default_rng([check_seed(seed), 1]) if resolved else None  # its own stream: never the same numbers as a noise draw seeded alike
+    return PosteriorView.of(fit).parameters(resolved, rng)
 
 
 # --------------------------------------------------------------------------- the loss on the isoFLOP line
@@ -229,7 +219,7 @@ def _robust_log_n(loss_of, start: np.ndarray, lo: np.ndarray, hi: np.ndarray, qu
 
 def allocate_params(
     law: Law,
-    params: Mapping[str, Any],
+    theta: Mapping[str, Any],
     flops: Any,
     unique_tokens: float | None = None,
     robust_quantile: float | None = None,
@@ -237,7 +227,7 @@ def allocate_params(
     method: str = "auto",
     discrepancy: tuple[np.ndarray, Mapping[str, tuple[float, float]]] | None = None,
 ) -> xr.Dataset:
-    """The allocation Dataset for parameter draws ``params`` (arrays of equal shape (chain, draw), or scalars).
+    """The allocation Dataset for parameter draws ``theta`` (arrays of equal shape (chain, draw), or scalars).
 
     See ``allocate``; this is the pure function on parameter values (known truths in tests).
     ``discrepancy`` = (τ·u per draw, the runs' ranges) adds the model discrepancy to the robust
@@ -247,47 +237,14 @@ def allocate_params(
     if robust_quantile is not None:
         check_probability(robust_quantile, "robust_quantile")
     check_probability(ci)
-    missing = [p for p in law.parameter_names if p not in params]
-    if missing:
-        raise BayescaleError(f"the {law.name} law needs parameter(s) {', '.join(missing)}")
-    arrays = {p: np.asarray(params[p], dtype=float) for p in law.parameter_names}
-    sample_shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
-    if len(sample_shape) == 0:
-        sample_shape = (1, 1)
-    elif len(sample_shape) == 1:
-        sample_shape = (1, sample_shape[0])
-    p = {k: np.broadcast_to(v, sample_shape)[..., None] for k, v in arrays.items()}  # (chain, draw, 1)
+    p = _draws_with_budget_axis(law, theta)
     log_c6 = np.log(flops / 6.0)  # (budget,)
-    if unique_tokens is not None:
-        if "unique_tokens" not in law.inputs:
-            raise BayescaleError(f"unique_tokens needs a repeat-aware law (e.g. data_constrained); this fit's law is {law.name}")
-        u = float(unique_tokens)
-        if not (np.isfinite(u) and u > 0):
-            raise BayescaleError(f"unique_tokens={unique_tokens!r} must be a positive, finite number")
-        log_u: np.ndarray | None = np.full_like(log_c6, np.log(u))
-    else:
-        log_u = None
-
+    log_u = _log_unique_tokens(law, unique_tokens, log_c6)
     log_n, used = optimal_log_n(law, p, log_c6, log_u, method)
     log_d = log_c6 - log_n
     loss = np.exp(line_log_loss(law, p, log_c6, log_n, log_u))
     shape = log_n.shape
-
-    # robust plan: one log N per budget, bracketed by the per-draw optima (each loss is unimodal in log N)
-    flat = {k: v.reshape(-1, 1) for k, v in p.items()}  # (S, 1)
-    lu_b = None if log_u is None else log_u[None, :]
-
-    shift = None if discrepancy is None else np.asarray(discrepancy[0], dtype=float).reshape(-1, 1)
-
-    def loss_of(ln):  # ln: (..., budget) -> (..., draws, budget)
-        log_loss = line_log_loss(law, flat, log_c6, ln[..., None, :], lu_b)
-        if shift is not None:
-            log_loss = log_loss + shift * plan_distance(law.inputs, discrepancy[1], ln[..., None, :], log_c6 - ln[..., None, :])
-        return np.exp(log_loss)
-
-    ln_flat = log_n.reshape(-1, len(flops))
-    robust_ln = _robust_log_n(loss_of, np.median(ln_flat, axis=0), ln_flat.min(axis=0), ln_flat.max(axis=0), robust_quantile)
-    robust_loss = loss_of(robust_ln)
+    robust_ln, robust_loss = _robust_plan(law, p, log_c6, log_n, log_u, robust_quantile, discrepancy)
 
     dims = ("chain", "draw", "budget")
     data = {
@@ -316,6 +273,59 @@ def allocate_params(
     if unique_tokens is not None:
         attrs["unique_tokens"] = float(unique_tokens)
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _draws_with_budget_axis(law: Law, theta: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Every law parameter as (chain, draw, 1) float arrays (scalars and 1-d draws become one chain)."""
+    missing = [p for p in law.parameter_names if p not in theta]
+    if missing:
+        raise BayescaleError(f"the {law.name} law needs parameter(s) {', '.join(missing)}")
+    arrays = {p: np.asarray(theta[p], dtype=float) for p in law.parameter_names}
+    sample_shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
+    if len(sample_shape) == 0:
+        sample_shape = (1, 1)
+    elif len(sample_shape) == 1:
+        sample_shape = (1, sample_shape[0])
+    return {k: np.broadcast_to(v, sample_shape)[..., None] for k, v in arrays.items()}
+
+
+def _log_unique_tokens(law: Law, unique_tokens: float | None, log_c6: np.ndarray) -> np.ndarray | None:
+    """log U per budget (None: unlimited fresh data); only repeat-aware laws take it."""
+    if unique_tokens is None:
+        return None
+    if "unique_tokens" not in law.inputs:
+        raise BayescaleError(f"unique_tokens needs a repeat-aware law (e.g. data_constrained); this fit's law is {law.name}")
+    u = float(unique_tokens)
+    if not (np.isfinite(u) and u > 0):
+        raise BayescaleError(f"unique_tokens={unique_tokens!r} must be a positive, finite number")
+    return np.full_like(log_c6, np.log(u))
+
+
+def _robust_plan(
+    law: Law,
+    p: Mapping[str, np.ndarray],
+    log_c6: np.ndarray,
+    log_n: np.ndarray,
+    log_u: np.ndarray | None,
+    robust_quantile: float | None,
+    discrepancy: tuple[np.ndarray, Mapping[str, tuple[float, float]]] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One log N per budget for all draws (mean loss, or its ``robust_quantile``), bracketed by the
+    per-draw optima ``log_n`` (each loss is unimodal in log N); returns it and the loss draws there."""
+    flat = {k: v.reshape(-1, 1) for k, v in p.items()}  # (S, 1)
+    lu_b = None if log_u is None else log_u[None, :]
+    shift = None if discrepancy is None else np.asarray(discrepancy[0], dtype=float).reshape(-1, 1)
+    bounds = None if discrepancy is None else discrepancy[1]
+
+    def loss_of(ln: np.ndarray) -> np.ndarray:  # ln: (..., budget) -> (..., draws, budget)
+        log_loss = line_log_loss(law, flat, log_c6, ln[..., None, :], lu_b)
+        if shift is not None and bounds is not None:
+            log_loss = log_loss + shift * plan_distance(law.inputs, bounds, ln[..., None, :], log_c6 - ln[..., None, :])
+        return np.exp(log_loss)
+
+    ln_flat = log_n.reshape(-1, log_c6.size)
+    robust_ln = _robust_log_n(loss_of, np.median(ln_flat, axis=0), ln_flat.min(axis=0), ln_flat.max(axis=0), robust_quantile)
+    return robust_ln, loss_of(robust_ln)
 
 
 def allocate(
@@ -350,10 +360,10 @@ def allocate(
         except ValueError as exc:
             raise BayescaleError(f"unique_tokens: {exc}") from None
     resolved = resolve_request(fit, group_values, new_group)
-    params = parameter_draws(fit, group_values, new_group, seed)
+    theta = parameter_draws(fit, group_values, new_group, seed)
     shift = shift_per_draw(fit)
     discrepancy = None if shift is None else (shift, group_bounds(fit, seen_levels(resolved)))
-    ds = allocate_params(fit.spec.law, params, flops, unique_tokens=unique_tokens, robust_quantile=robust_quantile, ci=ci, discrepancy=discrepancy)
+    ds = allocate_params(fit.spec.law, theta, flops, unique_tokens=unique_tokens, robust_quantile=robust_quantile, ci=ci, discrepancy=discrepancy)
     post = fit.posterior
     ds = ds.assign_coords(chain=post["chain"].values, draw=post["draw"].values)
     ds.attrs.update({"model": fit.spec.name, "converged": int(fit.converged)})

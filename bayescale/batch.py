@@ -50,7 +50,6 @@ JOB_KEYS = {
     "sampler",
     "adaptation",
 }
-FIT_OPTIONS = ("draws", "tune", "chains", "seed", "sampler", "adaptation")
 SUMMARY_FIRST = ["job", "status", "error", "converged", "n_runs", "seconds"]
 #: Environment for worker processes: one thread per BLAS/OpenMP/Numba pool, so chains do not oversubscribe cores.
 WORKER_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "BAYESCALE_NUM_THREADS": "1"}
@@ -76,6 +75,7 @@ class Job:
     drop_highest_loss: int = 0
     max_epochs: float | None = None
     where: Mapping[str, str] = field(default_factory=dict)
+    #: The sampler options the manifest sets (``sampling.USER_OPTIONS``); the rest are ``SamplerConfig``'s defaults.
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -169,14 +169,6 @@ def _job_fields(merged: Mapping[str, Any], path: Path, number: int) -> dict[str,
     allocate = merged.get("allocate", [])
     if not isinstance(allocate, list):
         raise ManifestError(f"{w('allocate')} must be a list of FLOP budgets like [1e22, 1e23], got {allocate!r}")
-    options = {}
-    for key in FIT_OPTIONS:
-        if key in merged:
-            value = merged[key]
-            if key in ("sampler", "adaptation"):
-                options[key] = _text(value, w(key))
-            else:
-                options[key] = int(_number(value, w(key), whole=True, low=0 if key == "seed" else 1))
     max_epochs = merged.get("max_epochs")
     split = merged.get("split_by")
     return {
@@ -193,8 +185,23 @@ def _job_fields(merged: Mapping[str, Any], path: Path, number: int) -> dict[str,
         "max_epochs": None if max_epochs is None else _number(max_epochs, w("max_epochs"), low=1.0),
         "where": {str(k): str(v) for k, v in _table(merged.get("where", {}), w("where"), (str, int, float, bool)).items()},
         "split_by": None if split is None else _text(split, w("split_by")),
-        "options": options,
+        "options": _sampler_options(merged, w),
     }
+
+
+def _sampler_options(merged: Mapping[str, Any], w: Callable[[str], str]) -> dict[str, Any]:
+    """The ``SamplerConfig`` options a job sets (``sampling.USER_OPTIONS``), type-checked; unset ones keep ``fit``'s defaults."""
+    from bayescale.sampling import USER_OPTIONS
+
+    options: dict[str, Any] = {}
+    for key in USER_OPTIONS:
+        if key in merged:
+            value = merged[key]
+            if key in ("sampler", "adaptation"):
+                options[key] = _text(value, w(key))
+            else:
+                options[key] = int(_number(value, w(key), whole=True, low=0 if key == "seed" else 1))
+    return options
 
 
 def read_manifest(path: str | Path) -> list[Job]:
@@ -296,6 +303,7 @@ def run_job(job: Job, results: str | Path) -> dict[str, Any]:
     try:
         from bayescale.fitting import fit
         from bayescale.forecasting import forecast_table
+        from bayescale.sampling import SamplerConfig
         from bayescale.spec import load_spec
 
         table = job.load()
@@ -307,7 +315,8 @@ def run_job(job: Job, results: str | Path) -> dict[str, Any]:
             return {**previous["row"], "status": "skipped"}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = fit(table, spec, job.group or None, cores=_worker_threads(), **job.options)
+            config = SamplerConfig(**job.options, cores=_worker_threads())
+            result = fit(table, spec, job.group or None, **config.fit_options())
         folder.mkdir(parents=True, exist_ok=True)
         marker = folder / "result.json"
         marker.unlink(missing_ok=True)  # an old marker must never vouch for new, partial output
@@ -400,9 +409,8 @@ def run_batch(
     results = check_output_path(results, "folder")
     jobs = read_manifest(manifest)
     results.mkdir(exist_ok=True)
-    os.environ.update(WORKER_THREAD_ENV)  # inherited by the worker processes
     rows: dict[str, dict[str, Any]] = {}
-    with _quiet_dask():
+    with _quiet_dask(), _environ(WORKER_THREAD_ENV):  # inherited by the worker processes, restored here after
         cluster = None
         if scheduler == "local":
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.CRITICAL)
@@ -415,6 +423,21 @@ def run_batch(
     summary.to_csv(tmp, index=False)
     os.replace(tmp, results / "summary.csv")
     return summary
+
+
+@contextmanager
+def _environ(updates: Mapping[str, str]):
+    """Set ``updates`` in ``os.environ`` for the block (worker processes started in it inherit them), then restore the caller's values."""
+    saved = {k: os.environ.get(k) for k in updates}
+    os.environ.update(updates)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextmanager

@@ -9,12 +9,18 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
+
+if TYPE_CHECKING:
+    from bayescale.fitting import Fit
+    from bayescale.runs import RunTable
+    from bayescale.sampling import SamplerConfig
 
 
 def _one_line(text: str) -> str:
@@ -152,7 +158,7 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks in
     STATE["debug"] = debug
 
 
-def _command(name: str, *positional: object, options: list[tuple[str, object]] = ()) -> str:
+def _command(name: str, *positional: object, options: Sequence[tuple[str, object]] = ()) -> str:
     """A ``bayescale`` command line from parsed values (paths as the user gave them; absolute ones never)."""
     import shlex
 
@@ -171,26 +177,39 @@ def _command(name: str, *positional: object, options: list[tuple[str, object]] =
 
 
 def _fit(
-    runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation=None, output=None, force=True, command=None, strict=False, self_check=True
-):
+    runs: Path,
+    model: str,
+    group: list[str] | None,
+    config: SamplerConfig,
+    *,
+    column: list[str] | None = None,
+    drop_highest_loss: int = 0,
+    max_epochs: float | None = None,
+    where: list[str] | None = None,
+    output: Path | None = None,
+    force: bool = True,
+    command: str | None = None,
+    strict: bool = False,
+    self_check: bool = True,
+) -> Fit:
+    """Load the runs as the flags select them, refuse to replace a different saved fit, and fit with ``config``."""
     import bayescale
 
-    where = _pairs(where, "--where", "COLUMN=VALUE", "published_fit=true")
-    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where, strict=strict)
+    pairs = _pairs(where, "--where", "COLUMN=VALUE", "published_fit=true")
+    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=pairs, strict=strict)
     if output is not None and not force:
-        _refuse_overwrite(output, table, model, group, {"draws": draws, "tune": tune, "chains": chains}, seed, sampler)
-    return bayescale.fit(
-        table, model, group or None, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet, command=command, self_check=self_check
-    )
+        _refuse_overwrite(output, table, model, group, config)
+    return bayescale.fit(table, model, group or None, **config.fit_options(), command=command, self_check=self_check)
 
 
-def _refuse_overwrite(output: Path, table, model, group, options: dict[str, int], seed: int, sampler: str) -> None:
+def _refuse_overwrite(output: Path, table: RunTable, model: str, group: list[str] | None, config: SamplerConfig) -> None:
     """Before any sampling: refuse to replace an existing file unless it holds this very fit (same runs, spec, groups, seed, settings)."""
     from bayescale.errors import BayescaleError
     from bayescale.spec import load_spec
 
     if not output.exists():
         return
+    options = {"draws": config.draws, "tune": config.tune, "chains": config.chains}
     advice = "pass --force to replace it, or choose another -o"
     try:
         import xarray as xr
@@ -214,8 +233,8 @@ def _refuse_overwrite(output: Path, table, model, group, options: dict[str, int]
         "runs": table.content_hash(),
         "model spec": _spec_identity(load_spec(model).to_json()),
         "groups": list(group) if group else list(load_spec(model).group),
-        "seed": seed,
-        "sampler": sampler,
+        "seed": config.seed,
+        "sampler": config.sampler,
         **options,
     }
     differ = [k for k in wanted if existing[k] != wanted[k]]
@@ -265,7 +284,11 @@ def fit_cmd(
             ("--sampler", None if sampler == "nutpie" else sampler), ("--adaptation", adaptation), ("--no-self-check", not self_check),
         ],
     )  # fmt: skip
-    result = _run(_fit, runs, model, group, column, drop_highest_loss, max_epochs, where, draws, tune, chains, seed, sampler, quiet, adaptation, output, force, command, strict, self_check)
+    from bayescale.sampling import SamplerConfig
+
+    config = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet)
+    selection = {"column": column, "drop_highest_loss": drop_highest_loss, "max_epochs": max_epochs, "where": where, "strict": strict}
+    result = _run(_fit, runs, model, group, config, **selection, output=output, force=force, command=command, self_check=self_check)
     path = _run(result.save, output)
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
     from bayescale.self_check import sentence
@@ -391,12 +414,14 @@ def _demo(output: Path, draws: int, tune: int, chains: int, seed: int, quiet: bo
     import matplotlib
 
     matplotlib.use("Agg")
-    from bayescale.plots import isoflop_profiles
+    from bayescale.plots import plot_isoflop_profiles
     from bayescale.resources import data_path
 
     runs_path = data_path("chinchilla_figure4_runs.csv")
     typer.echo(f"Fitting the chinchilla law to {runs_path.name} (Hoffmann et al. 2022, Fig. 4 points; the 5 highest-loss runs dropped as in Besiroglu et al. 2024) ...")
-    result = _fit(runs_path, "chinchilla", None, None, 5, None, None, draws, tune, chains, seed, "nutpie", quiet)
+    from bayescale.sampling import SamplerConfig
+
+    result = _fit(runs_path, "chinchilla", None, SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed, progress=not quiet), drop_highest_loss=5)
     typer.echo("")
     typer.echo(_format_summary(result, 0.9, Format.table))
     from bayescale.forecasting import forecast_table
@@ -408,7 +433,7 @@ def _demo(output: Path, draws: int, tune: int, chains: int, seed: int, quiet: bo
     output.mkdir(parents=True, exist_ok=True)
     fit_path = result.save(output / "chinchilla_fit.nc")
     figure = output / "chinchilla_isoflops.png"
-    isoflop_profiles(result).savefig(figure, dpi=120)
+    plot_isoflop_profiles(result).savefig(figure, dpi=120)
     typer.echo(f"\nSaved the fit to {fit_path} and a figure to {figure}.")
     typer.echo(f"Next: bayescale summary {fit_path} --format json   |   bayescale forecast {fit_path} --params 7B --tokens 140B")
 

@@ -17,7 +17,7 @@ group, exactly as in ``allocate`` (``bayescale.groups``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from bayescale.self_check import sentence
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
+    from bayescale.groups import SeededGroupTarget
 
 #: Default compute range searched by ``compute_for_target`` (FLOPs).
 FLOPS_RANGE = (1e15, 1e32)
@@ -124,7 +125,7 @@ class _Posterior:
         if missing:
             raise BayescaleError(f"the {self.law.name} law needs {', '.join(missing)}; decisions need params and tokens")
         mu = self.law.log_loss(NUMPY, self.p, x)
-        if self.shift is not None:  # model discrepancy beyond the runs' range, in both curves
+        if self.shift is not None and self.bounds is not None:  # model discrepancy beyond the runs' range, in both curves
             mu = mu + self.shift * plan_distance(self.law.inputs, self.bounds, np.log(n), np.log(d))[None, :]
         if predictive:
             mu = mu + self.sigma * (self.noise_b if second else self.noise)
@@ -160,7 +161,7 @@ def prob_below(
 
 
 def _robust_plans(post: _Posterior, flops: np.ndarray, unique_tokens: float | None) -> tuple[np.ndarray, np.ndarray]:
-    discrepancy = None if post.shift is None else (post.shift.reshape(post.shape), post.bounds)
+    discrepancy = None if post.shift is None or post.bounds is None else (post.shift.reshape(post.shape), post.bounds)
     ds = allocate_params(post.law, {k: v.reshape(post.shape) for k, v in post.p.items()}, flops, unique_tokens=unique_tokens, discrepancy=discrepancy)
     return ds["robust_params"].values, ds["robust_tokens"].values
 
@@ -195,19 +196,34 @@ def compute_for_target(
         raise BayescaleError(f"flops_range={flops_range!r} must be two increasing positive numbers")
     u = None if unique_tokens is None else float(_positive("unique_tokens", unique_tokens))
     post = _Posterior(fit, group_values, seed, new_group)
-    floor = post.law.irreducible
-    if floor is not None:
-        share = float((post.p[floor] >= target).mean())
-        if share > 0.5:
-            raise BayescaleError(
-                f"target loss {target:g} is below the irreducible loss {floor} for {share:.0%} of posterior draws (median {floor} = {np.median(post.p[floor]):.4g}): unreachable at any compute"
-            )
+    _check_above_floor(post, target)
 
     def probability(flops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n, d = _robust_plans(post, flops, u)
         loss = post.loss(n, d, None if u is None else np.full_like(n, u), predictive)
         return (loss < target).mean(axis=0), n, d
 
+    best = _least_compute(probability, lo_c, hi_c, float(prob), target)
+    flops, n, d, p = (float(v) for v in best)
+    extra = cost(flops, usd_per_flop, flops_per_gpu_hour)
+    return Decision(target, float(prob), flops, n, d, p, bool(predictive), u, extra.get("usd"), extra.get("gpu_hours"))
+
+
+def _check_above_floor(post: _Posterior, target: float) -> None:
+    """Refuse a target below the irreducible loss for most draws: no compute reaches it."""
+    floor = post.law.irreducible
+    if floor is None:
+        return
+    share = float((post.p[floor] >= target).mean())
+    if share > 0.5:
+        raise BayescaleError(
+            f"target loss {target:g} is below the irreducible loss {floor} for {share:.0%} of posterior draws (median {floor} = {np.median(post.p[floor]):.4g}): unreachable at any compute"
+        )
+
+
+def _least_compute(probability: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]], lo_c: float, hi_c: float, prob: float, target: float) -> tuple[float, float, float, float]:
+    """(C, N, D, P) at the least compute whose plan meets ``prob``: a log grid over [lo_c, hi_c], then
+    bisection in log C between the last failing and the first passing grid point."""
     decades = np.log10(hi_c) - np.log10(lo_c)
     grid = np.geomspace(lo_c, hi_c, max(3, int(np.ceil(decades * GRID_PER_DECADE)) + 1))
     p_grid, n_grid, d_grid = probability(grid)
@@ -219,20 +235,17 @@ def compute_for_target(
         )
     first = int(ok[0])
     if first == 0:
-        best = (grid[0], n_grid[0], d_grid[0], p_grid[0])
-    else:
-        a, b = np.log(grid[first - 1]), np.log(grid[first])
-        best = (grid[first], n_grid[first], d_grid[first], p_grid[first])
-        for _ in range(BISECTION_STEPS):
-            mid = 0.5 * (a + b)
-            pm, nm, dm = probability(np.array([np.exp(mid)]))
-            if pm[0] >= prob:
-                b, best = mid, (np.exp(mid), nm[0], dm[0], pm[0])
-            else:
-                a = mid
-    flops, n, d, p = (float(v) for v in best)
-    extra = cost(flops, usd_per_flop, flops_per_gpu_hour)
-    return Decision(target, float(prob), flops, n, d, p, bool(predictive), u, extra.get("usd"), extra.get("gpu_hours"))
+        return grid[0], n_grid[0], d_grid[0], p_grid[0]
+    a, b = np.log(grid[first - 1]), np.log(grid[first])
+    best = (grid[first], n_grid[first], d_grid[first], p_grid[first])
+    for _ in range(BISECTION_STEPS):
+        mid = 0.5 * (a + b)
+        pm, nm, dm = probability(np.array([np.exp(mid)]))
+        if pm[0] >= prob:
+            b, best = mid, (np.exp(mid), nm[0], dm[0], pm[0])
+        else:
+            a = mid
+    return best
 
 
 def _plan(name: str, plan: Any) -> tuple[float, float, float | None]:
@@ -313,38 +326,26 @@ def decide(
     Each plan states how far it lies beyond the runs (``beyond_data_decades``); ``self_check``
     and ``trust`` say how far the fit's own forecasts held beyond its data.
     """
-    from bayescale.groups import describe, resolve_request
+    from bayescale.groups import SeededGroupTarget, describe, resolve_request
 
     check_probability(prob, "prob")
     resolved = resolve_request(fit, group_values, new_group)
-    groups = {"group_values": dict(group_values or {}), "new_group": bool(new_group), "seed": seed}
+    groups = SeededGroupTarget(group_values=dict(group_values or {}), new_group=bool(new_group), seed=seed)
     doc: dict[str, Any] = {"target_loss": float(target_loss), "prob_required": prob, "predictive": predictive, "converged": fit.converged}
     if resolved:
         doc["group"] = {g: level for g, (level, _) in resolved.items()}
         doc["new_group"] = any(is_new for _, is_new in resolved.values())
         doc["group_description"] = describe(fit, resolved)
     if params is not None:
-        c = 6.0 * params * tokens
-        p = float(prob_below(fit, target_loss, params, tokens, unique_tokens, predictive=predictive, **groups))
-        doc.update({"mode": "plan", "plans": [{"flops": c, "params": params, "tokens": tokens, "prob": p, "meets_target": p >= prob, **cost(c, usd_per_flop, flops_per_gpu_hour)}]})
+        if tokens is None:
+            raise BayescaleError("a plan needs both params and tokens")
+        doc.update(mode="plan", plans=[_plan_document(fit, target_loss, prob, params, tokens, unique_tokens, predictive, groups, usd_per_flop, flops_per_gpu_hour)])
     elif flops is not None:
-        budgets = np.atleast_1d(np.asarray(flops, dtype=float))
-        ds = fit.allocate(budgets, unique_tokens=unique_tokens, **groups)
-        rn, rd = ds["robust_params"].values, ds["robust_tokens"].values
-        probs = np.atleast_1d(prob_below(fit, target_loss, rn, rd, unique_tokens, predictive=predictive, **groups))
-        doc.update(
-            {
-                "mode": "budgets",
-                "plans": [
-                    {"flops": float(c), "params": float(a), "tokens": float(b), "prob": float(q), "meets_target": bool(q >= prob), **cost(float(c), usd_per_flop, flops_per_gpu_hour)}
-                    for c, a, b, q in zip(budgets, rn, rd, probs, strict=True)
-                ],
-            }
-        )
+        doc.update(mode="budgets", plans=_budget_documents(fit, target_loss, prob, flops, unique_tokens, predictive, groups, usd_per_flop, flops_per_gpu_hour))
     else:
         decision = compute_for_target(fit, target_loss, prob, unique_tokens=unique_tokens, predictive=predictive, usd_per_flop=usd_per_flop, flops_per_gpu_hour=flops_per_gpu_hour, **groups)
         plan = {k: v for k, v in decision.to_dict().items() if k in ("flops", "params", "tokens", "prob", "usd", "gpu_hours")}
-        doc.update({"mode": "compute_for_target", "plans": [dict(plan, meets_target=True)]})
+        doc.update(mode="compute_for_target", plans=[dict(plan, meets_target=True)])
     if unique_tokens is not None:
         doc["unique_tokens"] = unique_tokens
     bounds = group_bounds(fit)
@@ -353,3 +354,43 @@ def decide(
     doc["self_check"] = fit.self_check_summary()
     doc["trust"] = sentence(fit.self_check)
     return doc
+
+
+def _plan_document(
+    fit: Fit,
+    target_loss: float,
+    prob: float,
+    params: float,
+    tokens: float,
+    unique_tokens: float | None,
+    predictive: bool,
+    groups: SeededGroupTarget,
+    usd_per_flop: float | None,
+    flops_per_gpu_hour: float | None,
+) -> dict[str, Any]:
+    """One given plan: its compute, P(loss < target), whether it meets ``prob``, and its cost."""
+    c = 6.0 * params * tokens
+    p = float(prob_below(fit, target_loss, params, tokens, unique_tokens, predictive=predictive, **groups))
+    return {"flops": c, "params": params, "tokens": tokens, "prob": p, "meets_target": p >= prob, **cost(c, usd_per_flop, flops_per_gpu_hour)}
+
+
+def _budget_documents(
+    fit: Fit,
+    target_loss: float,
+    prob: float,
+    flops: Any,
+    unique_tokens: float | None,
+    predictive: bool,
+    groups: SeededGroupTarget,
+    usd_per_flop: float | None,
+    flops_per_gpu_hour: float | None,
+) -> list[dict[str, Any]]:
+    """Each budget's robust plan (``allocate``), its P(loss < target) and cost."""
+    budgets = np.atleast_1d(np.asarray(flops, dtype=float))
+    ds = fit.allocate(budgets, unique_tokens=unique_tokens, **groups)
+    rn, rd = ds["robust_params"].values, ds["robust_tokens"].values
+    probs = np.atleast_1d(prob_below(fit, target_loss, rn, rd, unique_tokens, predictive=predictive, **groups))
+    return [
+        {"flops": float(c), "params": float(a), "tokens": float(b), "prob": float(q), "meets_target": bool(q >= prob), **cost(float(c), usd_per_flop, flops_per_gpu_hour)}
+        for c, a, b, q in zip(budgets, rn, rd, probs, strict=True)
+    ]

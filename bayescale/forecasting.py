@@ -24,10 +24,12 @@ from bayescale.discrepancy import shift_per_draw, target_distance
 from bayescale.errors import BayescaleError, ExtrapolationWarning, RunTableError, check_probability, check_seed
 from bayescale.laws.ops import NUMPY, NUMPY_FAST
 from bayescale.order_stats import NUMBA_MIN_ELEMENTS, row_order_stats
+from bayescale.posterior import LevelOffsets, PosteriorView
 from bayescale.runs import parse_numeric_column, read_table
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
+    from bayescale.groups import Grouped
 
 #: Largest number of (chain × draw × target) values ``forecast`` evaluates at once.
 CHUNK_ELEMENTS = 4_000_000
@@ -40,7 +42,7 @@ SENSIBLE_RANGE = {"params": (1e3, 1e16), "active_params": (1e3, 1e16), "tokens":
 EXTRAPOLATION_WARN = 100.0
 
 
-def target_table(fit: Fit, targets: Any = None, *, group_values: Mapping[str, Any] | None = None, new_group: bool = False, rename: Mapping[str, str] | None = None, **columns: Any) -> pd.DataFrame:
+def target_table(fit: Grouped, targets: Any = None, *, group_values: Mapping[str, Any] | None = None, new_group: bool = False, rename: Mapping[str, str] | None = None, **columns: Any) -> pd.DataFrame:
     """Normalise targets (DataFrame, mapping, CSV path or keyword columns) to a parsed DataFrame.
 
     Numeric inputs of the law are parsed with units; ``flops`` defaults to 6·N·D and
@@ -101,7 +103,7 @@ def target_table(fit: Fit, targets: Any = None, *, group_values: Mapping[str, An
     return _target_groups(fit, out.reset_index(drop=True), group_values, new_group, source)
 
 
-def _target_groups(fit: Fit, out: pd.DataFrame, group_values: Mapping[str, Any] | None, new_group: bool, source: str) -> pd.DataFrame:
+def _target_groups(fit: Grouped, out: pd.DataFrame, group_values: Mapping[str, Any] | None, new_group: bool, source: str) -> pd.DataFrame:
     """Each target's group as the canonical seen level (or a new group's label) plus a ``new_group`` column."""
     from bayescale.groups import resolve_levels
 
@@ -120,16 +122,14 @@ def _target_groups(fit: Fit, out: pd.DataFrame, group_values: Mapping[str, Any] 
     return out
 
 
-def _group_effects(fit: Fit, frame: pd.DataFrame, rng: np.random.Generator) -> list[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]]:
-    """Per group column: tau and the level offsets (seen levels, then fresh population draws
-    for unseen ones) of each pooled parameter, and each target's index into those offsets.
+def _group_effects(fit: Fit, frame: pd.DataFrame, view: PosteriorView, rng: np.random.Generator) -> tuple[list[LevelOffsets], list[np.ndarray]]:
+    """Per group column: the pooled offsets over its seen levels, then fresh population draws
+    for unseen ones (``PosteriorView.offsets``), and each target's index into those levels.
 
     Offsets stay (chain, draw, levels): targets index them chunk by chunk, never all at once.
     """
-    post = fit.posterior
-    chains, draws = post.sizes["chain"], post.sizes["draw"]
     levels = fit.design.levels
-    effects = []
+    offsets, indices = [], []
     unseen_report = []
     for g in fit.groups:
         values = frame[g].to_numpy(dtype=object) if g in frame.columns else np.full(len(frame), None, dtype=object)
@@ -138,50 +138,37 @@ def _group_effects(fit: Fit, frame: pd.DataFrame, rng: np.random.Generator) -> l
         if new_levels:
             unseen_report.append(f"{g}={', '.join('(none)' if v is None else str(v) for v in new_levels)}")
         lookup = {**known, **{v: len(known) + i for i, v in enumerate(new_levels)}}
-        index = np.array([lookup[v] for v in values], dtype=np.int64)
-        taus, etas = {}, {}
-        for p in fit.spec.pooled:
-            eta = post[f"{p}_eta_{g}"].transpose("chain", "draw", g).values
-            fresh = rng.standard_normal((chains, draws, len(new_levels)))
-            etas[p] = np.concatenate([eta, fresh], axis=-1)
-            taus[p] = post[f"{p}_tau_{g}"].transpose("chain", "draw").values[..., None]
-        effects.append((g, taus, etas, index))
+        indices.append(np.array([lookup[v] for v in values], dtype=np.int64))
+        offsets.append(view.offsets(g, rng, len(new_levels)))
     if unseen_report:
         warnings.warn(
             f"forecast targets in group(s) not seen at fit time ({'; '.join(unseen_report)}): forecasting them from the population level (wider intervals)",
             UserWarning,
             stacklevel=4,
         )
-    return effects
+    return offsets, indices
 
 
 def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
     """Yield ``(lo, hi, mean, pred)`` over target chunks; each array is (chain, draw, hi - lo)."""
     law = fit.spec.law
-    post = fit.posterior
-    centres = fit.design.centres
+    view = PosteriorView.of(fit)
     rng = np.random.default_rng(seed)
-    chains, draws = post.sizes["chain"], post.sizes["draw"]
-    effects = _group_effects(fit, frame, rng)
-    z_pop = {p: post[f"{p}_z"].transpose("chain", "draw").values[..., None] for p in law.parameter_names}
-    sigma = post["sigma"].transpose("chain", "draw").values[..., None]
-    nu = fit.spec.likelihood.nu_values(post)
-    nu_t = np.moveaxis(np.broadcast_to(nu, (chains, draws, 1)), -1, 0)  # (1, chain, draw): target-major
+    chains, draws = view.shape
+    offsets, indices = _group_effects(fit, frame, view, rng)
+    sigma = view.sigma()[..., None]
+    nu_t = np.moveaxis(np.broadcast_to(view.nu(), (chains, draws, 1)), -1, 0)  # (1, chain, draw): target-major
     shift = shift_per_draw(fit)
     dist = target_distance(fit, frame) if shift is not None else None
-    logs = law.log_inputs(frame)
+    logs = view.log_inputs(frame)
     n = len(frame)
     step = max(1, CHUNK_ELEMENTS // (chains * draws))
     for lo in range(0, n, step):
         hi = min(n, lo + step)
-        z = dict(z_pop)
-        for _, taus, etas, index in effects:
-            for p in taus:
-                z[p] = z[p] + taus[p] * etas[p][..., index[lo:hi]]
-        public = law.to_public(NUMPY, z, centres)
+        public = view.public(view.z_at(offsets, [index[lo:hi] for index in indices]))
         x = {c: v[lo:hi] for c, v in logs.items()}
         mu = np.broadcast_to(law.log_loss(NUMPY, public, x), (chains, draws, hi - lo))
-        if dist is not None and dist[lo:hi].any():  # model discrepancy: zero inside the data's range
+        if dist is not None and shift is not None and dist[lo:hi].any():  # model discrepancy: zero inside the data's range
             mu = mu + shift[..., None] * dist[lo:hi]
         # noise is drawn target by target (target-major), so the draws do not depend on chunking
         noise = np.moveaxis(fit.spec.likelihood.unit_noise(rng, nu_t, (hi - lo, chains, draws)), 0, -1)
@@ -249,19 +236,15 @@ def forecast_summary(
 def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Quantiles ``qs`` of the mean curve and of the predictive loss per target: two (target, q) arrays."""
     law = fit.spec.law
-    post = fit.posterior
+    view = PosteriorView.of(fit)
     threads = forecast_threads()
     rng = np.random.default_rng(seed)
-    n_draws = post.sizes["chain"] * post.sizes["draw"]
-    effects = _group_effects(fit, frame, rng)
-
-    def flat(name: str) -> np.ndarray:
-        return post[name].transpose("chain", "draw").values.reshape(1, n_draws)
-
-    z_pop = {p: flat(f"{p}_z") for p in law.parameter_names}
-    nu = flat("nu")[0] if "nu" in post else fit.spec.likelihood.nu
-    noise = (flat("sigma")[0] * fit.spec.likelihood.unit_noise(rng, nu, (n_draws,))).astype(np.float32)
-    logs = law.log_inputs(frame)
+    chains, draws = view.shape
+    n_draws = chains * draws
+    offsets, indices = _group_effects(fit, frame, view, rng)
+    nu = view.draws("nu").reshape(n_draws) if "nu" in view.posterior else fit.spec.likelihood.nu
+    noise = (view.sigma().reshape(n_draws) * fit.spec.likelihood.unit_noise(rng, nu, (n_draws,))).astype(np.float32)
+    logs = view.log_inputs(frame)
     shift = shift_per_draw(fit)
     dist = target_distance(fit, frame).astype(np.float32) if shift is not None else None
     shift = None if shift is None else shift.reshape(1, n_draws).astype(np.float32)
@@ -269,14 +252,10 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
     mean, pred = np.empty((n, len(qs))), np.empty((n, len(qs)))
 
     def public_values(lo: int, hi: int) -> dict[str, np.ndarray]:
-        z = dict(z_pop)
-        for _, taus, etas, index in effects:
-            for p in taus:
-                offsets = etas[p].reshape(n_draws, -1)[:, index[lo:hi]].T
-                z[p] = z[p] + taus[p].reshape(1, n_draws) * offsets
-        return {k: np.asarray(v, dtype=np.float32) for k, v in law.to_public(NUMPY, z, fit.design.centres).items()}
+        z = view.z_at(offsets, [index[lo:hi] for index in indices])  # (chain, draw, target) -> (target, draw)
+        return {k: np.asarray(v, dtype=np.float32) for k, v in view.public({p: v.reshape(n_draws, -1).T for p, v in z.items()}).items()}
 
-    shared = None if effects else public_values(0, n)  # without groups every target shares the draws
+    shared = None if offsets else public_values(0, n)  # without groups every target shares the draws
 
     def block(lo: int) -> None:
         hi = min(n, lo + step)
@@ -284,7 +263,7 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
         x = {c: v[lo:hi, None].astype(np.float32) for c, v in logs.items()}
         with np.errstate(divide="ignore"):  # float32 flushes tiny floors (token_crisis) to 0: log 0 = -inf is meant
             mu = np.broadcast_to(law.log_loss(NUMPY_FAST, public, x), (hi - lo, n_draws))
-        if dist is not None and dist[lo:hi].any():  # element by element: independent of block size
+        if dist is not None and shift is not None and dist[lo:hi].any():  # element by element: independent of block size
             mu = mu + dist[lo:hi, None] * shift
         mean[lo:hi] = quantiles_of_exp(mu, None)
         pred[lo:hi] = quantiles_of_exp(mu, noise)

@@ -10,7 +10,7 @@ never silently become a much wider population forecast. ``forecast``, ``forecast
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 import numpy as np
 
@@ -18,12 +18,41 @@ from bayescale.errors import BayescaleError
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
+    from bayescale.runs import RunTable
+    from bayescale.spec import ModelSpec
+
+
+class Grouped(Protocol):
+    """What targeting reads from a fit (a ``Fit`` or a ``validate.point.PointFit``): spec, runs and grouping columns."""
+
+    @property
+    def spec(self) -> ModelSpec: ...
+
+    @property
+    def runs(self) -> RunTable: ...
+
+    @property
+    def groups(self) -> tuple[str, ...]: ...
+
+
+class GroupTarget(TypedDict):
+    """Which group a request is for, as the keyword arguments ``allocate``, ``decide``, ``prob_below`` and the plots share."""
+
+    group_values: Mapping[str, Any] | None
+    new_group: bool
+
+
+class SeededGroupTarget(GroupTarget):
+    """A ``GroupTarget`` plus the seed of a new group's fresh offsets."""
+
+    seed: int
+
 
 #: Label of a new group the request did not name (e.g. ``--new-group`` without ``--group-value``).
 NEW_GROUP = "(new)"
 
 
-def group_levels(fit: Fit, column: str) -> list[str]:
+def group_levels(fit: Grouped, column: str) -> list[str]:
     """The levels of ``column`` seen at fit time, sorted as in the model's design."""
     return sorted(set(fit.runs.data[column].astype(str)))
 
@@ -33,7 +62,7 @@ def _levels_text(levels: Sequence[str], limit: int = 20) -> str:
     return shown + (f", … ({len(levels)} in all)" if len(levels) > limit else "")
 
 
-def check_group_request(fit: Fit, group_values: Mapping[str, Any] | None, new_group: bool) -> None:
+def check_group_request(fit: Grouped, group_values: Mapping[str, Any] | None, new_group: bool) -> None:
     """Reject group requests a fit cannot honour: any on a fit without groups, or unknown columns."""
     names = list(group_values or {})
     if not fit.groups:
@@ -47,7 +76,7 @@ def check_group_request(fit: Fit, group_values: Mapping[str, Any] | None, new_gr
         raise BayescaleError(f"group column(s) {', '.join(map(repr, unknown))} not in this fit; its groups: {', '.join(fit.groups)}")
 
 
-def resolve_levels(fit: Fit, column: str, values: Sequence[Any], new_group: bool) -> tuple[np.ndarray, np.ndarray]:
+def resolve_levels(fit: Grouped, column: str, values: Sequence[Any] | np.ndarray, new_group: bool) -> tuple[np.ndarray, np.ndarray]:
     """Each requested value of ``column`` as the seen level it names, and a mask of new groups.
 
     A value matches a level exactly, else ignoring case (an ambiguous match is an error). An

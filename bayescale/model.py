@@ -6,12 +6,15 @@ Free variables, per law parameter ``θ`` (see ``laws.base`` for the internal coo
   public value added as a potential with its log-Jacobian, so priors are on ``θ`` itself);
 * per group column ``g`` when ``θ`` is pooled: ``θ_tau_g`` (HalfNormal spread) and
   ``θ_eta_g`` (standard-normal offsets, dims ``g``) — a non-centred hierarchy.
+
+The names come from ``bayescale.posterior``, whose ``PosteriorView`` reads them back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -121,6 +124,7 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
 
     from bayescale.laws.ops import pytensor_ops
     from bayescale.pooling import resolve_centered
+    from bayescale.posterior import eta_name, level_z_name, tau_name, z_name
 
     ops = pytensor_ops()
     law = d.law
@@ -135,26 +139,27 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
         # 1 for every run in a fit; the self-check sets held-out runs to 0 in the same compiled model
         weight = pm.Data("run_weight", np.ones(d.y.size), dims="run")
         index = {g: pm.Data(f"{g}_index", d.codes[g], dims="run") for g in d.groups}
-        z_pop, public_pop = {}, {}
+        z_pop: dict[str, Any] = {}
+        public_pop: dict[str, Any] = {}
         for p in law.parameters:  # a fixed parameter's coordinate is a function of free exponents
             if p.name in spec.fixed:
                 value = law.internal_value(ops, p.name, pt.as_tensor_variable(spec.fixed[p.name]), public_pop, centres)
-                z_pop[p.name] = pm.Deterministic(f"{p.name}_z", value)
+                z_pop[p.name] = pm.Deterministic(z_name(p.name), value)
             else:
-                z_pop[p.name] = pm.Flat(f"{p.name}_z", initval=init[p.name])
+                z_pop[p.name] = pm.Flat(z_name(p.name), initval=init[p.name])
             public_pop[p.name] = law.public_value(ops, p.name, z_pop[p.name], public_pop, centres)
         z_run = {}
         for p in law.parameters:
             z = z_pop[p.name]
             if p.name in spec.pooled:
                 for g in d.groups:
-                    tau = pm.HalfNormal(f"{p.name}_tau_{g}", sigma=spec.pool_scale[p.name])
+                    tau = pm.HalfNormal(tau_name(p.name, g), sigma=spec.pool_scale[p.name])
                     if p.name in spec.centered:  # eta kept as a Deterministic: consumers see one form
-                        offset = pm.Normal(f"{p.name}_z_{g}", mu=z_pop[p.name], sigma=tau, dims=g) - z_pop[p.name]
-                        pm.Deterministic(f"{p.name}_eta_{g}", offset / tau, dims=g)
+                        offset = pm.Normal(level_z_name(p.name, g), mu=z_pop[p.name], sigma=tau, dims=g) - z_pop[p.name]
+                        pm.Deterministic(eta_name(p.name, g), offset / tau, dims=g)
                         z = z + offset[index[g]]
                     else:
-                        eta = pm.Normal(f"{p.name}_eta_{g}", 0.0, 1.0, dims=g)
+                        eta = pm.Normal(eta_name(p.name, g), 0.0, 1.0, dims=g)
                         z = z + tau * eta[index[g]]
             z_run[p.name] = z
         log_prior = 0.0

@@ -161,7 +161,8 @@ def clean_stale(path: Path) -> list[Path]:
     A backup left between the two renames of a store replacement is moved back if ``path``
     is missing, so a kill at that instant loses nothing. Returns what was removed.
     """
-    pattern, legacy, removed = _own_names(path), re.compile(rf"^\.{re.escape(path.name)}\.[a-z0-9_]{{8}}$"), []
+    pattern, legacy = _own_names(path), re.compile(rf"^\.{re.escape(path.name)}\.[a-z0-9_]{{8}}$")
+    removed: list[Path] = []
     try:
         siblings = sorted(path.parent.iterdir())
     except OSError:

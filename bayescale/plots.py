@@ -56,7 +56,7 @@ def isoflop_lines(runs: pd.DataFrame) -> np.ndarray | None:
     return np.where(on_full, line, -1)
 
 
-def isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax=None, group_values=None, new_group: bool = False) -> Figure:
+def plot_isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax=None, group_values=None, new_group: bool = False) -> Figure:
     """Observed runs grouped by compute, with the posterior mean curve and ``ci`` band along each isoFLOP.
 
     Runs planned on isoFLOP lines (``isoflop_lines``) are drawn line by line; other runs are binned
@@ -111,7 +111,7 @@ def isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax=None, group_va
     return fig
 
 
-def observed_vs_predicted(fit: Fit, ci: float = 0.9, ax=None) -> Figure:
+def plot_observed_vs_predicted(fit: Fit, ci: float = 0.9, ax=None) -> Figure:
     """Each run's observed loss against its posterior predictive median and ``ci`` interval."""
     import matplotlib.pyplot as plt
 
@@ -165,7 +165,7 @@ def plot_frontier(ds, ci: float | None = None, reference: pd.DataFrame | None = 
     return fig
 
 
-def epoch_value(fit: Fit, max_epoch: int = 60, ci: float = 0.9, ax=None) -> Figure:
+def plot_epoch_value(fit: Fit, max_epoch: int = 60, ci: float = 0.9, ax=None) -> Figure:
     """Value of the k-th epoch's tokens relative to fresh tokens, from the posterior of ``R_D_star``.
 
     Under the data-constrained law D′ = U_D·(1 + R*_D·(1 − e^(−R_D/R*_D))), the k-th pass over the
@@ -280,7 +280,7 @@ def plot_posteriors(fit: Fit, ci: float = 0.9) -> Figure:
     return fig
 
 
-def forecast_bands(curves: dict, x: np.ndarray, ci: float = 0.9, truth: np.ndarray | None = None, xlabel: str = "compute (FLOPs)", ax=None) -> Figure:
+def plot_forecast_bands(curves: dict, x: np.ndarray, ci: float = 0.9, truth: np.ndarray | None = None, xlabel: str = "compute (FLOPs)", ax=None) -> Figure:
     """Posterior mean-curve medians and ``ci`` bands of several fits on their own targets.
 
     ``curves`` maps a label to ``(fit, targets)``: targets are one row per point of ``x``.

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from bayescale.fitting import Fit
+    from bayescale.groups import GroupTarget
 
 #: Report sections, in order; the test checks each is rendered.
 SECTIONS = ("headline", "diagnostics", "fit", "frontier", "allocation", "forecast", "posteriors", "comparison", "data", "reproduce")
@@ -58,12 +59,12 @@ def display_path(path: str | Path) -> str:
 HOFFMANN_E_RANGE = (1.5, 2.1)
 
 
-def hoffmann_applies(fit: Fit, params: dict[str, np.ndarray]) -> bool:
+def hoffmann_applies(fit: Fit, theta: dict[str, np.ndarray]) -> bool:
     """Whether Hoffmann et al.'s Table 3 is fair context: a Chinchilla-family law, on data whose
     irreducible loss is comparable with theirs, with runs at compute their table covers."""
-    if fit.spec.form not in ("chinchilla", "data_constrained") or "E" not in params:
+    if fit.spec.form not in ("chinchilla", "data_constrained") or "E" not in theta:
         return False
-    e = float(np.median(params["E"]))
+    e = float(np.median(theta["E"]))
     return HOFFMANN_E_RANGE[0] <= e <= HOFFMANN_E_RANGE[1] and float(fit.runs.data["flops"].max()) >= 1e18
 
 
@@ -99,37 +100,62 @@ def report_context(
     import matplotlib
 
     matplotlib.use("Agg")
-    from bayescale.allocate import allocate, allocation_table, parameter_draws
+    from bayescale.allocate import allocate, allocation_table
     from bayescale.decide import decide
-    from bayescale.fitting import package_version
-    from bayescale.forecasting import extrapolation_factor
-    from bayescale.groups import describe, resolve_request
-    from bayescale.plots import (
-        isoflop_lines,
-        isoflop_profiles,
-        observed_vs_predicted,
-        plot_forecast_fan,
-        plot_frontier,
-        plot_posteriors,
-        plot_prob_vs_compute,
-    )
-    from bayescale.reference import hoffmann_table3
-    from bayescale.self_check import sentence
-    from bayescale.units import parse_quantity
+    from bayescale.groups import GroupTarget, describe, resolve_request
 
-    if unique_tokens is not None:
-        try:
-            unique_tokens = parse_quantity(unique_tokens)
-        except ValueError as exc:
-            raise BayescaleError(f"unique tokens: {exc}") from None
-        if not (np.isfinite(unique_tokens) and unique_tokens > 0):
-            raise BayescaleError(f"unique tokens {unique_tokens!r} must be a positive, finite number")
+    unique = _unique_tokens(unique_tokens)
     resolved = resolve_request(fit, group_values, new_group)
-    groups = {"group_values": group_values, "new_group": new_group}
+    groups = GroupTarget(group_values=group_values, new_group=new_group)
     runs = fit.runs.data
     budgets = np.asarray(flops if flops is not None and len(flops) else [float(runs["flops"].max()) * 100.0], dtype=float)
-    table = allocation_table(allocate(fit, budgets, unique_tokens=unique_tokens, **groups), ci)
-    decision = decide(fit, target_loss, prob, flops=budgets, unique_tokens=unique_tokens, **groups) if target_loss is not None else None
+    table = allocation_table(allocate(fit, budgets, unique_tokens=unique, **groups), ci)
+    decision = decide(fit, target_loss, prob, flops=budgets, unique_tokens=unique, **groups) if target_loss is not None else None
+    headline = _headline(table, decision, unique)
+    figures, seed_table, on_lines = _figures(fit, budgets, target_loss, prob, ci, unique, groups)
+    targets = table[["flops"]].assign(params=table["robust_params"], tokens=table["robust_tokens"], **{g: level for g, (level, _) in resolved.items()})
+    source = display_path(fit.runs.source)
+    return {
+        "title": f"bayescale report: {fit.spec.name} on {Path(source).name}" + (f", for {', '.join(f'{g}={lv}' for g, (lv, new) in resolved.items())}" if resolved else ""),
+        "ci": ci,
+        "prob": prob,
+        "target_loss": target_loss,
+        "unique_tokens": unique,
+        "headline": headline,
+        "headline_json": json.dumps(headline).replace("<", "\\u003c"),
+        "group_scope": describe(fit, resolved),
+        "new_group": any(new for _, new in resolved.values()),
+        "allocation": table.to_dict("records"),
+        "seed_table": seed_table.to_dict("records") if seed_table is not None else None,
+        "on_isoflop_lines": on_lines,
+        **_fit_section(fit, ci),
+        "comparison": comparison.reset_index().to_dict("records") if comparison is not None else None,
+        "comparison_columns": list(comparison.reset_index().columns) if comparison is not None else [],
+        "data": _data_section(fit, source, targets),
+        "reproduce": _reproduce_section(fit, command),
+        "figures": figures,
+        "fmt": _fmt,
+        "sections": SECTIONS,
+    }
+
+
+def _unique_tokens(value: float | str | None) -> float | None:
+    """The unique-token count a report plans for, parsed (``"100B"``) and checked; None: unlimited."""
+    from bayescale.units import parse_quantity
+
+    if value is None:
+        return None
+    try:
+        unique = parse_quantity(value)
+    except ValueError as exc:
+        raise BayescaleError(f"unique tokens: {exc}") from None
+    if not (np.isfinite(unique) and unique > 0):
+        raise BayescaleError(f"unique tokens {unique!r} must be a positive, finite number")
+    return unique
+
+
+def _headline(table: pd.DataFrame, decision: Mapping[str, Any] | None, unique_tokens: float | None) -> list[dict[str, float]]:
+    """Per budget: the robust plan, its intervals and epochs, and (with a target) its probability."""
     headline = []
     for i, row in table.iterrows():
         item = {
@@ -149,74 +175,89 @@ def report_context(
         if decision is not None:
             item["prob"] = float(decision["plans"][i]["prob"])
         headline.append(item)
+    return headline
+
+
+def _figures(fit: Fit, budgets: np.ndarray, target_loss: float | None, prob: float, ci: float, unique_tokens: float | None, groups: GroupTarget) -> tuple[dict[str, str], pd.DataFrame | None, bool]:
+    """The report's figures (base64 PNGs), the published table they compare with (or None), and
+    whether the runs lie on isoFLOP lines (the isoFLOP figure is drawn only then)."""
+    from bayescale.allocate import allocate, parameter_draws
+    from bayescale.plots import (
+        isoflop_lines,
+        plot_forecast_fan,
+        plot_frontier,
+        plot_isoflop_profiles,
+        plot_observed_vs_predicted,
+        plot_posteriors,
+        plot_prob_vs_compute,
+    )
+    from bayescale.reference import hoffmann_table3
+
+    runs = fit.runs.data
     low, high = float(runs["flops"].min()), max(float(budgets.max()), float(runs["flops"].max())) * 10
     grid = np.geomspace(low, high, 40)
     frontier = allocate(fit, grid, unique_tokens=unique_tokens, **groups)
     seed_table = hoffmann_table3() if hoffmann_applies(fit, parameter_draws(fit, **groups)) else None
     on_lines = isoflop_lines(runs) is not None
     figures = {
-        "observed": _png(observed_vs_predicted(fit, ci=ci)),
+        "observed": _png(plot_observed_vs_predicted(fit, ci=ci)),
         "frontier": _png(plot_frontier(frontier, ci, reference=seed_table)),
         "fan": _png(plot_forecast_fan(frontier, budgets, target_loss)),
         "posteriors": _png(plot_posteriors(fit, ci)),
     }
     if on_lines:
-        figures["isoflops"] = _png(isoflop_profiles(fit, ci=ci, **groups))
+        figures["isoflops"] = _png(plot_isoflop_profiles(fit, ci=ci, **groups))
     if target_loss is not None:
         figures["prob"] = _png(plot_prob_vs_compute(fit, target_loss, grid, prob=prob, unique_tokens=unique_tokens, **groups))
-    targets = table[["flops"]].assign(params=table["robust_params"], tokens=table["robust_tokens"])
-    for g, (level, _) in resolved.items():
-        targets[g] = level
-    summary = fit.summary(ci)
+    return figures, seed_table, on_lines
+
+
+def _fit_section(fit: Fit, ci: float) -> dict[str, Any]:
+    """The fit itself: parameter summary, convergence, the self-check's verdict and the discrepancy."""
+    from bayescale.self_check import sentence
+
     diag = fit.diagnostics
-    levels = {g: sorted(runs[g].astype(str).unique().tolist()) for g in fit.groups}
-    scope = describe(fit, resolved)
-    source = display_path(fit.runs.source)
     return {
-        "title": f"bayescale report: {fit.spec.name} on {Path(source).name}" + (f", for {', '.join(f'{g}={lv}' for g, (lv, new) in resolved.items())}" if resolved else ""),
-        "ci": ci,
-        "prob": prob,
-        "target_loss": target_loss,
-        "unique_tokens": unique_tokens,
-        "headline": headline,
-        "headline_json": json.dumps(headline).replace("<", "\\u003c"),
-        "group_scope": scope,
-        "new_group": any(new for _, new in resolved.values()),
-        "allocation": table.to_dict("records"),
-        "seed_table": seed_table.to_dict("records") if seed_table is not None else None,
-        "on_isoflop_lines": on_lines,
-        "summary": [{"name": k, **{c: float(v) for c, v in row.items()}} for k, row in summary.iterrows()],
+        "summary": [{"name": k, **{c: float(v) for c, v in row.items()}} for k, row in fit.summary(ci).iterrows()],
         "converged": diag.converged,
         "diagnostics": diag.to_dict(),
         "diagnostics_message": diag.message(),
         "trust": sentence(fit.self_check),
         "self_check": fit.self_check_summary(),
         "discrepancy": fit.discrepancy_summary(ci),
-        "comparison": comparison.reset_index().to_dict("records") if comparison is not None else None,
-        "comparison_columns": list(comparison.reset_index().columns) if comparison is not None else [],
-        "data": {
-            "runs": len(runs),
-            "source": source,
-            "groups": levels,
-            "params": (float(runs["params"].min()), float(runs["params"].max())),
-            "tokens": (float(runs["tokens"].min()), float(runs["tokens"].max())),
-            "flops": (float(runs["flops"].min()), float(runs["flops"].max())),
-            "extrapolation": float(extrapolation_factor(fit, targets).max()),
-        },
-        "reproduce": {
-            "fit_command": _fit_command(fit),
-            "command": command or "bayescale.report.render_report(fit, ...)  # made through the Python API",
-            "version": package_version(),
-            "seed": fit.seed,
-            "sampler": fit.sampler,
-            "data_hash": fit.runs.content_hash(),
-            "model": fit.spec.name,
-            "draws": fit.info.get("draws"),
-            "chains": fit.info.get("chains"),
-        },
-        "figures": figures,
-        "fmt": _fmt,
-        "sections": SECTIONS,
+    }
+
+
+def _data_section(fit: Fit, source: str, targets: pd.DataFrame) -> dict[str, Any]:
+    """The runs behind the fit: count, source, group levels, input ranges and how far the plans extrapolate."""
+    from bayescale.forecasting import extrapolation_factor
+
+    runs = fit.runs.data
+    return {
+        "runs": len(runs),
+        "source": source,
+        "groups": {g: sorted(runs[g].astype(str).unique().tolist()) for g in fit.groups},
+        "params": (float(runs["params"].min()), float(runs["params"].max())),
+        "tokens": (float(runs["tokens"].min()), float(runs["tokens"].max())),
+        "flops": (float(runs["flops"].min()), float(runs["flops"].max())),
+        "extrapolation": float(extrapolation_factor(fit, targets).max()),
+    }
+
+
+def _reproduce_section(fit: Fit, command: str | None) -> dict[str, Any]:
+    """What reproduces the report: the fit's command, this command, version, seed, sampler, data hash."""
+    from bayescale.result import package_version
+
+    return {
+        "fit_command": _fit_command(fit),
+        "command": command or "bayescale.report.render_report(fit, ...)  # made through the Python API",
+        "version": package_version(),
+        "seed": fit.seed,
+        "sampler": fit.sampler,
+        "data_hash": fit.runs.content_hash(),
+        "model": fit.spec.name,
+        "draws": fit.info.get("draws"),
+        "chains": fit.info.get("chains"),
     }
 
 

@@ -215,61 +215,18 @@ def load_runs(
     Implausible magnitudes (``check_magnitudes``: tokens in billions without a unit, flops
     that disagree with 6·N·D, ...) warn with ``DataWarning``; ``strict=True`` makes them errors.
     """
-    if isinstance(source, pd.DataFrame):
-        frame, name, from_file = source.copy(), "<DataFrame>", False
-    elif isinstance(source, (str, Path)):
-        path = Path(source)
-        frame, name, from_file = read_table(path), str(path), True
-    else:
-        raise RunTableError(f"cannot read a run table from a {type(source).__name__}; pass a path or a pandas DataFrame")
+    frame, name, from_file = _read_source(source)
     frame = _apply_column_map(frame, columns, name)
-    if len(frame) == 0:
-        raise RunTableError(f"{name}: the table has no rows (need runs with params, tokens, loss)")
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise RunTableError(
-            f"{name}: missing required column(s) {', '.join(map(repr, missing))}; the table has "
-            f"{', '.join(map(repr, frame.columns))}. Rename with columns={{'params': 'Your Header'}} "
-            f"or --column params='Your Header'"
-        )
+    _check_required(frame, name)
     canonical = {c: parse_numeric_column(frame, c, name, from_file) for c in REQUIRED}
     n, d = canonical["params"], canonical["tokens"]
-    with np.errstate(over="ignore"):
-        six_nd = 6.0 * n * d
     problems = check_magnitudes(n, d, name, from_file)
-    if "flops" in frame.columns:
-        flops = parse_numeric_column(frame, "flops", name, from_file)
-        with np.errstate(over="ignore"):
-            ratio = flops / six_nd
-        bad = np.flatnonzero((ratio > FLOPS_TOLERANCE) | (ratio < 1.0 / FLOPS_TOLERANCE))
-        if bad.size:
-            first = bad[0]
-            problems.append(
-                f"{name}: {bad.size} run(s) have flops inconsistent with 6·params·tokens by more than "
-                f"a factor {FLOPS_TOLERANCE:g} (first: {_row_label(name, first, from_file)}, "
-                f"flops={flops[first]:.3g} vs 6ND={six_nd[first]:.3g}); the logged flops are kept"
-            )
-    else:
-        flops = six_nd
-        bad = np.flatnonzero(~np.isfinite(flops))
-        if bad.size:
-            first = bad[0]
-            raise RunTableError(f"{name}: {_row_label(name, first, from_file)}: flops = 6·params·tokens = 6·{n[first]:.3g}·{d[first]:.3g} overflows; params or tokens is implausibly large")
+    flops = _flops(frame, n, d, name, from_file, problems)
     if strict and problems:
         raise RunTableError(problems[0] + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else "") + "; strict mode refuses suspicious magnitudes")
     for message in problems:
         warnings.warn(message, DataWarning, stacklevel=2)
-    if "unique_tokens" in frame.columns:
-        unique = parse_numeric_column(frame, "unique_tokens", name, from_file)
-        bad = np.flatnonzero(d < unique * (1 - 1e-9))
-        if bad.size:
-            first = bad[0]
-            raise RunTableError(
-                f"{name}: {_row_label(name, first, from_file)}, column 'tokens': tokens={d[first]:.4g} is less than "
-                f"unique_tokens={unique[first]:.4g}; a run cannot see fewer tokens than it has unique ones"
-            )
-    else:
-        unique = d.copy()
+    unique = _unique_tokens(frame, d, name, from_file)
     arch = _parse_arch(frame, name, from_file)
     experts = parse_numeric_column(frame, "experts", name, from_file) if "experts" in frame.columns else np.ones(len(frame))
     active = parse_numeric_column(frame, "active_params", name, from_file) if "active_params" in frame.columns else n.copy()
@@ -291,27 +248,94 @@ def load_runs(
     extra = [c for c in frame.columns if c not in reserved]
     for column in extra:
         data[column] = frame[column].astype(str).str.strip().to_numpy()
+    data = _select_rows(data, name, drop_highest_loss, max_epochs, where)
+    return RunTable(data=data.reset_index(drop=True), source=name, extra_columns=tuple(extra))
+
+
+def _read_source(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str, bool]:
+    """The raw table, the name errors use, and whether it came from a file (rows are then numbered as lines)."""
+    if isinstance(source, pd.DataFrame):
+        return source.copy(), "<DataFrame>", False
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        return read_table(path), str(path), True
+    raise RunTableError(f"cannot read a run table from a {type(source).__name__}; pass a path or a pandas DataFrame")
+
+
+def _check_required(frame: pd.DataFrame, name: str) -> None:
+    """Refuse an empty table or one without the ``REQUIRED`` columns, saying how to rename headers."""
+    if len(frame) == 0:
+        raise RunTableError(f"{name}: the table has no rows (need runs with params, tokens, loss)")
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise RunTableError(
+            f"{name}: missing required column(s) {', '.join(map(repr, missing))}; the table has "
+            f"{', '.join(map(repr, frame.columns))}. Rename with columns={{'params': 'Your Header'}} "
+            f"or --column params='Your Header'"
+        )
+
+
+def _flops(frame: pd.DataFrame, n: np.ndarray, d: np.ndarray, name: str, from_file: bool, problems: list[str]) -> np.ndarray:
+    """The logged flops (a disagreement with 6·N·D beyond ``FLOPS_TOLERANCE`` is added to ``problems``), else 6·N·D."""
+    with np.errstate(over="ignore"):
+        six_nd = 6.0 * n * d
+    if "flops" in frame.columns:
+        flops = parse_numeric_column(frame, "flops", name, from_file)
+        with np.errstate(over="ignore"):
+            ratio = flops / six_nd
+        bad = np.flatnonzero((ratio > FLOPS_TOLERANCE) | (ratio < 1.0 / FLOPS_TOLERANCE))
+        if bad.size:
+            first = bad[0]
+            problems.append(
+                f"{name}: {bad.size} run(s) have flops inconsistent with 6·params·tokens by more than "
+                f"a factor {FLOPS_TOLERANCE:g} (first: {_row_label(name, first, from_file)}, "
+                f"flops={flops[first]:.3g} vs 6ND={six_nd[first]:.3g}); the logged flops are kept"
+            )
+        return flops
+    bad = np.flatnonzero(~np.isfinite(six_nd))
+    if bad.size:
+        first = bad[0]
+        raise RunTableError(f"{name}: {_row_label(name, first, from_file)}: flops = 6·params·tokens = 6·{n[first]:.3g}·{d[first]:.3g} overflows; params or tokens is implausibly large")
+    return six_nd
+
+
+def _unique_tokens(frame: pd.DataFrame, d: np.ndarray, name: str, from_file: bool) -> np.ndarray:
+    """The ``unique_tokens`` column (never more than the tokens seen), else every token is unique."""
+    if "unique_tokens" not in frame.columns:
+        return d.copy()
+    unique = parse_numeric_column(frame, "unique_tokens", name, from_file)
+    bad = np.flatnonzero(d < unique * (1 - 1e-9))
+    if bad.size:
+        first = bad[0]
+        raise RunTableError(
+            f"{name}: {_row_label(name, first, from_file)}, column 'tokens': tokens={d[first]:.4g} is less than "
+            f"unique_tokens={unique[first]:.4g}; a run cannot see fewer tokens than it has unique ones"
+        )
+    return unique
+
+
+def _select_rows(data: pd.DataFrame, name: str, drop_highest_loss: int, max_epochs: float | None, where: Mapping[str, str] | None) -> pd.DataFrame:
+    """Row selection after validation, in order: drop the highest-loss runs, cap the epochs, keep ``where`` matches."""
     if drop_highest_loss:
         if not 0 <= drop_highest_loss < len(data) - 1:
             raise RunTableError(f"{name}: cannot drop the {drop_highest_loss} highest-loss runs of {len(data)}")
         keep = data["loss"].rank(method="first", ascending=False) > drop_highest_loss
         data = data[keep.to_numpy()]
     if max_epochs is not None:
-        keep = data["epochs"].to_numpy() <= max_epochs * (1 + 1e-9)
-        if keep.sum() < 1:
+        kept = data["epochs"].to_numpy() <= max_epochs * (1 + 1e-9)
+        if kept.sum() < 1:
             raise RunTableError(f"{name}: no run has at most {max_epochs:g} epochs")
-        data = data[keep]
+        data = data[kept]
     for column, value in (where or {}).items():
         if column not in data.columns:
             raise RunTableError(f"{name}: cannot select rows by column {column!r}: the table has {', '.join(map(repr, data.columns))}")
         text = data[column].astype(str).str.strip().str.lower()
-        keep = (text == str(value).strip().lower()).to_numpy()
-        if not keep.any():
+        matches = (text == str(value).strip().lower()).to_numpy()
+        if not matches.any():
             seen = ", ".join(sorted(set(data[column].astype(str)))[:10])
             raise RunTableError(f"{name}: no run has {column}={value!r} (values present: {seen})")
-        data = data[keep]
-    data = data.reset_index(drop=True)
-    return RunTable(data=data, source=name, extra_columns=tuple(extra))
+        data = data[matches]
+    return data
 
 
 #: Plausible ranges for a language-model run table (checked on every run; beyond them a value is

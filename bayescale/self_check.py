@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from bayescale.spec import Discrepancy
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
+    from bayescale.sampling import SamplerConfig
 
 #: Share of the log-compute range held out (the largest runs).
 HOLDOUT_SHARE = 0.27
@@ -81,8 +82,11 @@ def _subset(runs: RunTable, mask: np.ndarray, label: str) -> RunTable:
     return RunTable(runs.data[mask].reset_index(drop=True), source=f"{runs.source} (self-check {label})", extra_columns=runs.extra_columns)
 
 
-def run(fit: Fit, d_full: Design, prior_draws: dict[str, np.ndarray], draws: int, tune: int, cores: int, target_accept: float) -> dict[str, Any]:
+def run(fit: Fit, d_full: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig) -> dict[str, Any]:
     """Refit ``fit``'s spec on its smaller runs, forecast the largest, and score the forecasts.
+
+    ``config`` is the fit's sampler options with the self-check's draws and tuning steps; the
+    refit uses at most ``CHAINS`` chains, without progress output.
 
     Returns the stored ``self_check`` document: the ``SUMMARY_KEYS``, ``coverage_50``,
     ``n_train``, ``split``, ``seconds``, ``converged`` of the refit and per held-out run its
@@ -90,7 +94,9 @@ def run(fit: Fit, d_full: Design, prior_draws: dict[str, np.ndarray], draws: int
     (predictive sd) and ``distance`` (decades beyond the training part), which update τ.
     Raises ``Skip`` with the reason when the runs cannot support it.
     """
-    from bayescale.fitting import Fit, _sample, _tidy_tree, check_convergence
+    from bayescale.posterior import judged_variables
+    from bayescale.result import Fit, check_convergence
+    from bayescale.sampling import sample, tidy_tree
 
     start = time.perf_counter()
     spec, runs, groups = fit.spec, fit.runs, fit.groups
@@ -106,11 +112,11 @@ def run(fit: Fit, d_full: Design, prior_draws: dict[str, np.ndarray], draws: int
     values.update({f"centre_{c}": np.asarray(v) for c, v in d_train.centres.items()})  # centres of the training part
     values["run_weight"] = (~held).astype(float)
     chains = min(CHAINS, int(fit.info.get("chains", CHAINS)))
-    raw = _sample(spec, d_full, prior_draws, fit.sampler, draws, tune, chains, fit.seed, min(cores, chains), False, target_accept, fit.info.get("adaptation"), values)
-    tree = _tidy_tree(raw, spec, d_train)
-    names = [v for v in tree["posterior"].data_vars if v.removesuffix("_z") not in spec.fixed]
+    config = dataclasses.replace(config, chains=chains, cores=min(config.cores or chains, chains), progress=False)
+    raw = sample(spec, d_full, prior_draws, config, values)
+    tree = tidy_tree(raw, spec, d_train)
     plain = dataclasses.replace(spec, discrepancy=Discrepancy(enabled=False, scale=spec.discrepancy.scale))
-    trained = Fit(tree=tree, spec=plain, runs=train, groups=groups, diagnostics=check_convergence(tree, names), seed=fit.seed, sampler=fit.sampler)
+    trained = Fit(tree=tree, spec=plain, runs=train, groups=groups, diagnostics=check_convergence(tree, judged_variables(tree["posterior"].to_dataset(), spec)), seed=fit.seed, sampler=fit.sampler)
     return {**score(trained, test), "split": how, "seconds": time.perf_counter() - start}
 
 
@@ -155,7 +161,7 @@ def skipped(reason: str) -> dict[str, Any]:
     return {**dict.fromkeys(SUMMARY_KEYS), "skipped": reason}
 
 
-def sentence(check: dict[str, Any] | None) -> str:
+def sentence(check: Mapping[str, Any] | None) -> str:
     """One line for budget owners: how far this fit's own forecasts held beyond its data."""
     if not check:
         return "no self-check in this fit (run without it, or fitted by an older version): its forecasts beyond the data are unchecked"

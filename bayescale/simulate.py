@@ -13,7 +13,7 @@ from bayescale.laws import get_law
 EPOCH_CHINCHILLA = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}
 
 
-def grid_runs(params: Sequence[float], tokens: Sequence[float]) -> pd.DataFrame:
+def grid_runs(params: Sequence[float] | np.ndarray, tokens: Sequence[float] | np.ndarray) -> pd.DataFrame:
     """Every (params, tokens) combination, a full factorial design."""
     n, d = np.meshgrid(np.asarray(params, float), np.asarray(tokens, float), indexing="ij")
     return pd.DataFrame({"params": n.ravel(), "tokens": d.ravel()})

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -92,10 +92,10 @@ class Prior:
             )
         accepted = _arguments(cls)
         unknown = [k for k in self.kwargs if accepted is not None and k not in accepted]
-        if unknown:
+        if unknown and accepted is not None:
             raise ModelSpecError(f"{where}: {self.dist} has no argument {', '.join(map(repr, unknown))}; it accepts {', '.join(accepted)}")
         try:
-            return cls.dist(**self.kwargs)
+            return cast(Any, cls).dist(**self.kwargs)  # PyMC's classes are untyped
         except Exception as exc:
             raise ModelSpecError(f"{where}: {self.dist}({self._args()}) is not valid: {type(exc).__name__}: {str(exc)[:200]}") from None
 
@@ -224,47 +224,9 @@ class ModelSpec:
         if not isinstance(form, str) or form not in LAWS:
             raise ModelSpecError(f"{source}: unknown form {form!r}; known forms: {', '.join(sorted(LAWS))}")
         law = get_law(form)
-        names = law.parameter_names
-        given = _mapping(raw.get("priors", {}), f"{source}: priors", 'a table of priors like [priors.E] dist = "LogNormal" ...')
-        bad = set(given) - set(names)
-        if bad:
-            raise ModelSpecError(f"{source}: priors for parameter(s) {', '.join(sorted(bad))} that the {form} form does not have; its parameters are {', '.join(names)}")
-        priors = {p.name: Prior.from_dict(given.get(p.name, p.prior), f"{source}: priors.{p.name}") for p in law.parameters}
+        priors = _priors(raw, law, source)
         likelihood = _likelihood(_mapping(raw.get("likelihood", {}), f"{source}: likelihood", 'a table like [likelihood] family = "studentt"'), source)
-        pooling = _mapping(raw.get("pooling", {}), f"{source}: pooling", 'a table like [pooling] params = ["E"]')
-        unknown = set(pooling) - POOLING_KEYS
-        if unknown:
-            raise ModelSpecError(f"{source}: unknown pooling key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(POOLING_KEYS))}")
-        fixed = [p for p in names if priors[p].fixed]
-        pooled = tuple(_names(pooling.get("params", [p for p in law.level_names if p not in fixed]), f"{source}: pooling.params", "parameter"))
-        bad = [p for p in pooled if p not in names]
-        if bad:
-            raise ModelSpecError(f"{source}: pooling.params names {', '.join(bad)}, not parameters of {form} ({', '.join(names)})")
-        bad = [p for p in pooled if p in fixed]
-        if bad:
-            raise ModelSpecError(f"{source}: pooling.params names {', '.join(bad)}, fixed by its prior; a constant cannot vary by group")
-        if len(fixed) == len(names):
-            raise ModelSpecError(f"{source}: every parameter of {form} is fixed; leave at least one free to fit")
-        scale_raw = _mapping(pooling.get("scale", {}), f"{source}: pooling.scale", "a table of positive numbers like {E = 0.1}")
-        for p, value in scale_raw.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ModelSpecError(f"{source}: pooling.scale.{p} = {value!r} must be a positive number")
-        bad = [p for p in scale_raw if p not in names]
-        if bad:
-            raise ModelSpecError(f"{source}: pooling.scale names {', '.join(bad)}, not parameters of {form}")
-        # scales of parameters the spec does not pool are kept: a --pooling choice may pool them
-        scale = {p: float(scale_raw.get(p, DEFAULT_POOL_SCALE)) for p in (*pooled, *(q for q in names if q in scale_raw and q not in pooled))}
-        for p, s in scale.items():
-            if not s > 0:
-                raise ModelSpecError(f"{source}: pooling.scale.{p} = {s:g} must be > 0")
-        centered = pooling.get("centered", AUTO)
-        centered = list(pooled) if centered is True else ([] if centered is False else centered)
-        if centered != AUTO and (isinstance(centered, str) or not isinstance(centered, list)):
-            raise ModelSpecError(f'{source}: pooling.centered must be "auto", a list of pooled parameters or true/false, not {centered!r}')
-        bad = [] if centered == AUTO else [p for p in centered if not isinstance(p, str) or p not in pooled]
-        if bad:
-            raise ModelSpecError(f"{source}: pooling.centered names {', '.join(map(str, bad))}, not pooled ({', '.join(pooled) or 'none'})")
-        group = _names(pooling.get("group", []), f"{source}: pooling.group", "column")
+        pooled, scale, centered, group = _pooling(raw, law, priors, source)
         return cls(
             name=str(raw.get("name", form)),
             form=form,
@@ -272,8 +234,8 @@ class ModelSpec:
             likelihood=likelihood,
             pooled=pooled,
             pool_scale=scale,
-            group=tuple(group),
-            centered=AUTO if centered == AUTO else tuple(centered),
+            group=group,
+            centered=centered,
             discrepancy=Discrepancy.from_dict(raw.get("discrepancy", {}), source),
             description=str(raw.get("description", law.description)),
         )
@@ -345,6 +307,62 @@ class ModelSpec:
             if key in draws and np.any(draws[key] <= 0):
                 raise ModelSpecError(f"{self.name}: {key} must be positive; use a positive distribution such as HalfNormal")
         return draws
+
+
+def _priors(raw: Mapping[str, Any], law: Law, source: str) -> dict[str, Prior]:
+    """A prior per law parameter: the spec's own, else the law's default; priors for unknown parameters are errors."""
+    names = law.parameter_names
+    given = _mapping(raw.get("priors", {}), f"{source}: priors", 'a table of priors like [priors.E] dist = "LogNormal" ...')
+    unknown = set(given) - set(names)
+    if unknown:
+        raise ModelSpecError(f"{source}: priors for parameter(s) {', '.join(sorted(unknown))} that the {law.name} form does not have; its parameters are {', '.join(names)}")
+    return {p.name: Prior.from_dict(given.get(p.name, p.prior), f"{source}: priors.{p.name}") for p in law.parameters}
+
+
+def _pooling(raw: Mapping[str, Any], law: Law, priors: Mapping[str, Prior], source: str) -> tuple[tuple[str, ...], dict[str, float], tuple[str, ...] | str, tuple[str, ...]]:
+    """The ``[pooling]`` table checked against the law and priors: pooled parameters, their scales, the centred ones (or ``AUTO``) and the group columns."""
+    form, names = law.name, law.parameter_names
+    pooling = _mapping(raw.get("pooling", {}), f"{source}: pooling", 'a table like [pooling] params = ["E"]')
+    unknown = set(pooling) - POOLING_KEYS
+    if unknown:
+        raise ModelSpecError(f"{source}: unknown pooling key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(POOLING_KEYS))}")
+    fixed = [p for p in names if priors[p].fixed]
+    pooled = tuple(_names(pooling.get("params", [p for p in law.level_names if p not in fixed]), f"{source}: pooling.params", "parameter"))
+    foreign = [p for p in pooled if p not in names]
+    if foreign:
+        raise ModelSpecError(f"{source}: pooling.params names {', '.join(foreign)}, not parameters of {form} ({', '.join(names)})")
+    constant = [p for p in pooled if p in fixed]
+    if constant:
+        raise ModelSpecError(f"{source}: pooling.params names {', '.join(constant)}, fixed by its prior; a constant cannot vary by group")
+    if len(fixed) == len(names):
+        raise ModelSpecError(f"{source}: every parameter of {form} is fixed; leave at least one free to fit")
+    scale = _pool_scales(pooling, names, pooled, form, source)
+    centered = pooling.get("centered", AUTO)
+    centered = list(pooled) if centered is True else ([] if centered is False else centered)
+    if centered != AUTO and (isinstance(centered, str) or not isinstance(centered, list)):
+        raise ModelSpecError(f'{source}: pooling.centered must be "auto", a list of pooled parameters or true/false, not {centered!r}')
+    not_pooled = [] if centered == AUTO else [p for p in centered if not isinstance(p, str) or p not in pooled]
+    if not_pooled:
+        raise ModelSpecError(f"{source}: pooling.centered names {', '.join(map(str, not_pooled))}, not pooled ({', '.join(pooled) or 'none'})")
+    group = _names(pooling.get("group", []), f"{source}: pooling.group", "column")
+    return pooled, scale, AUTO if centered == AUTO else tuple(centered), tuple(group)
+
+
+def _pool_scales(pooling: Mapping[str, Any], names: Sequence[str], pooled: Sequence[str], form: str, source: str) -> dict[str, float]:
+    """``pooling.scale`` per pooled parameter (``DEFAULT_POOL_SCALE`` when not given), plus any given for unpooled ones."""
+    scale_raw = _mapping(pooling.get("scale", {}), f"{source}: pooling.scale", "a table of positive numbers like {E = 0.1}")
+    for p, value in scale_raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ModelSpecError(f"{source}: pooling.scale.{p} = {value!r} must be a positive number")
+    foreign = [p for p in scale_raw if p not in names]
+    if foreign:
+        raise ModelSpecError(f"{source}: pooling.scale names {', '.join(foreign)}, not parameters of {form}")
+    # scales of parameters the spec does not pool are kept: a --pooling choice may pool them
+    scale = {p: float(scale_raw.get(p, DEFAULT_POOL_SCALE)) for p in (*pooled, *(q for q in names if q in scale_raw and q not in pooled))}
+    for p, s in scale.items():
+        if not s > 0:
+            raise ModelSpecError(f"{source}: pooling.scale.{p} = {s:g} must be > 0")
+    return scale
 
 
 def _mapping(value: Any, where: str, example: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import platform
 import time
 import warnings
 
-from bayescale import fit, fitting, load_runs, self_check
+from bayescale import fit, load_runs, sampling, self_check
 from bayescale.resources import data_path
 from bayescale.simulate import EPOCH_CHINCHILLA, simulate_runs
 
@@ -33,9 +33,10 @@ def main() -> None:
             t1 = time.perf_counter()
             checked = fit(tables[table], seed=0, **kwargs)
             t2 = time.perf_counter()
-            fitting._COMPILED.clear()
+            sampling._COMPILED.clear()
             t3 = time.perf_counter()
-            self_check.run(plain, plain.design, plain.spec.check_priors(0), min(400, kwargs["draws"]), min(400, kwargs["tune"]), 2, 0.9)
+            config = sampling.SamplerConfig(draws=min(400, kwargs["draws"]), tune=min(400, kwargs["tune"]), chains=plain.info["chains"], seed=0, cores=2, adaptation=plain.info["adaptation"])
+            self_check.run(plain, plain.design, plain.spec.check_priors(0), config)
             t4 = time.perf_counter()
         lines.append(f"| {name} | {t1 - t0:.1f} | {t2 - t1:.1f} | {checked.self_check['seconds']:.1f} | {t4 - t3:.1f} |")
         print(lines[-1], flush=True)

@@ -45,7 +45,7 @@ QUICKSTART = [
         "import matplotlib.pyplot as plt\n"
         "\n"
         "import bayescale\n"
-        "from bayescale.plots import isoflop_profiles, observed_vs_predicted\n"
+        "from bayescale.plots import plot_isoflop_profiles, plot_observed_vs_predicted\n"
         "from bayescale.resources import data_path\n"
         "\n"
         'DRAWS = int(os.environ.get("BAYESCALE_NOTEBOOK_DRAWS", 1000))'
@@ -54,8 +54,8 @@ QUICKSTART = [
     new_code_cell('runs = bayescale.load_runs(data_path("chinchilla_figure4_runs.csv"), drop_highest_loss=5)\nprint(len(runs), "runs")\nruns.data[["params", "tokens", "flops", "loss"]].describe()'),
     new_markdown_cell("## 2. Fit\nnutpie NUTS, 4 chains. Convergence problems would raise a `ConvergenceWarning` here."),
     new_code_cell('fit = bayescale.fit(runs, model="chinchilla", draws=DRAWS, tune=DRAWS, chains=4, seed=0)\nprint(fit.diagnostics.message())\nfit.summary(ci=0.9)'),
-    new_code_cell("isoflop_profiles(fit);"),
-    new_code_cell("observed_vs_predicted(fit);"),
+    new_code_cell("plot_isoflop_profiles(fit);"),
+    new_code_cell("plot_observed_vs_predicted(fit);"),
     new_markdown_cell(
         "## 3. Forecast\nThe loss of Chinchilla itself (70B parameters, 1.4T tokens) and of a 7B model on 140B tokens: `loss_*` include observation noise, `mean_*` are the law's mean curve."
     ),
@@ -188,7 +188,7 @@ REPEATED = [
         "R*_D·(e^(−(k−2)/R*_D) − e^(−(k−1)/R*_D)) ≈ e^(−(k−1.5)/R*_D) of what fresh data would add. The band "
         "is the 90% posterior interval from the draws of R*_D."
     ),
-    new_code_cell("fig = plots.epoch_value(two_stage, max_epoch=80)"),
+    new_code_cell("fig = plots.plot_epoch_value(two_stage, max_epoch=80)"),
     new_code_cell(
         'r = two_stage.posterior["R_D_star"].values.ravel()\n'
         "for k in (2, 4, 8, 16, 32, 64):\n"
@@ -222,7 +222,7 @@ REPEATED = [
         "excluded from the published fit show the other regime, where large models on small unique sets "
         "over-fit and loss rises; the `token_crisis` form models that, and LOO can compare the two forms."
     ),
-    new_code_cell("fig = plots.observed_vs_predicted(two_stage)"),
+    new_code_cell("fig = plots.plot_observed_vs_predicted(two_stage)"),
 ]
 
 MOE = [
@@ -261,7 +261,7 @@ MOE = [
         'dense_targets = pd.DataFrame({"params": n, "tokens": d})\n'
         'law = bayescale.laws.get_law("moe")\n'
         'true_loss = law.loss({**truth["shared"], **truth["by_arch"]["dense"]}, {"active_params": n, "experts": np.ones_like(n), "tokens": d})\n'
-        'fig = plots.forecast_bands({"dense runs only": (dense_only, dense_targets), "dense + MoE proxies": (with_moe, moe_targets)}, compute, truth=true_loss)\n'
+        'fig = plots.plot_forecast_bands({"dense runs only": (dense_only, dense_targets), "dense + MoE proxies": (with_moe, moe_targets)}, compute, truth=true_loss)\n'
         'fig.axes[0].axvline(c_max, color="grey", lw=0.8, ls=":")'
     ),
     new_code_cell(

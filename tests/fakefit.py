@@ -51,8 +51,8 @@ def fake_fit(
 
 def fake_grouped_fit(population: Mapping[str, float], levels: Mapping[str, Mapping[str, float]], column: str = "dataset", chains: int = 1, draws: int = 10) -> Fit:
     """Constant draws whose group ``column`` levels sit exactly at ``levels`` (internal coordinates: z + tau·eta)."""
-    from bayescale.fitting import group_level_parameters
     from bayescale.model import design
+    from bayescale.posterior import PosteriorView
     from bayescale.simulate import simulate_groups
 
     base = load_spec("chinchilla").to_dict()
@@ -71,7 +71,7 @@ def fake_grouped_fit(population: Mapping[str, float], levels: Mapping[str, Mappi
         data[f"{p}_tau_{column}"] = (("chain", "draw"), np.ones(shape))
         data[f"{p}_eta_{column}"] = (("chain", "draw", column), np.broadcast_to(eta, (*shape, len(names))).copy())
     post = xr.Dataset(data, coords={"chain": np.arange(chains), "draw": np.arange(draws), column: names})
-    post = post.assign(group_level_parameters(spec, d, post))  # E_by_dataset etc., as a real fit stores them
+    post = post.assign(PosteriorView(spec, d, post).by_level())  # E_by_dataset etc., as a real fit stores them
     stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, dtype=bool))}, coords={"chain": np.arange(chains), "draw": np.arange(draws)})
     tree = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
     return Fit(tree=tree, spec=spec, runs=runs, groups=(column,), diagnostics=Diagnostics(1.0, 1000.0, 1000.0, 0, 0, draws, chains), seed=0, sampler="nutpie")

@@ -3,13 +3,14 @@
 The fast test runs the batch on an in-process Dask cluster (one thread); the 2-worker LocalCluster
 of separate processes (each compiles its own models) is in the slow set."""
 
+import os
 import warnings
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bayescale.batch import WORKER_THREAD_ENV, read_manifest, run_batch, run_job
+from bayescale.batch import read_manifest, run_batch, run_job
 from bayescale.cli import app
 from bayescale.errors import BayescaleError
 
@@ -54,11 +55,13 @@ def test_batch_in_process_isolates_failures_and_resumes(manifest, tmp_path):
     small.write_text(text[: text.index("[[job]]")] + text[text.index('[[job]]\nname = "broken"') :])  # broken + sweeps
     out = tmp_path / "results"
     with pytest.MonkeyPatch.context() as mp, LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        for name, value in WORKER_THREAD_ENV.items():
-            mp.setenv(name, value)  # run_batch pins these in this process for its workers: undone after the test
+        mp.setenv("OMP_NUM_THREADS", "3")  # the caller's own settings: one set, one unset
+        mp.delenv("NUMBA_NUM_THREADS", raising=False)
+        caller = dict(os.environ)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             first = run_batch(small, out, scheduler=cluster.scheduler_address)
+            assert dict(os.environ) == caller  # the workers' thread settings are not left in the caller's process
             again = CliRunner().invoke(app, ["batch", str(small), "-o", str(out), "--scheduler", cluster.scheduler_address, "-q"])
     statuses = dict(zip(first["job"], first["status"], strict=True))
     assert statuses["broken"] == "failed"

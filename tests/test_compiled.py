@@ -63,18 +63,18 @@ def test_nutpie_draws_do_not_depend_on_pytensors_compile_cache(synthetic_frame, 
 @pytest.mark.slow
 def test_nutpie_cfunc_path_is_selectable_and_reproducible(synthetic_frame):
     """nutpie's own compile path still works, caches by sampler, and swaps data like the default path."""
-    from bayescale import fitting
+    from bayescale import sampling
 
     kwargs = {"draws": 100, "tune": 100, "chains": 2, "seed": 3, "sampler": "nutpie-cfunc"}
     other = synthetic_frame.assign(loss=synthetic_frame["loss"] * 1.03)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        fitting._COMPILED.clear()
+        sampling._COMPILED.clear()
         fresh = fit(synthetic_frame, **kwargs)
         moved = fit(other, **kwargs)
         cached = fit(synthetic_frame, **kwargs)
         default = fit(synthetic_frame, **{**kwargs, "sampler": "nutpie"})
-    assert sorted(k.split(":")[0] for k in fitting._COMPILED) == ["nutpie", "nutpie-cfunc"]
+    assert sorted(k.split(":")[0] for k in sampling._COMPILED) == ["nutpie", "nutpie-cfunc"]
     assert fresh.sampler == "nutpie-cfunc" and fresh.info["adaptation"] == "low_rank"
     xr.testing.assert_identical(fresh.posterior, cached.posterior)
     assert not np.allclose(fresh.posterior["E"].values, moved.posterior["E"].values)

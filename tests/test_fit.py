@@ -8,7 +8,8 @@ import pytest
 import xarray as xr
 
 from bayescale import BayescaleError, ConvergenceWarning, FitFileError, RunTableError, SamplerError, fit, load_fit, load_runs
-from bayescale.fitting import _adaptation, check_convergence
+from bayescale.fitting import check_convergence
+from bayescale.sampling import _adaptation
 from bayescale.simulate import EPOCH_CHINCHILLA
 
 from .conftest import GROUP_TRUTHS
@@ -198,18 +199,18 @@ def test_too_few_runs_and_one_size(synthetic_frame):
 
 def test_compiled_model_cache_gives_identical_posteriors(synthetic_frame):
     """A cached compiled model with swapped data gives exactly what a fresh compile gives."""
-    from bayescale import fitting
+    from bayescale import sampling
 
     kwargs = {"draws": 100, "tune": 100, "chains": 2, "seed": 9}
     other = synthetic_frame.assign(params=synthetic_frame["params"] * 3.0, loss=synthetic_frame["loss"] * 1.05)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        fitting._COMPILED.clear()
+        sampling._COMPILED.clear()
         fresh = fit(synthetic_frame, **kwargs)
-        fitting._COMPILED.clear()
+        sampling._COMPILED.clear()
         moved = fit(other, **kwargs)  # compiles on other data (other centres)
         cached = fit(synthetic_frame, **kwargs)  # reuses that compiled model with swapped data
-        fitting._COMPILED.clear()
+        sampling._COMPILED.clear()
         moved_fresh = fit(other, **kwargs)
     xr.testing.assert_identical(fresh.posterior, cached.posterior)
     xr.testing.assert_identical(moved.posterior, moved_fresh.posterior)
@@ -288,17 +289,17 @@ def test_targets_outside_sensible_range(chinchilla_fit, column, value):
 
 def test_compiled_model_cache_refits_a_model_with_unused_data():
     """data_constrained leaves some pm.Data out of its graph; a cached refit must not pass them to nutpie."""
-    from bayescale import fitting
+    from bayescale import sampling
     from bayescale.resources import data_path
 
     runs = load_runs(data_path("datablations_c4_runs.csv"), where={"published_fit": "true"})
     kwargs = {"draws": 50, "tune": 50, "chains": 1, "seed": 2}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        fitting._COMPILED.clear()
+        sampling._COMPILED.clear()
         first = fit(runs, "data_constrained_two_stage", **kwargs)
         second = fit(runs.data.assign(loss=runs.data["loss"] * 1.02), "data_constrained_two_stage", **kwargs)
-    assert len(fitting._COMPILED) == 1
+    assert len(sampling._COMPILED) == 1
     assert second.info["adaptation"] == "low_rank"
     assert float(second.posterior["sigma"].median()) > 0
     assert not np.allclose(first.posterior["R_D_star"].values, second.posterior["R_D_star"].values)

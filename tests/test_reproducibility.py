@@ -53,7 +53,7 @@ def test_models_are_compiled_without_fastmath(monkeypatch, synthetic_frame, samp
     import nutpie
     import pytensor
 
-    from bayescale import compiled, fitting
+    from bayescale import compiled, fitting, sampling
 
     seen = []
 
@@ -66,7 +66,7 @@ def test_models_are_compiled_without_fastmath(monkeypatch, synthetic_frame, samp
 
     monkeypatch.setattr(nutpie, "compile_pymc_model", record)
     monkeypatch.setattr(compiled, "_compile_kernels", record)
-    monkeypatch.setattr(fitting, "_COMPILED", {})
+    monkeypatch.setattr(sampling, "_COMPILED", {})
     with pytest.raises(fitting.SamplerError, match="Stop"):
         fitting.fit(synthetic_frame, "chinchilla", draws=10, tune=10, chains=1, sampler=sampler)
     assert seen == [(False, True)]

@@ -121,7 +121,7 @@ def test_budget_grid_is_capped():
 
 
 def test_slow_fit_warns_with_an_estimate_and_options():
-    from bayescale.fitting import _warn_if_slow
+    from bayescale.sampling import _warn_if_slow
 
     with pytest.warns(UserWarning, match=r"1,000,000 runs: this fit may take roughly .* --draws 300") as record:
         _warn_if_slow(1_000_000, 1000, 1000, 4, 2)

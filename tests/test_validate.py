@@ -88,7 +88,7 @@ def test_metric_input_errors():
 
 def test_point_fit_reproduces_epoch(chinchilla_runs):
     result = point_fit(chinchilla_runs, "chinchilla")
-    p = result.params
+    p = result.estimate
     for name in ("E", "A", "alpha", "beta"):
         assert p[name] == pytest.approx(EPOCH[name], rel=0.02), name
     # B is the flattest direction of the objective (Epoch's bootstrap SE is 1293 on 2085): our
@@ -107,16 +107,16 @@ def test_point_fit_holds_fixed_parameters():
     spec = {"form": "data_constrained", "priors": {k: {"dist": "Fixed", "value": v} for k, v in EPOCH_CHINCHILLA.items()}}
     result = point_fit(runs, spec, n_refine=4)
     for name, value in EPOCH_CHINCHILLA.items():
-        assert result.params[name] == value, name
-    assert result.params["R_D_star"] == pytest.approx(15.4, rel=0.1)
-    assert result.params["R_N_star"] == pytest.approx(5.3, rel=0.2)
+        assert result.estimate[name] == value, name
+    assert result.estimate["R_D_star"] == pytest.approx(15.4, rel=0.1)
+    assert result.estimate["R_N_star"] == pytest.approx(5.3, rel=0.2)
     assert result.info["starts"] == 9  # a 3 x 3 grid over the two free parameters only
 
 
 def test_point_fit_bootstrap_and_forecast(synth_runs):
     result = point_fit(synth_runs, "chinchilla", bootstrap=8, seed=1, n_refine=4)
     for name in ("E", "alpha", "beta"):  # amplitudes are loosely identified by 36 noisy runs
-        assert result.params[name] == pytest.approx(EPOCH_CHINCHILLA[name], rel=0.15), name
+        assert result.estimate[name] == pytest.approx(EPOCH_CHINCHILLA[name], rel=0.15), name
     assert len(result.boot) == 8
     assert set(result.summary().columns) >= {"estimate", "se", "lo", "hi"}
     ds = result.forecast(params=[70e9, 1e9], tokens=[1.4e12, 20e9])

@@ -92,28 +92,37 @@ def backtest(
     seconds = time.perf_counter() - start
     observed = np.log(test.column("loss").astype(float))
     out: dict[str, Any] = {"model": name, "method": method, "train_max_flops": float(train_max_flops)}
-    for level in sorted(levels, reverse=True):
-        out[f"coverage_{round(level * 100)}"] = coverage(samples, observed, level)
-    for level in sorted(levels, reverse=True):
-        out[f"mean_width_{round(level * 100)}"] = mean_width(samples, level)
+    out.update(_scores(samples, predicted, observed, levels))
     train_max = float(train.column("flops").max())
-    out.update(
-        median_abs_log_error=median_abs_error(predicted, observed),
-        crps=crps(samples, observed),
-        n_train=len(train),
-        n_test=len(test),
-        max_extrapolation=float(test.column("flops").max() / train_max),
-        seconds=seconds,
-    )
+    out.update(n_train=len(train), n_test=len(test), max_extrapolation=float(test.column("flops").max() / train_max), seconds=seconds)
     if method == "bayes":
-        pointwise = heldout_elpd(fitted, test, observed, seed)
-        out["elpd"] = float(pointwise.sum())
-        out["elpd_se"] = float(np.sqrt(pointwise.size) * np.std(pointwise, ddof=1)) if pointwise.size > 1 else float("nan")
-        diag = fitted.diagnostics
-        out.update(converged=bool(fitted.converged), rhat_max=diag.rhat_max, ess_bulk_min=diag.ess_bulk_min, divergences=diag.divergences, diagnostics=diag.message())
+        out.update(_bayes_scores(fitted, test, observed, seed))
     if predictions:
         out["predictions"] = _prediction_table(test, observed, predicted, samples, levels, train_max)
     return out
+
+
+def _scores(samples: np.ndarray, predicted: np.ndarray, observed: np.ndarray, levels: Sequence[float]) -> dict[str, float]:
+    """Coverage and mean width per level (widest first), median absolute log error and CRPS, all on log loss."""
+    out = {f"coverage_{round(level * 100)}": coverage(samples, observed, level) for level in sorted(levels, reverse=True)}
+    out.update({f"mean_width_{round(level * 100)}": mean_width(samples, level) for level in sorted(levels, reverse=True)})
+    out.update(median_abs_log_error=median_abs_error(predicted, observed), crps=crps(samples, observed))
+    return out
+
+
+def _bayes_scores(fitted: Any, test: RunTable, observed: np.ndarray, seed: int) -> dict[str, Any]:
+    """What only a Bayesian fit has: held-out ELPD (and its standard error) and the fit's diagnostics."""
+    pointwise = heldout_elpd(fitted, test, observed, seed)
+    diag = fitted.diagnostics
+    return {
+        "elpd": float(pointwise.sum()),
+        "elpd_se": float(np.sqrt(pointwise.size) * np.std(pointwise, ddof=1)) if pointwise.size > 1 else float("nan"),
+        "converged": bool(fitted.converged),
+        "rhat_max": diag.rhat_max,
+        "ess_bulk_min": diag.ess_bulk_min,
+        "divergences": diag.divergences,
+        "diagnostics": diag.message(),
+    }
 
 
 def heldout_elpd(fitted: Any, test: RunTable, observed: np.ndarray, seed: int) -> np.ndarray:
@@ -144,7 +153,7 @@ def _forecast_log(fitted: Any, test: RunTable, seed: int, point: bool) -> tuple[
     samples = np.log(ds["loss_pred"].stack(sample=("chain", "draw")).transpose("sample", "target").values)
     if not point:
         return samples, np.median(samples, axis=0)
-    return samples, np.log(fitted.spec.law.loss(fitted.params, target_table(fitted, targets)))
+    return samples, np.log(fitted.spec.law.loss(fitted.estimate, target_table(fitted, targets)))
 
 
 def _point_by_group(train: RunTable, test: RunTable, model: Any, groups: tuple[str, ...], bootstrap: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:

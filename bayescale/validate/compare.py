@@ -17,6 +17,7 @@ import xarray as xr
 
 from bayescale.errors import BayescaleError
 from bayescale.laws.ops import NUMPY
+from bayescale.posterior import PosteriorView
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
@@ -27,31 +28,21 @@ PARETO_K_WARN = 0.7
 
 def _loglik(fit: Fit, frame: pd.DataFrame, y: np.ndarray, in_sample: bool) -> np.ndarray:
     """(chain, draw, run) log density of ``y`` (log loss) at ``frame``'s inputs."""
-    law = fit.spec.law
-    post = fit.posterior
-    d = fit.design
-    z = {p: post[f"{p}_z"].transpose("chain", "draw").values[..., None] for p in law.parameter_names}
+    view = PosteriorView.of(fit)
     if in_sample:
-        for g in d.groups:
-            for p in fit.spec.pooled:
-                eta = post[f"{p}_eta_{g}"].transpose("chain", "draw", g).values
-                tau = post[f"{p}_tau_{g}"].transpose("chain", "draw").values[..., None]
-                z[p] = z[p] + tau * eta[..., d.codes[g]]
-        x = d.x
+        z, x = view.z_per_run(), fit.design.x
     else:
-        if d.groups:
+        if fit.design.groups:
             raise BayescaleError("held-out log-likelihood is only defined for fits without groups")
-        x = law.log_inputs(frame)
-    public = law.to_public(NUMPY, z, d.centres)
-    return log_density(fit, y, law.log_loss(NUMPY, public, x))
+        z, x = view.z_at([], []), view.log_inputs(frame)
+    return log_density(fit, y, view.law.log_loss(NUMPY, view.public(z), x))
 
 
 def log_density(fit: Fit, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
     """(chain, draw, run) density of observed log loss ``y`` under the fit's likelihood around ``mu``."""
-    post = fit.posterior
-    sigma = post["sigma"].transpose("chain", "draw").values[..., None]
+    view = PosteriorView.of(fit)
     likelihood = fit.spec.likelihood
-    return likelihood.logpdf(y, mu, sigma, likelihood.nu_values(post))
+    return likelihood.logpdf(y, mu, view.sigma()[..., None], view.nu())
 
 
 def log_likelihood(fit: Fit) -> xr.DataArray:

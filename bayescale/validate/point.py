@@ -56,7 +56,8 @@ class PointFit:
 
     spec: ModelSpec
     runs: RunTable
-    params: dict[str, float]
+    #: The point estimate of every law parameter (public values).
+    estimate: dict[str, float]
     objective: float
     delta: float
     boot: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -67,7 +68,7 @@ class PointFit:
     def summary(self, ci: float = 0.9) -> pd.DataFrame:
         """Point estimate, bootstrap standard error and equal-tailed ``ci`` interval per parameter."""
         rows = []
-        for name, value in self.params.items():
+        for name, value in self.estimate.items():
             row = {"parameter": name, "estimate": value}
             if len(self.boot):
                 b = self.boot[name].to_numpy()
@@ -86,7 +87,7 @@ class PointFit:
 
         frame = target_table(self, targets, **columns)
         law = self.spec.law
-        draws = self.boot if len(self.boot) else pd.DataFrame([self.params])
+        draws = self.boot if len(self.boot) else pd.DataFrame([self.estimate])
         p = {k: draws[k].to_numpy()[:, None] for k in law.parameter_names}
         x = {c: v[None, :] for c, v in law.log_inputs(frame).items()}
         mu = np.broadcast_to(law.log_loss(NUMPY, p, x), (len(draws), len(frame)))
@@ -230,11 +231,11 @@ def _point_fit(spec: ModelSpec, runs: RunTable, delta: float, bootstrap: int, se
             weights = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
             res = problem.minimise(best.x, weights, tight=False)
             boot_rows.append({k: float(v) for k, v in problem.public(res.x).items()})
-    params = {k: float(v) for k, v in problem.public(best.x).items()}
+    estimate = {k: float(v) for k, v in problem.public(best.x).items()}
     return PointFit(
         spec=spec,
         runs=runs,
-        params=params,
+        estimate=estimate,
         objective=float(best.fun),
         delta=delta,
         boot=pd.DataFrame(boot_rows, columns=list(spec.law.parameter_names)),

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale.errors import BayescaleError
+from bayescale.spec import Prior
 
 
 def default_design() -> pd.DataFrame:
@@ -92,11 +93,11 @@ def sbc(
     rng = np.random.default_rng(seed)
     names = [*list(law.parameter_names), "sigma"]
     rows, truths, converged = [], [], []
-    n_ranks = None
+    n_ranks = 0
     for i in range(int(n_sims)):
         truth: dict[str, float] = {p: float(prior[f"priors.{p}"][i]) for p in law.parameter_names}
         sigma = float(prior["likelihood.sigma"][i])
-        nu = float(prior["likelihood.nu"][i]) if "likelihood.nu" in prior else float(spec.likelihood.nu)
+        nu = float(prior["likelihood.nu"][i]) if isinstance(spec.likelihood.nu, Prior) else float(spec.likelihood.nu)
         frame = simulate_runs(spec.form, truth, design, sigma=0.0, seed=seed + i)
         noise = spec.likelihood.unit_noise(rng, nu, (len(frame),))
         frame["loss"] = frame["loss"] * np.exp(sigma * noise)
@@ -113,4 +114,4 @@ def sbc(
         rows.append(ranks)
         truths.append(truth)
         converged.append(result.converged)
-    return SBCResult(pd.DataFrame(rows, columns=names), int(n_ranks), pd.DataFrame(truths, columns=names), np.array(converged))
+    return SBCResult(pd.DataFrame(rows, columns=names), n_ranks, pd.DataFrame(truths, columns=names), np.array(converged))

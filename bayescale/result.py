@@ -1,0 +1,281 @@
+"""The result of a fit: ``Fit`` (posterior DataTree, spec, runs, groups, diagnostics, seed,
+sampler) and its convergence checks (``Diagnostics``, ``check_convergence``).
+
+A ``Fit`` is immutable: the posterior plus everything needed to use and reproduce it. Sampling
+lives in ``sampling``, files in ``fitfile``, and ``fitting.fit`` ties them together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayescale.errors import check_probability
+from bayescale.model import Design, design
+from bayescale.posterior import SAMPLE_DIMS, by_level_name
+from bayescale.runs import RunTable
+from bayescale.spec import ModelSpec
+
+RHAT_MAX = 1.01
+ESS_MIN = 400
+#: Tree-depth saturation counts as a problem when more than this share of draws hit the cap:
+#: occasional hits cost only efficiency, systematic ones mean the sampler cannot traverse.
+TREEDEPTH_MAX_SHARE = 0.01
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bayescale")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Convergence checks of one fit; ``converged`` is False if any check failed."""
+
+    rhat_max: float
+    ess_bulk_min: float
+    ess_tail_min: float
+    divergences: int
+    treedepth_hits: int
+    draws: int
+    chains: int
+    problems: tuple[str, ...] = ()
+
+    @property
+    def converged(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rhat_max": self.rhat_max,
+            "ess_bulk_min": self.ess_bulk_min,
+            "ess_tail_min": self.ess_tail_min,
+            "divergences": self.divergences,
+            "treedepth_hits": self.treedepth_hits,
+            "draws": self.draws,
+            "chains": self.chains,
+            "converged": self.converged,
+            "problems": list(self.problems),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Diagnostics:
+        return cls(
+            rhat_max=float(raw["rhat_max"]),
+            ess_bulk_min=float(raw["ess_bulk_min"]),
+            ess_tail_min=float(raw["ess_tail_min"]),
+            divergences=int(raw["divergences"]),
+            treedepth_hits=int(raw["treedepth_hits"]),
+            draws=int(raw["draws"]),
+            chains=int(raw["chains"]),
+            problems=tuple(raw.get("problems", ())),
+        )
+
+    def message(self) -> str:
+        """One plain sentence: converged, or what failed and what to do."""
+        if self.converged:
+            return f"converged (R-hat max {self.rhat_max:.3f}, min bulk ESS {self.ess_bulk_min:.0f}, {self.divergences} divergences)"
+        return "NOT CONVERGED: " + "; ".join(self.problems) + ". Do not trust these numbers: run more tune/draws, check the data for outliers, or simplify the model (fewer pooled parameters)."
+
+
+def check_convergence(tree: xr.DataTree, var_names: Sequence[str]) -> Diagnostics:
+    """R-hat, bulk/tail ESS over ``var_names``; divergences and tree-depth hits from sample stats."""
+    import arviz_stats as az
+
+    posterior = tree["posterior"].to_dataset()[list(var_names)]
+    stats = tree["sample_stats"].to_dataset()
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+
+    def extreme(ds: xr.Dataset, fn) -> float:
+        values = np.concatenate([np.ravel(v.values) for v in ds.data_vars.values()])
+        values = values[np.isfinite(values)]
+        return float(fn(values)) if values.size else float("nan")
+
+    rhat = az.rhat(posterior) if chains > 1 else None
+    bulk, tail = az.ess(posterior, method="bulk"), az.ess(posterior, method="tail")
+    rhat_max = extreme(rhat, np.max) if rhat is not None else float("nan")
+    ess_bulk = extreme(bulk, np.min)
+    ess_tail = extreme(tail, np.min)
+    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    depth_var = next((v for v in ("maxdepth_reached", "reached_max_treedepth") if v in stats), None)
+    depth_hits = int(stats[depth_var].sum()) if depth_var else 0
+    problems = []
+    if rhat is not None and not rhat_max <= RHAT_MAX:
+        problems.append(f"R-hat {rhat_max:.3f} > {RHAT_MAX} ({_at_fault(rhat, lambda v: v > RHAT_MAX, '.3f', largest_first=True)})")
+    if not ess_bulk >= ESS_MIN:
+        problems.append(f"bulk ESS {ess_bulk:.0f} < {ESS_MIN} ({_at_fault(bulk, lambda v: v < ESS_MIN, '.0f')})")
+    if not ess_tail >= ESS_MIN:
+        problems.append(f"tail ESS {ess_tail:.0f} < {ESS_MIN} ({_at_fault(tail, lambda v: v < ESS_MIN, '.0f')})")
+    if divergences:
+        problems.append(f"{divergences} divergent transition(s)")
+    if depth_hits > TREEDEPTH_MAX_SHARE * chains * draws:
+        problems.append(f"{depth_hits} draw(s) ({depth_hits / (chains * draws):.1%}) hit the maximum tree depth")
+    return Diagnostics(rhat_max, ess_bulk, ess_tail, divergences, depth_hits, draws, chains, tuple(problems))
+
+
+def _at_fault(stat: xr.Dataset, bad, fmt: str, largest_first: bool = False, limit: int = 4) -> str:
+    """The variables (with their level, e.g. ``B_eta_dataset[web]``) whose statistic fails ``bad``, worst first."""
+    found = []
+    for name, da in stat.data_vars.items():
+        values = np.atleast_1d(da.values)
+        labels = [name] if da.ndim == 0 else [f"{name}[{', '.join(str(da[d].values[i]) for d, i in zip(da.dims, idx, strict=True))}]" for idx in np.ndindex(da.shape)]
+        for label, value in zip(labels, values.ravel(), strict=True):
+            if np.isfinite(value) and bad(value):
+                found.append((-value if largest_first else value, label, value))
+    found.sort()
+    shown = ", ".join(f"{label} {value:{fmt}}" for _, label, value in found[:limit])
+    more = f" and {len(found) - limit} more" if len(found) > limit else ""
+    return f"at fault: {shown}{more}"
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted scaling law: the posterior plus all that is needed to use and reproduce it."""
+
+    tree: xr.DataTree
+    spec: ModelSpec
+    runs: RunTable
+    groups: tuple[str, ...]
+    diagnostics: Diagnostics
+    seed: int
+    sampler: str
+    info: Mapping[str, Any] = field(default_factory=dict)
+    #: The fit's own leave-future-out backtest (``bayescale.self_check``); None if not run.
+    self_check: Mapping[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        """A few lines: law, runs, groups, convergence and parameter medians (not the whole posterior)."""
+        post = self.posterior
+        medians = ", ".join(f"{p}={float(post[p].median()):.4g}" for p in (*self.spec.law.parameter_names, "sigma") if p in post)
+        groups = "; ".join(f"{g}: {self.runs.data[g].nunique()} levels" for g in self.groups) or "none"
+        draws = f"{self.diagnostics.chains}×{self.diagnostics.draws} draws"
+        status = "converged" if self.converged else f"NOT CONVERGED ({'; '.join(self.diagnostics.problems)})"
+        return (
+            f"<Fit {self.spec.name} ({self.spec.form}) of {len(self.runs)} runs from {Path(self.runs.source).name}; groups: {groups}; "
+            f"{draws}, {self.sampler}, seed {self.seed}; {status}\n  medians: {medians}>"
+        )
+
+    @cached_property
+    def design(self) -> Design:
+        """The model's inputs for these runs (log inputs, centres, group codes), computed once per fit."""
+        return design(self.spec, self.runs, self.groups)
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        """The posterior draws (internal coordinates and public parameters), dims (chain, draw, …)."""
+        return self.tree["posterior"].to_dataset()
+
+    @property
+    def converged(self) -> bool:
+        return self.diagnostics.converged
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """Public parameter names in the posterior: the law's, then ``sigma`` (and ``nu``), then group-level."""
+        names = [*list(self.spec.law.parameter_names), "sigma"]
+        if "nu" in self.posterior:
+            names.append("nu")
+        names += [by_level_name(p, g) for g in self.groups for p in self.spec.pooled]
+        return names
+
+    def summary(self, ci: float = 0.9) -> pd.DataFrame:
+        """Median, equal-tailed ``ci`` interval, R-hat and ESS of every public parameter."""
+        import arviz_stats as az
+
+        check_probability(ci)
+        post = self.posterior[self.parameter_names]
+        free = post[[n for n in post.data_vars if n not in self.spec.fixed]]  # constants have no R-hat/ESS
+        rhat = az.rhat(free) if post.sizes["chain"] > 1 else None
+        ess_bulk, ess_tail = az.ess(free, method="bulk"), az.ess(free, method="tail")
+
+        def stat(ds, name, sel) -> float:
+            return float(ds[name].sel(sel)) if ds is not None and name in ds else float("nan")
+
+        rows = []
+        for name, da in post.data_vars.items():
+            extra_dims = [d for d in da.dims if d not in SAMPLE_DIMS]
+            labels = [(None, da)] if not extra_dims else [(lvl, da.sel({extra_dims[0]: lvl})) for lvl in da[extra_dims[0]].values]
+            for level, sub in labels:
+                values = sub.values.reshape(-1)
+                key = name if level is None else f"{str(name).split('_by_')[0]}[{extra_dims[0]}={level}]"
+                sel = {} if level is None else {extra_dims[0]: level}
+                rows.append(
+                    {
+                        "parameter": key,
+                        "median": float(np.median(values)),
+                        "lo": float(np.quantile(values, (1 - ci) / 2)),
+                        "hi": float(np.quantile(values, (1 + ci) / 2)),
+                        "rhat": stat(rhat, name, sel),
+                        "ess_bulk": stat(ess_bulk, name, sel),
+                        "ess_tail": stat(ess_tail, name, sel),
+                    }
+                )
+        return pd.DataFrame(rows).set_index("parameter")
+
+    def summary_dict(self, ci: float = 0.9) -> dict[str, Any]:
+        """The ``bayescale summary --format json`` document."""
+        table = self.summary(ci)
+        return {
+            "model": self.spec.name,
+            "form": self.spec.form,
+            "ci": ci,
+            "n_runs": len(self.runs),
+            "groups": list(self.groups),
+            "parameters": {k: {c: _finite_or_none(row[c]) for c in ("median", "lo", "hi", "rhat", "ess_bulk", "ess_tail")} for k, row in table.iterrows()},
+            "fixed": dict(self.spec.fixed),
+            "diagnostics": {k: _finite_or_none(v) if isinstance(v, float) else v for k, v in self.diagnostics.to_dict().items()},
+            "converged": self.converged,
+            "self_check": self.self_check_summary(),
+            "discrepancy": self.discrepancy_summary(ci),
+        }
+
+    def self_check_summary(self) -> dict[str, Any] | None:
+        """The self-check's headline numbers (``SUMMARY_KEYS`` plus coverage_50, n_train, split, skipped); None if not run."""
+        if self.self_check is None:
+            return None
+        keep = ("extrapolation", "median_abs_log_error", "coverage_90", "n_test", "coverage_50", "n_train", "cutoff_flops", "split", "skipped")
+        return {k: self.self_check[k] for k in keep if k in self.self_check}
+
+    def discrepancy_summary(self, ci: float = 0.9) -> dict[str, Any]:
+        """Whether forecasts carry the extrapolation discrepancy, its prior scale and τ's posterior median and interval."""
+        out: dict[str, Any] = {"enabled": self.spec.discrepancy.enabled, "scale": self.spec.discrepancy.scale}
+        if self.spec.discrepancy.enabled and "discrepancy_tau" in self.posterior:
+            tau = self.posterior["discrepancy_tau"].values.reshape(-1)
+            out.update(tau_median=float(np.median(tau)), tau_lo=float(np.quantile(tau, (1 - ci) / 2)), tau_hi=float(np.quantile(tau, (1 + ci) / 2)))
+        else:
+            out["enabled"] = False
+        return out
+
+    def forecast(self, targets=None, *, seed: int = 0, group_values=None, new_group: bool = False, **columns) -> xr.Dataset:
+        """Posterior forecast of loss at ``targets`` (a table) or keyword columns, see ``forecasting.forecast``."""
+        from bayescale.forecasting import forecast
+
+        return forecast(self, targets, seed=seed, group_values=group_values, new_group=new_group, **columns)
+
+    def allocate(self, flops, unique_tokens=None, ci: float = 0.9, robust_quantile: float | None = None, group_values=None, new_group: bool = False, seed: int = 0) -> xr.Dataset:
+        """Compute-optimal (N, D) per FLOP budget for every draw, plus the robust plan, see ``allocate.allocate``."""
+        from bayescale.allocate import allocate
+
+        return allocate(self, flops, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile, group_values=group_values, new_group=new_group, seed=seed)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fit atomically to ``path`` (``.nc`` netCDF, ``.zarr`` zarr store)."""
+        from bayescale.fitfile import save_fit
+
+        return save_fit(self, path)
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: undefined statistics (R-hat of one chain, of a fixed constant) become null."""
+    return float(value) if np.isfinite(value) else None
