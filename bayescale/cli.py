@@ -495,22 +495,11 @@ def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, p
     from bayescale.decide import cost, decide
     from bayescale.errors import BayescaleError, check_probability
     from bayescale.fitting import load_fit
-    from bayescale.units import parse_quantity
-
-    def quantity(name, value):
-        if value is None:
-            return None
-        try:
-            number = parse_quantity(value)
-        except ValueError as exc:
-            raise BayescaleError(f"--{name}: {exc}") from None
-        if not (number > 0 and number < float("inf")):
-            raise BayescaleError(f"--{name} must be a positive, finite number (got {value!r})")
-        return number
+    from bayescale.units import positive_quantity
 
     if target_loss is None:
         raise BayescaleError("give --target-loss, e.g. --target-loss 2.0")
-    n, d, u = quantity("params", params), quantity("tokens", tokens), quantity("unique-tokens", unique_tokens)
+    n, d, u = (positive_quantity(v, f"--{name}") for name, v in (("params", params), ("tokens", tokens), ("unique-tokens", unique_tokens)))
     if (n is None) != (d is None):
         raise BayescaleError("give both --params and --tokens (a plan), or --flops, or neither (find the compute)")
     if n is not None and flops:

@@ -103,8 +103,9 @@ def report_context(
     from bayescale.allocate import allocate, allocation_table
     from bayescale.decide import decide
     from bayescale.groups import GroupTarget, describe, resolve_request
+    from bayescale.units import positive_quantity
 
-    unique = _unique_tokens(unique_tokens)
+    unique = positive_quantity(unique_tokens, "unique tokens")  # None: unlimited
     resolved = resolve_request(fit, group_values, new_group)
     groups = GroupTarget(group_values=group_values, new_group=new_group)
     runs = fit.runs.data
@@ -137,21 +138,6 @@ def report_context(
         "fmt": _fmt,
         "sections": SECTIONS,
     }
-
-
-def _unique_tokens(value: float | str | None) -> float | None:
-    """The unique-token count a report plans for, parsed (``"100B"``) and checked; None: unlimited."""
-    from bayescale.units import parse_quantity
-
-    if value is None:
-        return None
-    try:
-        unique = parse_quantity(value)
-    except ValueError as exc:
-        raise BayescaleError(f"unique tokens: {exc}") from None
-    if not (np.isfinite(unique) and unique > 0):
-        raise BayescaleError(f"unique tokens {unique!r} must be a positive, finite number")
-    return unique
 
 
 def _headline(table: pd.DataFrame, decision: Mapping[str, Any] | None, unique_tokens: float | None) -> list[dict[str, float]]:

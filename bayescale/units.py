@@ -35,6 +35,21 @@ def parse_quantity(value: object) -> float:
     return float(match.group(1)) * SUFFIXES[match.group(2)]
 
 
+def positive_quantity(value: object, label: str) -> float | None:
+    """``parse_quantity`` for an optional input that must be positive and finite; errors name ``label``."""
+    from bayescale.errors import BayescaleError
+
+    if value is None:
+        return None
+    try:
+        number = parse_quantity(value)
+    except ValueError as exc:
+        raise BayescaleError(f"{label}: {exc}") from None
+    if not (number > 0 and math.isfinite(number)):
+        raise BayescaleError(f"{label} must be a positive, finite number (got {value!r})")
+    return number
+
+
 def format_quantity(value: float, digits: int = 3) -> str:
     """Format a positive count compactly: 7e10 → "70B", 1.4e12 → "1.4T", 5.76e23 → "5.76e+23"."""
     if not math.isfinite(value):

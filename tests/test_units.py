@@ -22,3 +22,14 @@ def test_format_round_trip():
     for value in (7e7, 1.5e9, 1.4e12, 2.0e3):
         assert parse_quantity(format_quantity(value)) == pytest.approx(value, rel=1e-3)
     assert format_quantity(5.76e23) == "5.76e+23"
+
+
+@pytest.mark.parametrize(("value", "message"), [("0", "--tokens must be a positive, finite number"), ("-1B", "--tokens must be a positive"), ("inf", "--tokens must be"), ("1.2X", "--tokens: ")])
+def test_positive_quantity_names_the_input(value, message):
+    from bayescale.errors import BayescaleError
+    from bayescale.units import positive_quantity
+
+    assert positive_quantity(None, "--tokens") is None
+    assert positive_quantity("100B", "--tokens") == pytest.approx(1e11)
+    with pytest.raises(BayescaleError, match=message):
+        positive_quantity(value, "--tokens")
