@@ -291,6 +291,8 @@ def fit_cmd(
     result = _run(_fit, runs, model, group, config, **selection, output=output, force=force, command=command, self_check=self_check)
     path = _run(result.save, output)
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
+    if result.groups:
+        typer.echo(result.pooling_sentence())
     from bayescale.self_check import sentence
 
     typer.echo(f"self-check: {sentence(result.self_check)}")
@@ -319,7 +321,8 @@ def _format_summary(result, ci: float, fmt: Format) -> str:
 
     disc = result.discrepancy_summary(ci)
     trust = f"discrepancy: tau median {disc['tau_median']:.3g} log loss per decade beyond the runs (prior scale {disc['scale']:g})" if "tau_median" in disc else "discrepancy: off"
-    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{body}\n\n{result.diagnostics.message()}\n{scope}\nself-check: {sentence(result.self_check)}\n{trust}"
+    pooling = f"\n{result.pooling_sentence()}" if result.groups else ""
+    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{body}\n\n{result.diagnostics.message()}\n{scope}{pooling}\nself-check: {sentence(result.self_check)}\n{trust}"
 
 
 @app.command("summary")

@@ -23,7 +23,7 @@ import xarray as xr
 from bayescale.errors import ConvergenceWarning, RunTableError, SamplerError, check_count, check_seed
 from bayescale.fitfile import FORMAT_VERSION, MAX_LOAD_BYTES, content_hash, load_fit, save_fit
 from bayescale.model import Design, design
-from bayescale.pooling import resolve_centered
+from bayescale.pooling import funnel_parameters, resolve_centered, without_centring
 from bayescale.posterior import SAMPLE_DIMS, judged_variables
 from bayescale.result import Diagnostics, Fit, check_convergence, package_version
 from bayescale.runs import RunTable, check_magnitudes, load_runs
@@ -95,23 +95,34 @@ def fit(
     _check_size(spec, d, draws, chains)
     rule = "auto" if spec.centered == AUTO else "spec"
     spec = resolve_centered(spec, d)  # the fit keeps the resolved spec: exactly what was sampled
-    adaptation = _adaptation(adaptation, sampler, bool(groups) and any(p not in spec.centered for p in spec.pooled))
     cores = cores or max(1, min(chains, os.cpu_count() or 1))
     _warn_if_slow(len(runs), draws, tune, chains, cores)
     config = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, cores=cores, target_accept=target_accept, adaptation=adaptation, progress=progress)
     prior_draws = spec.check_priors(0)  # initial values must not depend on the seed: a cached model serves every seed
     start = time.perf_counter()
-    raw = sample(spec, d, prior_draws, config)
-    seconds = time.perf_counter() - start
-    tree = tidy_tree(raw, spec, d)
-    diagnostics = check_convergence(tree, judged_variables(tree["posterior"].to_dataset(), spec))
-    info = _info(config, spec, groups, rule, seconds, command)
+    tree, diagnostics, config = _sample_judged(spec, d, prior_draws, config, adaptation)
+    funnel = funnel_parameters(spec, groups, tree["posterior"].to_dataset(), tree["sample_stats"].to_dataset()["diverging"].values) if rule == "auto" and diagnostics.divergences else ()
+    if funnel:  # the design said centred, the sampler found a funnel: those levels again, non-centred
+        first = diagnostics
+        spec = without_centring(spec, funnel)
+        tree, diagnostics, config = _sample_judged(spec, d, prior_draws, config, adaptation)
+    info = _info(config, spec, groups, rule, time.perf_counter() - start, command)
+    if funnel:
+        info["recentred"] = {"params": list(funnel), "divergences": first.divergences}
     result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)
     check = _self_check(result, d, prior_draws, replace(config, draws=min(self_check_draws, draws), tune=min(self_check_draws, tune))) if self_check else None
     result = with_discrepancy(result, check)
     if not diagnostics.converged:
         warnings.warn(f"{spec.name} fit on {runs.source}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
     return result
+
+
+def _sample_judged(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, adaptation: str | None) -> tuple[xr.DataTree, Diagnostics, SamplerConfig]:
+    """Sample ``spec`` (nutpie's mass matrix from ``adaptation`` or the centring) and judge convergence."""
+    non_centred = bool(d.groups) and any(p not in spec.centered for p in spec.pooled)
+    config = replace(config, adaptation=_adaptation(adaptation, config.sampler, non_centred))
+    tree = tidy_tree(sample(spec, d, prior_draws, config), spec, d)
+    return tree, check_convergence(tree, judged_variables(tree["posterior"].to_dataset(), spec)), config
 
 
 def _inputs(

@@ -5,7 +5,9 @@ The default (a spec without ``pooling.params``) lets the law's *level* parameter
 *shape* parameters (exponents, decay rates): each group's own compute range is short, so a
 per-group exponent wanders along the E–A–α ridge and extrapolates badly, while levels are what
 datasets and recipes really change. ``pooling_choice`` turns the CLI's ``--pooling`` values into
-parameter lists; ``auto_centered`` is the rule behind ``pooling.centered = "auto"``.
+parameter lists; ``auto_centered`` is the rule behind ``pooling.centered = "auto"``, and
+``funnel_parameters`` its check after sampling: a centred level whose spread τ is small where the
+sampler diverged is in a funnel, and ``fit`` samples it again non-centred.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
+import xarray as xr
 
 from bayescale.errors import ModelSpecError
 from bayescale.model import MIN_DISTINCT, Design
+from bayescale.posterior import tau_name
 from bayescale.spec import AUTO, ModelSpec
 
 #: Named ``--pooling`` choices: the law's levels, every free parameter, or none (all shared).
@@ -27,6 +31,9 @@ AUTO_MIN_RUNS = 10
 #: ... and, on every input the parameter's term depends on, at least ``MIN_DISTINCT`` distinct
 #: values spanning at least this many decades.
 AUTO_MIN_DECADES = 0.5
+#: A centred parameter is in a funnel when the median of its τ over the divergent draws is below
+#: this share of its median over all draws (divergences where the groups' spread collapses).
+FUNNEL_TAU_RATIO = 0.5
 #: Inputs that may legitimately be constant within a group (all-fresh data, all-dense runs).
 _MAY_BE_CONSTANT = ("unique_tokens", "experts")
 
@@ -103,3 +110,27 @@ def resolve_centered(spec: ModelSpec, d: Design) -> ModelSpec:
     if spec.centered != AUTO:
         return spec
     return dataclasses.replace(spec, centered=auto_centered(spec, d) if d.groups else ())
+
+
+def funnel_parameters(spec: ModelSpec, groups: Sequence[str], posterior: xr.Dataset, diverging: np.ndarray) -> tuple[str, ...]:
+    """The centred pooled parameters whose τ collapses where the sampler diverged (``FUNNEL_TAU_RATIO``).
+
+    That is the funnel of a centred hierarchy: the groups' data do not pin the levels down as
+    tightly as ``auto_centered`` judged from the design (the levels barely differ), so the
+    non-centred form samples them without divergences. ``diverging``: the sampler's flags, dims
+    (chain, draw) as the posterior's.
+    """
+    diverging = np.asarray(diverging, dtype=bool)
+    if not diverging.any():
+        return ()
+    found = []
+    for name in (p for p in spec.pooled if p in spec.centered):
+        taus = [posterior[tau_name(name, g)].transpose("chain", "draw").values for g in groups]
+        if any(np.median(tau[diverging]) < FUNNEL_TAU_RATIO * np.median(tau) for tau in taus):
+            found.append(name)
+    return tuple(found)
+
+
+def without_centring(spec: ModelSpec, names: Sequence[str]) -> ModelSpec:
+    """``spec`` (centring resolved) with ``names`` sampled non-centred."""
+    return dataclasses.replace(spec, centered=tuple(p for p in spec.centered if p not in names))

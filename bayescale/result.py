@@ -238,7 +238,26 @@ class Fit:
             "converged": self.converged,
             "self_check": self.self_check_summary(),
             "discrepancy": self.discrepancy_summary(ci),
+            "pooling": self.pooling_summary(),
         }
+
+    def pooling_summary(self) -> dict[str, Any]:
+        """What varied by group and how it was sampled: ``pooled``, ``centered``, ``centering``
+        (``auto``/``spec``) and, when a first run found a funnel, ``recentred`` (its params, divergences)."""
+        return {k: self.info[k] for k in ("pooled", "centered", "centering", "recentred") if k in self.info} if self.groups else {}
+
+    def pooling_sentence(self) -> str:
+        """One line for people: which levels vary by which groups, which are centred, and any re-sampling."""
+        pooling = self.pooling_summary()
+        if not pooling:
+            return "pooling: none (no groups)"
+        pooled = list(pooling.get("pooled", self.spec.pooled))
+        centred = [p for p in pooled if p in pooling.get("centered", self.spec.centered)]
+        text = f"pooling: {', '.join(pooled) or 'nothing'} vary by {', '.join(self.groups)}; centred: {', '.join(centred) or 'none'} ({pooling.get('centering', 'spec')})"
+        if "recentred" in pooling:
+            again = pooling["recentred"]
+            text += f"; {', '.join(again['params'])} sampled again non-centred after {again['divergences']} divergences in a funnel"
+        return text
 
     def self_check_summary(self) -> dict[str, Any] | None:
         """The self-check's headline numbers (``SUMMARY_KEYS`` plus coverage_50, n_train, split, skipped); None if not run."""

@@ -16,10 +16,13 @@ from bayescale.laws import LAWS, get_law
 from bayescale.model import design
 from bayescale.pooling import (
     AUTO_MIN_RUNS,
+    FUNNEL_TAU_RATIO,
     auto_centered,
+    funnel_parameters,
     pooling_choice,
     resolve_centered,
     with_pooling,
+    without_centring,
 )
 from bayescale.simulate import EPOCH_CHINCHILLA, grid_runs, simulate_runs
 from bayescale.spec import AUTO, load_spec, shipped_specs
@@ -112,6 +115,28 @@ def test_auto_centring_follows_the_input_each_amplitude_depends_on():
     # an explicit list in the spec is kept as is
     explicit = load_spec({**spec.to_dict(), "pooling": {"params": ["E", "A", "B"], "centered": ["E"]}})
     assert resolve_centered(explicit, d).centered == ("E",)
+
+
+def test_funnel_is_the_centred_level_whose_spread_collapses_where_the_sampler_diverged():
+    """Constructed draws: A's τ is small exactly where the sampler diverged (a funnel), E's is not,
+    and B is non-centred already; only A is sampled again non-centred."""
+    import xarray as xr
+
+    spec, _ = _grouped({"web": WIDE, "code": WIDE, "books": WIDE})
+    spec = load_spec({**spec.to_dict(), "pooling": {"params": ["E", "A", "B"], "centered": ["E", "A"]}})
+    rng = np.random.default_rng(0)
+    shape = (2, 500)
+    diverging = np.zeros(shape, bool)
+    diverging[:, :25] = True
+    a_tau = rng.lognormal(np.log(0.06), 0.5, shape)
+    a_tau[diverging] = rng.lognormal(np.log(0.015), 0.3, diverging.sum())  # below FUNNEL_TAU_RATIO of the median
+    b_tau = rng.lognormal(np.log(0.2), 0.5, shape)
+    b_tau[diverging] = 0.01  # collapsed too, but B is non-centred: no funnel there
+    post = xr.Dataset({f"{p}_tau_dataset": (("chain", "draw"), v) for p, v in (("E", rng.lognormal(np.log(0.03), 0.5, shape)), ("A", a_tau), ("B", b_tau))})
+    assert np.median(a_tau[diverging]) < FUNNEL_TAU_RATIO * np.median(a_tau)
+    assert funnel_parameters(spec, ["dataset"], post, diverging) == ("A",)
+    assert funnel_parameters(spec, ["dataset"], post, np.zeros(shape, bool)) == ()  # no divergences: nothing to do
+    assert without_centring(spec, ("A",)).centered == ("E",)
 
 
 # --- compare --lfo -----------------------------------------------------------------------------
