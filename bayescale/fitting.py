@@ -23,7 +23,7 @@ import xarray as xr
 from bayescale.errors import ConvergenceWarning, RunTableError, SamplerError, check_count, check_seed
 from bayescale.fitfile import FORMAT_VERSION, MAX_LOAD_BYTES, content_hash, load_fit, save_fit
 from bayescale.model import Design, design
-from bayescale.pooling import funnel_parameters, resolve_centered, without_centring
+from bayescale.pooling import resolve_centered, uncentre_after_divergences, without_centring
 from bayescale.posterior import SAMPLE_DIMS, judged_variables
 from bayescale.result import Diagnostics, Fit, check_convergence, package_version
 from bayescale.runs import RunTable, check_magnitudes, load_runs
@@ -101,8 +101,8 @@ def fit(
     prior_draws = spec.check_priors(0)  # initial values must not depend on the seed: a cached model serves every seed
     start = time.perf_counter()
     tree, diagnostics, config = _sample_judged(spec, d, prior_draws, config, adaptation)
-    funnel = funnel_parameters(spec, groups, tree["posterior"].to_dataset(), tree["sample_stats"].to_dataset()["diverging"].values) if rule == "auto" and diagnostics.divergences else ()
-    if funnel:  # the design said centred, the sampler found a funnel: those levels again, non-centred
+    funnel = uncentre_after_divergences(spec, groups, tree["posterior"].to_dataset(), tree["sample_stats"].to_dataset()["diverging"].values) if rule == "auto" and diagnostics.divergences else ()
+    if funnel:  # the design said centred, the sampler diverged: those levels again, non-centred
         first = diagnostics
         spec = without_centring(spec, funnel)
         tree, diagnostics, config = _sample_judged(spec, d, prior_draws, config, adaptation)

@@ -6,8 +6,9 @@ The default (a spec without ``pooling.params``) lets the law's *level* parameter
 per-group exponent wanders along the E–A–α ridge and extrapolates badly, while levels are what
 datasets and recipes really change. ``pooling_choice`` turns the CLI's ``--pooling`` values into
 parameter lists; ``auto_centered`` is the rule behind ``pooling.centered = "auto"``, and
-``funnel_parameters`` its check after sampling: a centred level whose spread τ is small where the
-sampler diverged is in a funnel, and ``fit`` samples it again non-centred.
+``uncentre_after_divergences`` its check after sampling: a centred level whose spread τ is small
+where the sampler diverged is in a funnel, and ``fit`` samples it again non-centred (every
+centred level when the divergent draws point at none).
 """
 
 from __future__ import annotations
@@ -129,6 +130,13 @@ def funnel_parameters(spec: ModelSpec, groups: Sequence[str], posterior: xr.Data
         if any(np.median(tau[diverging]) < FUNNEL_TAU_RATIO * np.median(tau) for tau in taus):
             found.append(name)
     return tuple(found)
+
+
+def uncentre_after_divergences(spec: ModelSpec, groups: Sequence[str], posterior: xr.Dataset, diverging: np.ndarray) -> tuple[str, ...]:
+    """The auto-centred levels to sample again non-centred after a run with divergences: those in
+    a funnel (``funnel_parameters``) or, when the divergent draws point at none, every centred
+    level (with few groups the population value and τ can trap a centred hierarchy too)."""
+    return funnel_parameters(spec, groups, posterior, diverging) or tuple(p for p in spec.pooled if p in spec.centered)
 
 
 def without_centring(spec: ModelSpec, names: Sequence[str]) -> ModelSpec:

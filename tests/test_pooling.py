@@ -21,6 +21,7 @@ from bayescale.pooling import (
     funnel_parameters,
     pooling_choice,
     resolve_centered,
+    uncentre_after_divergences,
     with_pooling,
     without_centring,
 )
@@ -137,6 +138,10 @@ def test_funnel_is_the_centred_level_whose_spread_collapses_where_the_sampler_di
     assert funnel_parameters(spec, ["dataset"], post, diverging) == ("A",)
     assert funnel_parameters(spec, ["dataset"], post, np.zeros(shape, bool)) == ()  # no divergences: nothing to do
     assert without_centring(spec, ("A",)).centered == ("E",)
+    assert uncentre_after_divergences(spec, ["dataset"], post, diverging) == ("A",)
+    b_tau[diverging] = a_tau[diverging] = np.median(a_tau)  # divergences that point at no level: every centred one
+    assert funnel_parameters(spec, ["dataset"], post.assign(A_tau_dataset=(("chain", "draw"), a_tau)), diverging) == ()
+    assert uncentre_after_divergences(spec, ["dataset"], post.assign(A_tau_dataset=(("chain", "draw"), a_tau)), diverging) == ("E", "A")
 
 
 # --- compare --lfo -----------------------------------------------------------------------------
