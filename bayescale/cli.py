@@ -738,6 +738,9 @@ def report_cmd(
     group_value: Annotated[list[str] | None, typer.Option(help=GROUP_VALUE_HELP)] = None,
     new_group: Annotated[bool, typer.Option("--new-group", help=NEW_GROUP_HELP)] = False,
     ci: Annotated[float, typer.Option(help="Interval probability.")] = 0.9,
+    compare: Annotated[
+        list[Path] | None, typer.Option("--compare", metavar="FIT", help="Other saved fits of the same runs (e.g. another form): the report ranks them with this one by PSIS-LOO. Repeat the flag.")
+    ] = None,
 ) -> None:
     """Write a self-contained HTML uncertainty report for budget decisions."""
     _check_output(output)
@@ -747,23 +750,34 @@ def report_cmd(
         options=[
             ("-o", output), ("--flops", flops or []), ("--target-loss", target_loss), ("--prob", prob if target_loss is not None and prob != 0.9 else None),
             ("--unique-tokens", unique_tokens), ("--group-value", group_value or []), ("--new-group", new_group), ("--ci", ci if ci != 0.9 else None),
+            ("--compare", compare or []),
         ],
     )  # fmt: skip
-    path = _run(_report, fit_path, output, flops, target_loss, prob, unique_tokens, ci, group_value, new_group, command)
+    path = _run(_report, fit_path, output, flops, target_loss, prob, unique_tokens, ci, group_value, new_group, command, compare or [])
     typer.echo(f"wrote {path}")
 
 
-def _report(fit_path, output, flops, target_loss, prob, unique_tokens, ci, group_value, new_group, command):
+def _report(fit_path, output, flops, target_loss, prob, unique_tokens, ci, group_value, new_group, command, others):
     from bayescale.allocate import parse_flops
     from bayescale.errors import check_probability
     from bayescale.fitting import load_fit
     from bayescale.report import render_report
+    from bayescale.validate.compare import compare
 
     check_probability(ci)
     budgets = parse_flops(flops) if flops else None
     groups = _group_values(group_value)
     result = load_fit(fit_path)
-    return render_report(result, output, flops=budgets, target_loss=target_loss, unique_tokens=unique_tokens, prob=prob, ci=ci, group_values=groups, new_group=new_group, command=command)
+    comparison = compare(_named_fits([(fit_path, result), *((p, load_fit(p)) for p in others)])) if others else None
+    return render_report(
+        result, output, flops=budgets, target_loss=target_loss, unique_tokens=unique_tokens, prob=prob, ci=ci, group_values=groups, new_group=new_group, command=command, comparison=comparison
+    )
+
+
+def _named_fits(fits):
+    """Fits keyed by spec name, or by ``spec (file)`` where two share a spec."""
+    names = [f.spec.name for _, f in fits]
+    return {(f.spec.name if names.count(f.spec.name) == 1 else f"{f.spec.name} ({Path(p).name})"): f for p, f in fits}
 
 
 if __name__ == "__main__":  # pragma: no cover
