@@ -122,7 +122,9 @@ def moe_runs():
 
 @pytest.fixture(scope="session")
 def moe_fit(moe_runs):
-    return fit(moe_runs, "moe", seed=25, **SMALL)  # two-level arch hierarchy: 4 chains for R-hat
+    # two-level arch hierarchy, non-centred: 4 chains for R-hat; at the default target_accept 0.9
+    # it mixed poorly here (R-hat 1.046, tail ESS 69), at 0.95 it converged (R-hat 1.003, ESS 1001)
+    return fit(moe_runs, "moe", seed=25, target_accept=0.95, **SMALL)
 
 
 @pytest.fixture(scope="session")
@@ -306,20 +308,34 @@ def test_recovers_moe_with_arch_levels(moe_fit, moe_truth):
         assert not outside99, outside99
 
 
+def _law_only(result):
+    """``result`` with its discrepancy scale τ set to zero: forecasts carry parameter uncertainty only."""
+    import dataclasses
+
+    import xarray as xr
+
+    nodes = {k: result.tree[k].to_dataset() for k in result.tree.children}
+    nodes["posterior"] = nodes["posterior"].assign(discrepancy_tau=nodes["posterior"]["discrepancy_tau"] * 0.0)
+    return dataclasses.replace(result, tree=xr.DataTree.from_dict(nodes))
+
+
 @pytest.mark.slow
 def test_moe_proxies_sharpen_dense_forecast(moe_fit, dense_only_fit, moe_runs, moe_truth):
-    """A dense forecast at 10x the largest dense compute: narrower with MoE proxies, still covering."""
+    """A dense forecast at 10x the largest dense compute: covering, and with MoE proxies the law's
+    parameters pin it down more tightly (widths compared without the discrepancy term, which both
+    fits add alike beyond their runs and which proxies cannot shrink)."""
     dense = moe_runs.data[moe_runs.data["arch"] == "dense"]
     c = 10 * float(dense["flops"].max())
     n = 1.2e9
     d = c / (6 * n)
     truth = get_law("moe").loss({**moe_truth["shared"], **moe_truth["by_arch"]["dense"]}, {"active_params": np.array([n]), "experts": np.ones(1), "tokens": np.array([d])})[0]
     with_moe = forecast_table(moe_fit.forecast(active_params=n, experts=1, tokens=d, arch="dense", params=n)).iloc[0]
-    alone = forecast_table(dense_only_fit.forecast(params=n, tokens=d)).iloc[0]
-    width_moe, width_alone = with_moe["mean_hi"] - with_moe["mean_lo"], alone["mean_hi"] - alone["mean_lo"]
-    print(f"truth {truth:.4f}; with MoE {with_moe['mean_lo']:.4f}-{with_moe['mean_hi']:.4f}; dense only {alone['mean_lo']:.4f}-{alone['mean_hi']:.4f}")
     assert with_moe["mean_lo"] <= truth <= with_moe["mean_hi"], (truth, with_moe.to_dict())
-    assert width_moe < 0.85 * width_alone, (width_moe, width_alone)  # measured ~0.72
+    law_moe = forecast_table(_law_only(moe_fit).forecast(active_params=n, experts=1, tokens=d, arch="dense", params=n)).iloc[0]
+    law_alone = forecast_table(_law_only(dense_only_fit).forecast(params=n, tokens=d)).iloc[0]
+    width_moe, width_alone = law_moe["mean_hi"] - law_moe["mean_lo"], law_alone["mean_hi"] - law_alone["mean_lo"]
+    print(f"truth {truth:.4f}; with MoE {with_moe['mean_lo']:.4f}-{with_moe['mean_hi']:.4f}; law only: with MoE {width_moe:.4f} wide, dense only {width_alone:.4f}")
+    assert width_moe < 0.85 * width_alone, (width_moe, width_alone)
 
 
 # --- datablations (Muennighoff et al. 2023) -----------------------------------------------
