@@ -66,6 +66,18 @@ def test_summary_shape_and_json(chinchilla_fit):
     assert set(doc["diagnostics"]) >= {"rhat_max", "ess_bulk_min", "divergences"}
 
 
+def test_summary_says_what_was_pooled_and_how(chinchilla_fit, grouped_fit):
+    """A grouped fit's summary names the pooled levels, the centred ones and the rule (plus any re-sampling)."""
+    pooling = grouped_fit.summary_dict()["pooling"]
+    assert pooling["pooled"] == ["E", "A", "B"] and pooling["centering"] == "auto"
+    assert set(pooling["centered"]) <= {"E", "A", "B"}
+    if "recentred" in pooling:  # a first run diverged: what was sampled again is no longer centred
+        assert not set(pooling["recentred"]["params"]) & set(pooling["centered"]) and pooling["recentred"]["divergences"] > 0
+    line = grouped_fit.pooling_sentence()
+    assert line.startswith("pooling: E, A, B vary by dataset; centred: ") and "(auto)" in line
+    assert chinchilla_fit.summary_dict()["pooling"] == {} and chinchilla_fit.pooling_sentence() == "pooling: none (no groups)"
+
+
 def test_forecast_dims_and_monotone(chinchilla_fit):
     ds = chinchilla_fit.forecast(params=["1B", "7B", "70B"], tokens=["20B", "140B", "1.4T"])
     assert ds["loss"].dims == ("chain", "draw", "target")
