@@ -340,6 +340,16 @@ def summary_cmd(
     _strict_exit(strict, result)
 
 
+@app.command("spec")
+def spec_cmd(
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="A shipped spec name (chinchilla, kaplan, …) or a TOML file.")],
+) -> None:
+    """Print a spec as the TOML a fit uses, every prior written out (shipped specs list only what differs from the law's defaults)."""
+    from bayescale.spec import load_spec
+
+    typer.echo(_run(load_spec, model).to_toml(), nl=False)
+
+
 def _group_values(pairs: list[str] | None) -> dict[str, str]:
     return _pairs(pairs, "--group-value", "COLUMN=LEVEL", "dataset=web")
 

@@ -251,6 +251,14 @@ class ModelSpec:
             "discrepancy": self.discrepancy.to_dict(),
         }
 
+    def to_toml(self) -> str:
+        """The spec as a TOML file ``load_spec`` reads back, every prior written out (the law's defaults included)."""
+        raw = self.to_dict()
+        lines = [f"{key} = {_toml_value(raw[key])}" for key in ("name", "form", "description")]
+        for table in ("priors", "likelihood", "pooling", "discrepancy"):
+            lines += ["", f"[{table}]", *(f"{key} = {_toml_value(value)}" for key, value in raw[table].items())]
+        return "\n".join(lines) + "\n"
+
     @property
     def fixed(self) -> dict[str, float]:
         """Parameters pinned to a constant by a ``Fixed`` prior, with their values."""
@@ -425,3 +433,16 @@ def load_spec(model: str | Path | ModelSpec | Mapping[str, Any] = "chinchilla") 
     except OSError as exc:
         raise ModelSpecError(f"{path}: cannot read the spec file: {exc.strerror}") from None
     return ModelSpec.from_dict(raw, source=str(path))
+
+
+def _toml_value(value: Any) -> str:
+    """One TOML value: strings, numbers, booleans, arrays and inline tables (all a spec holds)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, int) or np.isfinite(value) else ("nan" if np.isnan(value) else ("inf" if value > 0 else "-inf"))
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return "[" + ", ".join(_toml_value(v) for v in value) + "]"

@@ -16,15 +16,45 @@ def test_shipped_specs_are_valid():
         assert set(spec.priors) == set(spec.law.parameter_names)
 
 
+def test_default_priors_live_in_the_laws_only():
+    """A shipped spec lists a prior only where it differs from its law's default: one place for each."""
+    import tomllib
+
+    from bayescale.resources import models_dir
+
+    for name in shipped_specs():
+        raw = tomllib.loads((models_dir() / f"{name}.toml").read_text())
+        law = load_spec(name).law
+        repeated = [k for k, v in raw.get("priors", {}).items() if law.parameter(k).prior == v]
+        assert not repeated, f"{name}.toml repeats the {law.name} law's default prior for {repeated}"
+
+
+def test_spec_command_prints_toml_that_reads_back(tmp_path):
+    """``bayescale spec NAME`` writes every prior out, and the text loads back as the same spec."""
+    from typer.testing import CliRunner
+
+    from bayescale.cli import app
+
+    for name in shipped_specs():
+        result = CliRunner().invoke(app, ["spec", name])
+        assert result.exit_code == 0, result.output
+        path = tmp_path / f"{name}.toml"
+        path.write_text(result.output)
+        spec = load_spec(name)
+        assert load_spec(path).to_dict() == spec.to_dict()
+        assert all(f"\n{p} = {{ dist = " in result.output for p in spec.law.parameter_names)
+    bad = CliRunner().invoke(app, ["spec", "chinchila"])
+    assert bad.exit_code == 4 and "chinchila" in bad.output
+
+
 def test_round_trip_dict():
     spec = load_spec("data_constrained")
     assert ModelSpec.from_dict(spec.to_dict()) == spec
 
 
 def test_user_copy_of_a_spec(tmp_path):
-    from bayescale.resources import models_dir
-
-    text = (models_dir() / "chinchilla.toml").read_text()
+    """The workflow the README gives: print a spec with every prior (``bayescale spec``), edit one, fit with the copy."""
+    text = load_spec("chinchilla").to_toml()
     path = tmp_path / "mine.toml"
     path.write_text(text.replace('E = { dist = "LogNormal", mu = 0.5, sigma = 0.5 }', 'E = { dist = "Gamma", alpha = 20, beta = 10 }'))
     spec = load_spec(path)
