@@ -67,7 +67,7 @@ def import_nutpie():
     return nutpie
 
 
-def compile_model(model, sampler: str = "nutpie"):
+def compile_model(model: Any, sampler: str = "nutpie") -> Any:
     """Compile the ``pm.Model`` for nutpie along the path ``sampler`` names (see the module doc)."""
     import pytensor
 
@@ -196,7 +196,7 @@ def _compile_kernels(model) -> NumbaKernels:
     )
 
 
-def sample(compiled, stats: Sequence[str], **kwargs: Any) -> xr.DataTree:
+def sample(compiled: Any, stats: Sequence[str], **kwargs: Any) -> xr.DataTree:
     """``nutpie.sample`` as a DataTree of ``posterior`` and the sampler ``stats`` named (built without ArviZ)."""
     nutpie = import_nutpie()
     model = compiled.nutpie_model() if isinstance(compiled, NumbaKernels) else compiled
@@ -204,7 +204,7 @@ def sample(compiled, stats: Sequence[str], **kwargs: Any) -> xr.DataTree:
     return to_datatree(raw.get_arrow_trace(), model, stats)
 
 
-def to_datatree(trace, compiled, stats: Sequence[str]) -> xr.DataTree:
+def to_datatree(trace: Any, compiled: Any, stats: Sequence[str]) -> xr.DataTree:
     """The post-warm-up draws (model variables, not their unconstrained forms) and ``stats`` of nutpie's Arrow ``trace`` (draw and stat batches)."""
     from nutpie.sample import _add_arrow_data
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from bayescale.errors import RunTableError
 from bayescale.laws import Law
 from bayescale.runs import RunTable
 from bayescale.spec import ModelSpec, Prior
+
+if TYPE_CHECKING:
+    import pymc as pm
 
 #: Fewest distinct values of each law input needed to identify a power law with an offset.
 MIN_DISTINCT = 3
@@ -117,7 +120,7 @@ def structure_key(spec: ModelSpec, d: Design) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]):
+def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]) -> pm.Model:
     """The ``pm.Model`` of ``spec`` on design ``d`` (inputs as ``pm.Data``, dims ``run`` and groups)."""
     import pymc as pm
     import pytensor.tensor as pt

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    import xarray as xr
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from numpy.typing import ArrayLike
 
     from bayescale.fitting import Fit
+
+
+def _figure_of(ax: Axes) -> Figure:
+    """The figure holding an axes the caller passed in (typed as a ``Figure``: the plots return it)."""
+    return cast("Figure", ax.figure)
 
 
 #: IsoFLOP lines are found as modes of log10 compute, smoothed with this width (decades): wide
@@ -56,7 +65,7 @@ def isoflop_lines(runs: pd.DataFrame) -> np.ndarray | None:
     return np.where(on_full, line, -1)
 
 
-def plot_isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax=None, group_values=None, new_group: bool = False) -> Figure:
+def plot_isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax: Axes | None = None, group_values: Mapping[str, Any] | None = None, new_group: bool = False) -> Figure:
     """Observed runs grouped by compute, with the posterior mean curve and ``ci`` band along each isoFLOP.
 
     Runs planned on isoFLOP lines (``isoflop_lines``) are drawn line by line; other runs are binned
@@ -77,7 +86,7 @@ def plot_isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax=None, gro
     if ax is None:
         fig, ax = plt.subplots(figsize=(7.5, 4.8))
     else:
-        fig = ax.figure
+        fig = _figure_of(ax)
     lines = isoflop_lines(runs)
     if lines is not None:
         labels = np.unique(lines[lines >= 0])
@@ -111,7 +120,7 @@ def plot_isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax=None, gro
     return fig
 
 
-def plot_observed_vs_predicted(fit: Fit, ci: float = 0.9, ax=None) -> Figure:
+def plot_observed_vs_predicted(fit: Fit, ci: float = 0.9, ax: Axes | None = None) -> Figure:
     """Each run's observed loss against its posterior predictive median and ``ci`` interval."""
     import matplotlib.pyplot as plt
 
@@ -121,7 +130,7 @@ def plot_observed_vs_predicted(fit: Fit, ci: float = 0.9, ax=None) -> Figure:
     if ax is None:
         fig, ax = plt.subplots(figsize=(5, 5))
     else:
-        fig = ax.figure
+        fig = _figure_of(ax)
     columns = [c for c in runs.columns if c not in ("loss",)]
     table = forecast_table(fit.forecast(runs[columns]), ci)
     ax.errorbar(runs["loss"], table["loss_median"], yerr=[table["loss_median"] - table["loss_lo"], table["loss_hi"] - table["loss_median"]], fmt="o", ms=3, alpha=0.6, lw=0.8)
@@ -133,7 +142,7 @@ def plot_observed_vs_predicted(fit: Fit, ci: float = 0.9, ax=None) -> Figure:
     return fig
 
 
-def plot_frontier(ds, ci: float | None = None, reference: pd.DataFrame | None = None, ax=None) -> Figure:
+def plot_frontier(ds: xr.Dataset, ci: float | None = None, reference: pd.DataFrame | None = None, ax: Axes | None = None) -> Figure:
     """The allocation frontier N_opt(C) and D_opt(C) of an ``allocate`` Dataset: medians, ``ci`` bands, robust plans.
 
     ``reference`` (a frame with ``flops, params, tokens``, e.g. ``reference.hoffmann_table3()``)
@@ -148,7 +157,7 @@ def plot_frontier(ds, ci: float | None = None, reference: pd.DataFrame | None = 
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 4.8))
     else:
-        fig = ax.figure
+        fig = _figure_of(ax)
     for name, color, label in (("params", "C0", "parameters N"), ("tokens", "C1", "tokens D")):
         ax.fill_between(table["flops"], table[f"{name}_lo"], table[f"{name}_hi"], color=color, alpha=0.25, lw=0)
         ax.plot(table["flops"], table[f"{name}_median"], color=color, lw=1.8, label=f"{label}: median, {ci:.0%} band")
@@ -165,7 +174,7 @@ def plot_frontier(ds, ci: float | None = None, reference: pd.DataFrame | None = 
     return fig
 
 
-def plot_epoch_value(fit: Fit, max_epoch: int = 60, ci: float = 0.9, ax=None) -> Figure:
+def plot_epoch_value(fit: Fit, max_epoch: int = 60, ci: float = 0.9, ax: Axes | None = None) -> Figure:
     """Value of the k-th epoch's tokens relative to fresh tokens, from the posterior of ``R_D_star``.
 
     Under the data-constrained law D′ = U_D·(1 + R*_D·(1 − e^(−R_D/R*_D))), the k-th pass over the
@@ -183,7 +192,7 @@ def plot_epoch_value(fit: Fit, max_epoch: int = 60, ci: float = 0.9, ax=None) ->
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
     else:
-        fig = ax.figure
+        fig = _figure_of(ax)
     ax.fill_between(k, lo, hi, alpha=0.3, lw=0, label=f"{ci:.0%} posterior band")
     ax.plot(k, med, lw=1.8, label="posterior median")
     ax.axhline(0.5, color="k", ls=":", lw=0.8)
@@ -199,7 +208,17 @@ def plot_epoch_value(fit: Fit, max_epoch: int = 60, ci: float = 0.9, ax=None) ->
     return fig
 
 
-def plot_prob_vs_compute(fit: Fit, target_loss: float, flops, prob: float | None = None, predictive: bool = True, unique_tokens=None, ax=None, group_values=None, new_group: bool = False) -> Figure:
+def plot_prob_vs_compute(
+    fit: Fit,
+    target_loss: float,
+    flops: ArrayLike,
+    prob: float | None = None,
+    predictive: bool = True,
+    unique_tokens: float | None = None,
+    ax: Axes | None = None,
+    group_values: Mapping[str, Any] | None = None,
+    new_group: bool = False,
+) -> Figure:
     """P(loss < ``target_loss``) at each budget's robust compute-optimal plan, against compute.
 
     ``prob`` draws the required probability as a horizontal line; groups as in ``allocate``.
@@ -208,13 +227,12 @@ def plot_prob_vs_compute(fit: Fit, target_loss: float, flops, prob: float | None
 
     from bayescale.decide import prob_below
 
-    groups = {"group_values": group_values, "new_group": new_group}
-    ds = fit.allocate(flops, unique_tokens=unique_tokens, **groups)
-    p = np.atleast_1d(prob_below(fit, target_loss, ds["robust_params"].values, ds["robust_tokens"].values, unique_tokens, predictive=predictive, **groups))
+    ds = fit.allocate(flops, unique_tokens=unique_tokens, group_values=group_values, new_group=new_group)
+    p = np.atleast_1d(prob_below(fit, target_loss, ds["robust_params"].values, ds["robust_tokens"].values, unique_tokens, predictive=predictive, group_values=group_values, new_group=new_group))
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.5, 4))
     else:
-        fig = ax.figure
+        fig = _figure_of(ax)
     ax.plot(ds["flops"].values, p, marker="o", ms=3)
     if prob is not None:
         ax.axhline(prob, color="k", ls="--", lw=0.8, label=f"required {prob:g}")
@@ -228,7 +246,7 @@ def plot_prob_vs_compute(fit: Fit, target_loss: float, flops, prob: float | None
     return fig
 
 
-def plot_forecast_fan(ds, budgets=None, target_loss: float | None = None, ax=None) -> Figure:
+def plot_forecast_fan(ds: xr.Dataset, budgets: ArrayLike | None = None, target_loss: float | None = None, ax: Axes | None = None) -> Figure:
     """Loss at the compute-optimal plan versus compute, with 50% and 90% posterior bands (a fan).
 
     ``ds`` is an ``allocate`` Dataset over a grid of budgets; ``budgets`` are marked.
@@ -238,7 +256,7 @@ def plot_forecast_fan(ds, budgets=None, target_loss: float | None = None, ax=Non
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 4.5))
     else:
-        fig = ax.figure
+        fig = _figure_of(ax)
     flops = ds["flops"].values
     flat = ds["loss"].transpose("chain", "draw", "budget").values.reshape(-1, ds.sizes["budget"])
     q05, q25, q50, q75, q95 = np.quantile(flat, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
@@ -280,7 +298,7 @@ def plot_posteriors(fit: Fit, ci: float = 0.9) -> Figure:
     return fig
 
 
-def plot_forecast_bands(curves: dict, x: np.ndarray, ci: float = 0.9, truth: np.ndarray | None = None, xlabel: str = "compute (FLOPs)", ax=None) -> Figure:
+def plot_forecast_bands(curves: Mapping[str, np.ndarray], x: np.ndarray, ci: float = 0.9, truth: np.ndarray | None = None, xlabel: str = "compute (FLOPs)", ax: Axes | None = None) -> Figure:
     """Posterior mean-curve medians and ``ci`` bands of several fits on their own targets.
 
     ``curves`` maps a label to ``(fit, targets)``: targets are one row per point of ``x``.
@@ -293,7 +311,7 @@ def plot_forecast_bands(curves: dict, x: np.ndarray, ci: float = 0.9, truth: np.
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
     else:
-        fig = ax.figure
+        fig = _figure_of(ax)
     for label, (result, targets) in curves.items():
         table = forecast_table(result.forecast(targets), ci)
         ax.fill_between(x, table["mean_lo"], table["mean_hi"], alpha=0.25, lw=0)

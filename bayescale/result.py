@@ -276,13 +276,15 @@ class Fit:
             out["enabled"] = False
         return out
 
-    def forecast(self, targets=None, *, seed: int = 0, group_values=None, new_group: bool = False, **columns) -> xr.Dataset:
+    def forecast(self, targets: Any = None, *, seed: int = 0, group_values: Mapping[str, Any] | None = None, new_group: bool = False, **columns: Any) -> xr.Dataset:
         """Posterior forecast of loss at ``targets`` (a table) or keyword columns, see ``forecasting.forecast``."""
         from bayescale.forecasting import forecast
 
         return forecast(self, targets, seed=seed, group_values=group_values, new_group=new_group, **columns)
 
-    def allocate(self, flops, unique_tokens=None, ci: float = 0.9, robust_quantile: float | None = None, group_values=None, new_group: bool = False, seed: int = 0) -> xr.Dataset:
+    def allocate(
+        self, flops: Any, unique_tokens: Any = None, ci: float = 0.9, robust_quantile: float | None = None, group_values: Mapping[str, Any] | None = None, new_group: bool = False, seed: int = 0
+    ) -> xr.Dataset:
         """Compute-optimal (N, D) per FLOP budget for every draw, plus the robust plan, see ``allocate.allocate``."""
         from bayescale.allocate import allocate
 

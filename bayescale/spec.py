@@ -76,7 +76,7 @@ class Prior:
     def to_dict(self) -> dict[str, Any]:
         return {"dist": self.dist, **self.kwargs}
 
-    def distribution(self, where: str):
+    def distribution(self, where: str) -> Any:
         """The unnamed PyMC distribution (``pm.X.dist(**kwargs)``); errors name the spec key."""
         import pymc as pm
 

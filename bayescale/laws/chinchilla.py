@@ -38,8 +38,8 @@ class Chinchilla(Law):
     inputs = ("params", "tokens")
     irreducible = "E"
 
-    def optimal_log_params(self, p, log_c6, log_u=None):
+    def optimal_log_params(self, p: Mapping[str, Any], log_c6: Any, log_u: Any = None) -> np.ndarray | None:
         return optimal_log_n(p, log_c6)
 
-    def log_loss(self, ops, p, x):
+    def log_loss(self, ops: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
         return chinchilla_log_loss(ops, p, x["params"], x["tokens"])

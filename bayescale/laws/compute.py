@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from bayescale.laws.base import Law, Parameter
 
 
@@ -16,5 +19,5 @@ class Compute(Law):
     inputs = ("flops",)
     irreducible = "E"
 
-    def log_loss(self, ops, p, x):
+    def log_loss(self, ops: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
         return ops.logaddexp(ops.log(p["E"]), ops.log(p["K"]) - p["gamma"] * x["flops"])

@@ -7,8 +7,14 @@ U_D under the Chinchilla law, and R_N = max(N/U_N - 1, 0). Then L = E + A/N'^alp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 from bayescale.laws.base import Law, Parameter
 from bayescale.laws.chinchilla import CHINCHILLA_PARAMETERS, chinchilla_log_loss, optimal_log_n
+
+if TYPE_CHECKING:
+    import numpy as np
 
 REPEAT_PARAMETERS = (
     Parameter("R_D_star", "repetitions at which repeated data has lost 1-1/e of its value", {"dist": "LogNormal", "mu": 2.7, "sigma": 1.0}, kind="shape"),
@@ -42,10 +48,10 @@ class DataConstrained(Law):
     inputs = ("params", "tokens", "unique_tokens")
     irreducible = "E"
 
-    def optimal_log_params(self, p, log_c6, log_u=None):
+    def optimal_log_params(self, p: Mapping[str, Any], log_c6: Any, log_u: Any = None) -> np.ndarray | None:
         # with unlimited data (U = D) nothing repeats: N' = N, D' = D and Chinchilla's optimum holds
         return optimal_log_n(p, log_c6) if log_u is None else None
 
-    def log_loss(self, ops, p, x):
+    def log_loss(self, ops: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
         log_n_eff, log_d_eff = effective_log_inputs(ops, p, x)
         return chinchilla_log_loss(ops, p, log_n_eff, log_d_eff)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from bayescale.laws.base import Law, Parameter
 
 
@@ -16,7 +19,7 @@ class Kaplan(Law):
     )
     inputs = ("params", "tokens")
 
-    def log_loss(self, ops, p, x):
+    def log_loss(self, ops: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
         ratio = p["alpha_N"] / p["alpha_D"]
         inner = ops.logaddexp(ratio * (ops.log(p["N_c"]) - x["params"]), ops.log(p["D_c"]) - x["tokens"])
         return p["alpha_D"] * inner

@@ -9,6 +9,9 @@ differ by architecture (``group = ["arch"]``) while the exponents and c stay sha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from bayescale.laws.base import Law, Parameter
 from bayescale.laws.chinchilla import CHINCHILLA_PARAMETERS, chinchilla_log_loss
 
@@ -25,6 +28,6 @@ class MoE(Law):
     inputs = ("active_params", "experts", "tokens")
     irreducible = "E"
 
-    def log_loss(self, ops, p, x):
+    def log_loss(self, ops: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
         log_n_eff = x["active_params"] + ops.log1p(p["c"] * x["experts"])
         return chinchilla_log_loss(ops, p, log_n_eff, x["tokens"])

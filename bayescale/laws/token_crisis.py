@@ -15,6 +15,9 @@ the data must ask for the term (compare with ``data_constrained`` by LOO).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from bayescale.laws.base import Law, Parameter
 from bayescale.laws.chinchilla import CHINCHILLA_PARAMETERS, chinchilla_log_loss
 from bayescale.laws.data_constrained import REPEAT_PARAMETERS, effective_log_inputs
@@ -50,6 +53,6 @@ class TokenCrisis(Law):
     irreducible = "E"
     covariates = ("dropout",)
 
-    def log_loss(self, ops, p, x):
+    def log_loss(self, ops: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
         log_n_eff, log_d_eff = effective_log_inputs(ops, p, x)
         return ops.logaddexp(chinchilla_log_loss(ops, p, log_n_eff, log_d_eff), overfit_log_term(ops, p, x))

@@ -201,7 +201,7 @@ def _prediction_table(test: RunTable, observed: np.ndarray, predicted: np.ndarra
     return frame
 
 
-def backtest_sweep(runs, model: Any = "chinchilla", cutoffs: Sequence[float] = (), **kwargs: Any) -> pd.DataFrame:
+def backtest_sweep(runs: RunTable | pd.DataFrame | str, model: Any = "chinchilla", cutoffs: Sequence[float] = (), **kwargs: Any) -> pd.DataFrame:
     """``backtest`` at several cutoffs: one row per cutoff."""
     runs = runs if isinstance(runs, RunTable) else load_runs(runs)
     if not len(cutoffs):

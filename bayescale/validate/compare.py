@@ -18,6 +18,7 @@ import xarray as xr
 from bayescale.errors import BayescaleError
 from bayescale.laws.ops import NUMPY
 from bayescale.posterior import PosteriorView
+from bayescale.runs import RunTable, load_runs
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
@@ -60,7 +61,7 @@ def loo_tree(fit: Fit) -> xr.DataTree:
     return xr.DataTree.from_dict({"posterior": post, "log_likelihood": ll.to_dataset(), "observed_data": obs})
 
 
-def loo(fit: Fit):
+def loo(fit: Fit) -> Any:
     """ArviZ PSIS-LOO (``ELPDDataLOO``) of one fit."""
     import arviz_stats as az
 
@@ -102,14 +103,13 @@ def compare(fits: Mapping[str, Fit]) -> pd.DataFrame:
     return table
 
 
-def kfold_by_group(runs, models: Sequence[str], column: str, **fit_kwargs: Any) -> pd.DataFrame:
+def kfold_by_group(runs: RunTable | pd.DataFrame | str, models: Sequence[str], column: str, **fit_kwargs: Any) -> pd.DataFrame:
     """Leave-one-group-out elpd: for each level of ``column`` refit every model without it (no pooling)
     and score the held-out runs by log mean predictive density. Slow: one fit per model and level.
     """
     from scipy.special import logsumexp
 
     from bayescale.fitting import fit as run_fit
-    from bayescale.runs import RunTable, load_runs
 
     runs = runs if isinstance(runs, RunTable) else load_runs(runs)
     runs.require_columns([column], "grouped K-fold")

@@ -7,6 +7,7 @@ observation); ``observed`` has shape ``(n_obs,)``. Backtests apply them to log l
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from bayescale.errors import BayescaleError
 
@@ -29,7 +30,7 @@ def _check_level(level: float) -> None:
         raise BayescaleError(f"interval level {level!r} must lie strictly between 0 and 1")
 
 
-def interval(samples, level: float) -> tuple[np.ndarray, np.ndarray]:
+def interval(samples: ArrayLike, level: float) -> tuple[np.ndarray, np.ndarray]:
     """Equal-tailed ``level`` interval of each observation's samples."""
     _check_level(level)
     s = np.asarray(samples, dtype=float)
@@ -37,20 +38,20 @@ def interval(samples, level: float) -> tuple[np.ndarray, np.ndarray]:
     return np.quantile(s, (1 - level) / 2, axis=0), np.quantile(s, (1 + level) / 2, axis=0)
 
 
-def coverage(samples, observed, level: float) -> float:
+def coverage(samples: ArrayLike, observed: ArrayLike, level: float) -> float:
     """Fraction of observations inside their equal-tailed ``level`` interval (ends included)."""
     s, y = _prepare(samples, observed)
     lo, hi = interval(s, level)
     return float(np.mean((y >= lo) & (y <= hi)))
 
 
-def mean_width(samples, level: float) -> float:
+def mean_width(samples: ArrayLike, level: float) -> float:
     """Mean width of the equal-tailed ``level`` intervals."""
     lo, hi = interval(samples, level)
     return float(np.mean(hi - lo))
 
 
-def crps_pointwise(samples, observed) -> np.ndarray:
+def crps_pointwise(samples: ArrayLike, observed: ArrayLike) -> np.ndarray:
     """Sample CRPS per observation, energy form: E|X − y| − ½ E|X − X′| (lower is better).
 
     ``E|X − X′|`` over all sample pairs is computed from the sorted samples in O(S log S).
@@ -64,12 +65,12 @@ def crps_pointwise(samples, observed) -> np.ndarray:
     return term1 - 0.5 * term2
 
 
-def crps(samples, observed) -> float:
+def crps(samples: ArrayLike, observed: ArrayLike) -> float:
     """Mean sample CRPS over observations (for a point mass it is the absolute error)."""
     return float(np.mean(crps_pointwise(samples, observed)))
 
 
-def median_abs_error(predicted, observed) -> float:
+def median_abs_error(predicted: ArrayLike, observed: ArrayLike) -> float:
     """Median of |predicted − observed| (on log loss: a relative error of the loss)."""
     p = np.asarray(predicted, dtype=float).ravel()
     y = np.asarray(observed, dtype=float).ravel()

@@ -76,7 +76,7 @@ class PointFit:
             rows.append(row)
         return pd.DataFrame(rows).set_index("parameter")
 
-    def forecast(self, targets=None, *, seed: int = 0, **columns) -> xr.Dataset:
+    def forecast(self, targets: Any = None, *, seed: int = 0, **columns: Any) -> xr.Dataset:
         """Forecast in the shape of ``bayescale.forecast``: dims ``(chain=1, draw, target)``.
 
         ``draw`` runs over bootstrap refits (just the point estimate without bootstrap);
