@@ -156,7 +156,7 @@ def test_backtest_no_test_runs_is_clear_error(synth_runs):
 def test_compare_ranks_true_form_first(synth_runs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fits = {name: fit(synth_runs, name, seed=1, **SMALL) for name in ("chinchilla", "compute")}
+        fits = {name: fit(synth_runs, name, seed=1, self_check=False, **SMALL) for name in ("chinchilla", "compute")}  # LOO needs no self-check
     table = compare(fits)
     assert table.index[0] == "chinchilla"
     assert table.loc["compute", "elpd_diff"] < -5
