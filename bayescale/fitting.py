@@ -100,21 +100,32 @@ def fit(
     config = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, cores=cores, target_accept=target_accept, adaptation=adaptation, progress=progress)
     prior_draws = spec.check_priors(0)  # initial values must not depend on the seed: a cached model serves every seed
     start = time.perf_counter()
-    tree, diagnostics, config = _sample_judged(spec, d, prior_draws, config, adaptation)
-    funnel = uncentre_after_divergences(spec, groups, tree["posterior"].to_dataset(), tree["sample_stats"].to_dataset()["diverging"].values) if rule == "auto" and diagnostics.divergences else ()
-    if funnel:  # the design said centred, the sampler diverged: those levels again, non-centred
-        first = diagnostics
-        spec = without_centring(spec, funnel)
-        tree, diagnostics, config = _sample_judged(spec, d, prior_draws, config, adaptation)
+    spec, tree, diagnostics, config, recentred = _sample_recentring(spec, d, prior_draws, config, adaptation, auto=rule == "auto")
     info = _info(config, spec, groups, rule, time.perf_counter() - start, command)
-    if funnel:
-        info["recentred"] = {"params": list(funnel), "divergences": first.divergences}
+    if recentred:
+        info["recentred"] = recentred
     result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)
     check = _self_check(result, d, prior_draws, replace(config, draws=min(self_check_draws, draws), tune=min(self_check_draws, tune))) if self_check else None
     result = with_discrepancy(result, check)
     if not diagnostics.converged:
         warnings.warn(f"{spec.name} fit on {runs.source}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
     return result
+
+
+def _sample_recentring(
+    spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, adaptation: str | None, auto: bool
+) -> tuple[ModelSpec, xr.DataTree, Diagnostics, SamplerConfig, dict[str, Any] | None]:
+    """Sample; if auto-centred levels diverged, sample once more with them non-centred
+    (``pooling.uncentre_after_divergences``). Returns what was sampled last and, if it re-sampled, what and why."""
+    tree, diagnostics, config = _sample_judged(spec, d, prior_draws, config, adaptation)
+    if not (auto and diagnostics.divergences):
+        return spec, tree, diagnostics, config, None
+    again = uncentre_after_divergences(spec, d.groups, tree["posterior"].to_dataset(), tree["sample_stats"].to_dataset()["diverging"].values)
+    if not again:
+        return spec, tree, diagnostics, config, None
+    spec = without_centring(spec, again)
+    tree, second, config = _sample_judged(spec, d, prior_draws, config, adaptation)
+    return spec, tree, second, config, {"params": list(again), "divergences": diagnostics.divergences}
 
 
 def _sample_judged(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, adaptation: str | None) -> tuple[xr.DataTree, Diagnostics, SamplerConfig]:
