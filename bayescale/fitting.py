@@ -191,6 +191,4 @@ def with_discrepancy(result: Fit, check: Mapping[str, Any] | None) -> Fit:
         residuals = [evidence.get(k, ()) for k in ("log_error", "sd", "distance")]
         tau, u = draw_tau(result.spec.discrepancy.scale, (post.sizes["chain"], post.sizes["draw"]), result.seed, *residuals)
         post = post.assign(discrepancy_tau=(SAMPLE_DIMS, tau), discrepancy_u=(SAMPLE_DIMS, u))
-    nodes = {k: result.tree[k].to_dataset() for k in result.tree.children}
-    nodes["posterior"] = post
-    return replace(result, tree=xr.DataTree.from_dict(nodes), self_check=None if check is None else dict(check))
+    return replace(result.with_posterior(post), self_check=None if check is None else dict(check))

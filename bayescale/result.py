@@ -8,7 +8,7 @@ lives in ``sampling``, files in ``fitfile``, and ``fitting.fit`` ties them toget
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,12 @@ class Fit:
     def posterior(self) -> xr.Dataset:
         """The posterior draws (internal coordinates and public parameters), dims (chain, draw, …)."""
         return self.tree["posterior"].to_dataset()
+
+    def with_posterior(self, posterior: xr.Dataset) -> Fit:
+        """This fit with its posterior group replaced (the other groups, e.g. sample stats, kept)."""
+        nodes = {k: self.tree[k].to_dataset() for k in self.tree.children}
+        nodes["posterior"] = posterior
+        return replace(self, tree=xr.DataTree.from_dict(nodes))
 
     @property
     def converged(self) -> bool:

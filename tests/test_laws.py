@@ -310,13 +310,7 @@ def test_recovers_moe_with_arch_levels(moe_fit, moe_truth):
 
 def _law_only(result):
     """``result`` with its discrepancy scale τ set to zero: forecasts carry parameter uncertainty only."""
-    import dataclasses
-
-    import xarray as xr
-
-    nodes = {k: result.tree[k].to_dataset() for k in result.tree.children}
-    nodes["posterior"] = nodes["posterior"].assign(discrepancy_tau=nodes["posterior"]["discrepancy_tau"] * 0.0)
-    return dataclasses.replace(result, tree=xr.DataTree.from_dict(nodes))
+    return result.with_posterior(result.posterior.assign(discrepancy_tau=result.posterior["discrepancy_tau"] * 0.0))
 
 
 @pytest.mark.slow
