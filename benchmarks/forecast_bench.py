@@ -290,6 +290,15 @@ def make_tasks(datasets: list[str], kinds: list[str], candidates: list[str], qui
     ]
 
 
+def load_others(csv_path: Path, pred_path: Path, keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows (and predictions) of the splits this invocation does not run: the files keep them, so a
+    run of some datasets or candidates never erases the others' results."""
+    rows = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame()
+    preds = pd.read_csv(pred_path) if pred_path.exists() else pd.DataFrame()
+    rows = rows[~rows["key"].isin(keys)] if len(rows) else rows
+    return rows, (preds[preds["key"].isin(rows["key"])] if len(preds) and len(rows) else preds.iloc[:0])
+
+
 def load_done(csv_path: Path, pred_path: Path, keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows (and their predictions) of earlier runs of these splits that did not fail."""
     done = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame()
@@ -326,7 +335,9 @@ def main() -> None:
     for d, grouped in sorted({(t.dataset, t.grouped) for t in todo if t.kind == "synthetic"}):  # truths first, once, outside the pool
         truth_of(DATASETS[d], grouped, args.seed)
     cores = max(1, (os.cpu_count() or 1) // max(1, args.jobs))
-    rows, preds = [done] if len(done) else [], [done_preds] if len(done_preds) else []
+    others, others_preds = load_others(csv_path, pred_path, [t.key for t in tasks])
+    rows = [r for r in (others, done) if len(r)]
+    preds = [p for p in (others_preds, done_preds) if len(p)]
     start = time.perf_counter()
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -350,7 +361,8 @@ def main() -> None:
                 record(*f.result())
     total = time.perf_counter() - start
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
-    text = render(table, total, candidates, args.quick)
+    shown = candidates + [c for c in dict.fromkeys(table.get("candidate", [])) if c in CANDIDATES and c not in candidates]  # kept rows' candidates too
+    text = render(table[table["candidate"].isin(shown)] if len(table) else table, total, shown, args.quick)
     print(text)
     args.out.write_text(text + "\n")
 
