@@ -333,7 +333,7 @@ def summary_cmd(
     strict: Annotated[bool, typer.Option(help="Exit with code 7 if the fit did not converge.")] = False,
 ) -> None:
     """Parameter medians, intervals and convergence diagnostics of a saved fit."""
-    from bayescale.fitting import load_fit
+    from bayescale.fitfile import load_fit
 
     result = _run(load_fit, fit_path)
     typer.echo(_run(_format_summary, result, ci, format))
@@ -360,7 +360,7 @@ NEW_GROUP_HELP = "For a new group not seen at fit time: population level, with t
 
 def _forecast(fit_path, params, tokens, unique_tokens, flops, group_value, new_group, targets, column, ci, seed):
     from bayescale.errors import RunTableError, check_probability, check_seed
-    from bayescale.fitting import load_fit
+    from bayescale.fitfile import load_fit
     from bayescale.forecasting import forecast_summary
 
     check_probability(ci)
@@ -459,7 +459,7 @@ def _group_header(doc: dict[str, Any]) -> str:
 def _allocate(fit_path, flops, unique_tokens, ci, robust_quantile, group_value, new_group):
     from bayescale.allocate import allocation_table, parse_flops
     from bayescale.errors import check_probability
-    from bayescale.fitting import load_fit
+    from bayescale.fitfile import load_fit
 
     check_probability(ci)
     budgets = parse_flops(flops or [])
@@ -507,7 +507,7 @@ def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, p
     from bayescale.allocate import parse_flops
     from bayescale.decide import cost, decide
     from bayescale.errors import BayescaleError, check_probability
-    from bayescale.fitting import load_fit
+    from bayescale.fitfile import load_fit
     from bayescale.units import positive_quantity
 
     if target_loss is None:
@@ -770,7 +770,7 @@ def report_cmd(
 def _report(fit_path, output, flops, target_loss, prob, unique_tokens, ci, group_value, new_group, command, others):
     from bayescale.allocate import parse_flops
     from bayescale.errors import check_probability
-    from bayescale.fitting import load_fit
+    from bayescale.fitfile import load_fit
     from bayescale.report import render_report
     from bayescale.validate.compare import compare
 

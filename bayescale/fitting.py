@@ -8,7 +8,6 @@ convergence and runs the self-check; the result is a ``Fit`` (``result``), saved
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -27,7 +26,7 @@ from bayescale.pooling import resolve_centered, uncentre_after_divergences, with
 from bayescale.posterior import SAMPLE_DIMS, judged_variables
 from bayescale.result import Diagnostics, Fit, check_convergence, package_version
 from bayescale.runs import RunTable, check_magnitudes, load_runs
-from bayescale.sampling import ADAPTATIONS, NUTPIE_SAMPLERS, SAMPLERS, SamplerConfig, _adaptation, _check_size, _warn_if_slow, prepare, sample, tidy_tree
+from bayescale.sampling import ADAPTATIONS, NUTPIE_SAMPLERS, SAMPLERS, SamplerConfig, _adaptation, _check_size, _warn_if_slow, default_cores, prepare, sample, tidy_tree
 from bayescale.spec import AUTO, ModelSpec, load_spec
 
 __all__ = [
@@ -95,7 +94,7 @@ def fit(
     _check_size(spec, d, draws, chains)
     rule = "auto" if spec.centered == AUTO else "spec"
     spec = resolve_centered(spec, d)  # the fit keeps the resolved spec: exactly what was sampled
-    cores = cores or max(1, min(chains, os.cpu_count() or 1))
+    cores = cores or default_cores(sampler, len(runs), chains)
     _warn_if_slow(len(runs), draws, tune, chains, cores)
     config = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, cores=cores, target_accept=target_accept, adaptation=adaptation, progress=progress)
     prior_draws = spec.check_priors(0)  # initial values must not depend on the seed: a cached model serves every seed
@@ -106,7 +105,7 @@ def fit(
         info["recentred"] = recentred
     result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)
     check = _self_check(result, d, prior_draws, replace(config, draws=min(self_check_draws, draws), tune=min(self_check_draws, tune))) if self_check else None
-    result = with_discrepancy(result, check)
+    result = with_discrepancy(result, check).with_parameter_diagnostics()
     if not diagnostics.converged:
         warnings.warn(f"{spec.name} fit on {runs.source}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
     return result

@@ -28,6 +28,10 @@ ESS_MIN = 400
 #: Tree-depth saturation counts as a problem when more than this share of draws hit the cap:
 #: occasional hits cost only efficiency, systematic ones mean the sampler cannot traverse.
 TREEDEPTH_MAX_SHARE = 0.01
+#: The tree node holding ``Fit.summary``'s per-parameter R-hat and ESS, computed once at fit time
+#: (``Fit.with_parameter_diagnostics``) so that reading a fit needs no ArviZ.
+PARAMETER_DIAGNOSTICS = "parameter_diagnostics"
+PARAMETER_STATISTICS = ("rhat", "ess_bulk", "ess_tail")
 
 
 def package_version() -> str:
@@ -177,10 +181,38 @@ class Fit:
         return self.tree["posterior"].to_dataset()
 
     def with_posterior(self, posterior: xr.Dataset) -> Fit:
-        """This fit with its posterior group replaced (the other groups, e.g. sample stats, kept)."""
-        nodes = {k: self.tree[k].to_dataset() for k in self.tree.children}
+        """This fit with its posterior group replaced (the other groups, e.g. sample stats, kept;
+        the stored per-parameter diagnostics dropped, since they described the old draws)."""
+        nodes = {k: self.tree[k].to_dataset() for k in self.tree.children if k != PARAMETER_DIAGNOSTICS}
         nodes["posterior"] = posterior
         return replace(self, tree=xr.DataTree.from_dict(nodes))
+
+    def with_parameter_diagnostics(self) -> Fit:
+        """This fit with ``summary``'s R-hat and ESS of every free public parameter stored in the
+        tree (node ``parameter_diagnostics``, dim ``statistic``), so a loaded fit shows them without ArviZ."""
+        nodes = {k: self.tree[k].to_dataset() for k in self.tree.children}
+        nodes[PARAMETER_DIAGNOSTICS] = self._parameter_statistics()
+        return replace(self, tree=xr.DataTree.from_dict(nodes))
+
+    def _free_parameters(self) -> list[str]:
+        return [n for n in self.parameter_names if n in self.posterior and n not in self.spec.fixed]  # constants have no R-hat/ESS
+
+    def _parameter_statistics(self) -> xr.Dataset:
+        """R-hat (NaN with one chain), bulk and tail ESS of the free public parameters, along dim ``statistic``."""
+        import arviz_stats as az
+
+        free = self.posterior[self._free_parameters()]
+        bulk, tail = az.ess(free, method="bulk"), az.ess(free, method="tail")
+        rhat = az.rhat(free) if free.sizes["chain"] > 1 else xr.full_like(bulk, np.nan)
+        return xr.concat([rhat, bulk, tail], dim=pd.Index(PARAMETER_STATISTICS, name="statistic"))
+
+    def _stored_statistics(self) -> xr.Dataset:
+        """The statistics stored at fit time when they cover every free parameter, else computed now."""
+        if PARAMETER_DIAGNOSTICS in self.tree.children:
+            stored = self.tree[PARAMETER_DIAGNOSTICS].to_dataset()
+            if all(n in stored for n in self._free_parameters()):
+                return stored
+        return self._parameter_statistics()
 
     @property
     def converged(self) -> bool:
@@ -197,16 +229,12 @@ class Fit:
 
     def summary(self, ci: float = 0.9) -> pd.DataFrame:
         """Median, equal-tailed ``ci`` interval, R-hat and ESS of every public parameter."""
-        import arviz_stats as az
-
         check_probability(ci)
         post = self.posterior[self.parameter_names]
-        free = post[[n for n in post.data_vars if n not in self.spec.fixed]]  # constants have no R-hat/ESS
-        rhat = az.rhat(free) if post.sizes["chain"] > 1 else None
-        ess_bulk, ess_tail = az.ess(free, method="bulk"), az.ess(free, method="tail")
+        stats = self._stored_statistics()
 
-        def stat(ds, name, sel) -> float:
-            return float(ds[name].sel(sel)) if ds is not None and name in ds else float("nan")
+        def stat(statistic: str, name, sel) -> float:
+            return float(stats[name].sel(statistic=statistic, **sel)) if name in stats else float("nan")
 
         rows = []
         for name, da in post.data_vars.items():
@@ -222,9 +250,9 @@ class Fit:
                         "median": float(np.median(values)),
                         "lo": float(np.quantile(values, (1 - ci) / 2)),
                         "hi": float(np.quantile(values, (1 + ci) / 2)),
-                        "rhat": stat(rhat, name, sel),
-                        "ess_bulk": stat(ess_bulk, name, sel),
-                        "ess_tail": stat(ess_tail, name, sel),
+                        "rhat": stat("rhat", name, sel),
+                        "ess_bulk": stat("ess_bulk", name, sel),
+                        "ess_tail": stat("ess_tail", name, sel),
                     }
                 )
         return pd.DataFrame(rows).set_index("parameter")

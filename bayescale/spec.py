@@ -276,7 +276,16 @@ class ModelSpec:
         return items
 
     def draw_priors(self, size: int, seed: int = 0) -> dict[str, np.ndarray]:
-        """``size`` draws from every prior (keyed like ``prior_items``), in one compiled call."""
+        """``size`` draws from every prior (keyed like ``prior_items``), in one compiled call;
+        the same spec, size and seed give the same (read-only) draws, so a warm refit reuses them."""
+        key = (self.to_json(), size, seed)
+        if key not in _PRIOR_DRAWS:
+            if len(_PRIOR_DRAWS) >= 32:
+                _PRIOR_DRAWS.pop(next(iter(_PRIOR_DRAWS)))
+            _PRIOR_DRAWS[key] = self._draw_priors(size, seed)
+        return dict(_PRIOR_DRAWS[key])
+
+    def _draw_priors(self, size: int, seed: int) -> dict[str, np.ndarray]:
         import pymc as pm
 
         items = self.prior_items()
@@ -295,6 +304,7 @@ class ModelSpec:
                     f"{self.name}: {key}: {prior.dist}({prior._args()}) is degenerate (every draw is {values[0]:g}); "
                     f'give it a positive spread, or write {{dist = "Fixed", value = {values[0]:g}}} to fix the parameter'
                 )
+            values.flags.writeable = False
             out[key] = values
         return out
 
@@ -315,6 +325,10 @@ class ModelSpec:
             if key in draws and np.any(draws[key] <= 0):
                 raise ModelSpecError(f"{self.name}: {key} must be positive; use a positive distribution such as HalfNormal")
         return draws
+
+
+#: ``ModelSpec.draw_priors`` results by (spec JSON, size, seed), at most 32.
+_PRIOR_DRAWS: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
 
 
 def _priors(raw: Mapping[str, Any], law: Law, source: str) -> dict[str, Prior]:

@@ -123,13 +123,13 @@ def test_flag_ranges_are_one_line_errors_with_exit_2(args, match, plain_path, ru
 
 
 def test_multi_line_messages_become_one_line(plain_path, monkeypatch):
-    from bayescale import fitting
+    from bayescale import fitfile
     from bayescale.errors import FitFileError
 
     def broken(path):
         raise FitFileError(f"{path}: first line\n  second line\n")
 
-    monkeypatch.setattr(fitting, "load_fit", broken)
+    monkeypatch.setattr(fitfile, "load_fit", broken)
     one_error(invoke("summary", plain_path), 5, "first line second line")
 
 

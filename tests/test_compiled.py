@@ -19,6 +19,8 @@ from .fakefit import fake_fit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLER_MODULES = ("nutpie", "pymc", "pytensor", "numba", "arviz_plots", "matplotlib")
+#: Reading a fit made by ``fit`` needs neither the sampler nor ArviZ's statistics (stored at fit time).
+LOAD_FREE_MODULES = (*SAMPLER_MODULES, "arviz_stats", "scipy")
 
 
 def _python(code: str, env: dict[str, str] | None = None) -> str:
@@ -27,17 +29,54 @@ def _python(code: str, env: dict[str, str] | None = None) -> str:
     return done.stdout
 
 
-def test_summary_of_a_saved_fit_imports_no_sampler(tmp_path):
-    path = fake_fit({"E": 1.8, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.28}, spread=0.01).save(tmp_path / "fit.nc")
+def test_summary_of_a_saved_fit_imports_no_sampler(saved_fit_path, chinchilla_fit):
+    """``bayescale summary`` of a real fit reads R-hat and ESS stored at fit time: no sampler, no ArviZ, no SciPy."""
     code = (
         "import sys, json\nfrom bayescale.cli import app\n"
-        f"sys.argv = ['bayescale', 'summary', {str(path)!r}, '--format', 'json']\n"
+        f"sys.argv = ['bayescale', 'summary', {str(saved_fit_path)!r}, '--format', 'json']\n"
         "try:\n    app()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-        f"print(json.dumps([m for m in {SAMPLER_MODULES!r} if m in sys.modules]))"
+        f"print(json.dumps([m for m in {LOAD_FREE_MODULES!r} if m in sys.modules]))"
     )
     out = _python(code).strip().splitlines()
     assert json.loads(out[-1]) == []
-    assert "E" in json.loads("\n".join(out[:-1]))["parameters"]
+    shown = json.loads("\n".join(out[:-1]))["parameters"]
+    fresh = chinchilla_fit.with_posterior(chinchilla_fit.posterior).summary()  # with_posterior drops the stored statistics: computed again
+    for name in ("E", "alpha", "sigma"):
+        for column in ("rhat", "ess_bulk", "ess_tail"):
+            assert shown[name][column] == pytest.approx(fresh.loc[name, column], rel=1e-12)
+
+
+def test_summary_of_a_fit_without_stored_statistics_computes_them():
+    """A fit built by hand (no ``parameter_diagnostics`` node) still gets R-hat and ESS, and storing them changes nothing."""
+    made = fake_fit({"E": 1.8, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.28}, spread=0.01)
+    assert "parameter_diagnostics" not in made.tree.children
+    stored = made.with_parameter_diagnostics()
+    assert set(stored.tree["parameter_diagnostics"].to_dataset()["E"].coords["statistic"].values) == {"rhat", "ess_bulk", "ess_tail"}
+    assert stored.summary().equals(made.summary()) and np.isfinite(made.summary().loc["E", "ess_bulk"])
+
+
+def test_releasing_gil_wrapper_returns_the_kernels_values():
+    import numba
+
+    from bayescale.compiled import releasing_gil
+
+    @numba.njit
+    def kernel(x, scale, shift):
+        return float((x * scale).sum() + shift[0]), x * scale
+
+    x, scale, shift = np.arange(4.0), np.full(4, 0.5), np.array([2.0])
+    value, grad = releasing_gil(kernel, 3)(x, scale, shift)
+    expected_value, expected_grad = kernel(x, scale, shift)
+    assert value == expected_value and np.array_equal(grad, expected_grad)
+
+
+def test_default_cores_one_thread_for_small_tables_on_the_pyfunc_path():
+    from bayescale.sampling import PARALLEL_MIN_RUNS, default_cores
+
+    assert default_cores("nutpie", PARALLEL_MIN_RUNS - 1, 4) == 1
+    machine = default_cores("nutpie-cfunc", 10, 4)
+    assert 1 <= machine <= 4 and default_cores("nutpie", PARALLEL_MIN_RUNS, 4) == machine
+    assert default_cores("pymc", 10, 1) == 1
 
 
 @pytest.mark.slow
@@ -96,3 +135,12 @@ def test_kernels_with_data_skips_unknown_names_and_checks_rank():
     assert set(new.data) == {"y"} and kernels.data["y"].sum() == 0
     with pytest.raises(ValueError, match="rank 1"):
         kernels.with_data({"y": np.zeros((3, 1))})
+
+
+def test_threads_do_not_change_the_draws(chinchilla_runs):
+    """The default one thread for a small table and two threads give the same posterior (chains are seeded, not scheduled)."""
+    options = {"draws": 50, "tune": 50, "chains": 2, "seed": 4, "self_check": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 50 draws: a short fit, compared, not judged
+        one, two = fit(chinchilla_runs, cores=1, **options), fit(chinchilla_runs, cores=2, **options)
+    xr.testing.assert_identical(one.posterior, two.posterior)

@@ -1,5 +1,6 @@
 """Model specs: shipped specs load, and every kind of wrong spec fails before sampling."""
 
+import numpy as np
 import pytest
 
 from bayescale import ModelSpecError, load_spec
@@ -138,3 +139,15 @@ def test_unknown_names_and_files(tmp_path):
     bad.write_text("form = [")
     with pytest.raises(ModelSpecError, match="not valid TOML"):
         load_spec(bad)
+
+
+def test_prior_draws_are_reused_read_only_per_spec_size_and_seed():
+    """A warm refit reuses the prior draws behind its initial values; they cannot be changed in place."""
+    spec = load_spec("chinchilla")
+    first, again, other = spec.draw_priors(16, seed=0), spec.draw_priors(16, seed=0), spec.draw_priors(16, seed=1)
+    assert all(np.array_equal(first[k], again[k]) for k in first)
+    assert not np.array_equal(first["priors.E"], other["priors.E"])
+    with pytest.raises(ValueError):
+        first["priors.E"][0] = 1.0
+    first.pop("priors.E")  # the returned mapping is the caller's own
+    assert "priors.E" in spec.draw_priors(16, seed=0)
