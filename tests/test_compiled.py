@@ -20,7 +20,9 @@ from .fakefit import fake_fit
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLER_MODULES = ("nutpie", "pymc", "pytensor", "numba", "arviz_plots", "matplotlib")
 #: Reading a fit made by ``fit`` needs neither the sampler nor ArviZ's statistics (stored at fit time).
-LOAD_FREE_MODULES = (*SAMPLER_MODULES, "arviz_stats", "scipy")
+#: ``scipy.stats`` is the costly import they would bring; ``scipy.sparse`` may come with ``dask.array``,
+#: which xarray loads to decode string columns when Dask is installed.
+LOAD_FREE_MODULES = (*SAMPLER_MODULES, "arviz_stats", "scipy.stats")
 
 
 def _python(code: str, env: dict[str, str] | None = None) -> str:
