@@ -1,5 +1,6 @@
 """Fit files: ``save_fit`` (atomic, with a content hash) and ``load_fit`` (size bound, hash,
-format and content checks), so an edited, truncated or foreign file is a ``FitFileError``.
+format and content checks), so an edited, truncated or foreign file is a ``FitFileError``;
+``fit_identity`` says which fit a file holds without reading its posterior.
 """
 
 from __future__ import annotations
@@ -186,6 +187,38 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
     if not diagnostics.converged:
         warnings.warn(f"{path}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
     return result
+
+
+def spec_identity(spec_json: str) -> dict[str, Any]:
+    """A spec's JSON without its centring choice, which a fit stores resolved (``auto`` becomes a list)."""
+    spec = json.loads(spec_json)
+    spec.get("pooling", {}).pop("centered", None)
+    return spec
+
+
+def fit_identity(path: str | Path) -> dict[str, Any]:
+    """What makes the saved fit at ``path`` this fit, from its root attributes alone (no posterior is read).
+
+    Keys: ``runs`` (the data hash), ``model spec`` (``spec_identity``), ``groups``, ``seed``,
+    ``sampler``, ``draws``, ``tune``, ``chains``; a ``FitFileError`` if the file is no bayescale fit.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with xr.open_datatree(path, engine="zarr" if path.suffix == ".zarr" else "h5netcdf") as tree:
+                attrs = dict(tree.attrs)
+        info = json.loads(attrs.get("info", "{}"))
+        return {
+            "runs": attrs.get("data_hash"),
+            "model spec": spec_identity(attrs.get("spec", "{}")),
+            "groups": json.loads(attrs.get("groups", "[]")),
+            "seed": int(attrs.get("seed", -1)),
+            "sampler": attrs.get("sampler"),
+            **{k: info.get(k) for k in ("draws", "tune", "chains")},
+        }
+    except Exception:
+        raise FitFileError(f"{path}: not a bayescale fit") from None
 
 
 def _read_checked(path: Path, max_bytes: int) -> xr.DataTree:

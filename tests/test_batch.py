@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bayescale.batch import read_manifest, run_batch, run_job
+from bayescale.batch import run_batch, run_job
 from bayescale.cli import app
 from bayescale.errors import BayescaleError
+from bayescale.manifest import read_manifest
 
 OPTIONS = "draws = 120\ntune = 120\nchains = 2\nseed = 5\n"
 
@@ -160,8 +161,8 @@ def test_bad_manifests(tmp_path, text, match):
 
 def test_grouped_jobs_name_their_group_in_the_manifest(tmp_path):
     """group_values/new_group reach the job (and its content key); a wrong type names the key."""
-    from bayescale.batch import read_manifest
     from bayescale.errors import BayescaleError
+    from bayescale.manifest import read_manifest
 
     manifest = tmp_path / "m.toml"
     manifest.write_text('[[job]]\nname = "a"\nruns = "r.csv"\ngroup = "dataset"\ngroup_values = { dataset = "web" }\n[[job]]\nname = "b"\nruns = "r.csv"\ngroup = "dataset"\nnew_group = true\n')

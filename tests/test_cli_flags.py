@@ -143,7 +143,7 @@ def test_fit_refuses_to_overwrite_a_different_fit(plain_path, runs_csv, tmp_path
 
 
 def test_overwrite_check_accepts_the_same_fit(saved_fit_path, chinchilla_runs):
-    from bayescale.cli import _refuse_overwrite
+    from bayescale.cli.fit import _refuse_overwrite
     from bayescale.sampling import SamplerConfig
 
     _refuse_overwrite(saved_fit_path, chinchilla_runs, "chinchilla", None, SamplerConfig(draws=1000, tune=1000, chains=4, seed=0, sampler="nutpie"))

@@ -66,7 +66,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from bayescale import OutputPathError, check_output_path  # noqa: E402
-from bayescale.batch import read_manifest  # noqa: E402
+from bayescale.manifest import read_manifest  # noqa: E402
 from bayescale.spec import ModelSpec  # noqa: E402
 
 path_part = st.sampled_from(["", ".", "..", "/", " ", "file.txt", "folder", "fifo", "fit.nc", "fit.zarr", "missing", "a b", "x" * 300, "\u00e9", "~"])

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from bayescale import OutputPathError
-from bayescale.batch import _quiet_dask, read_manifest, run_batch, run_job
+from bayescale.batch import _quiet_dask, run_batch, run_job
 from bayescale.errors import ManifestError
+from bayescale.manifest import read_manifest
 
 
 def _manifest(tmp_path, body: str, frame: pd.DataFrame | None = None):

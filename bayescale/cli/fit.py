@@ -1,0 +1,120 @@
+"""``bayescale fit``: load the runs as the flags select them, fit, save, and say what was saved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from bayescale.cli.core import check_output, column_map, command_line, pairs, run, strict_exit
+from bayescale.cli.options import ChainsOpt, DrawsOpt, ModelOpt, QuietOpt, RunsArg, TuneOpt
+
+if TYPE_CHECKING:
+    from bayescale.fitting import Fit
+    from bayescale.runs import RunTable
+    from bayescale.sampling import SamplerConfig
+
+
+def fit_runs(
+    runs: Path,
+    model: str,
+    group: list[str] | None,
+    config: SamplerConfig,
+    *,
+    column: list[str] | None = None,
+    drop_highest_loss: int = 0,
+    max_epochs: float | None = None,
+    where: list[str] | None = None,
+    output: Path | None = None,
+    force: bool = True,
+    command: str | None = None,
+    strict: bool = False,
+    self_check: bool = True,
+) -> Fit:
+    """Load the runs as the flags select them, refuse to replace a different saved fit, and fit with ``config``."""
+    import bayescale
+
+    selected = pairs(where, "--where", "COLUMN=VALUE", "published_fit=true")
+    table = bayescale.load_runs(runs, columns=column_map(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=selected, strict=strict)
+    if output is not None and not force:
+        _refuse_overwrite(output, table, model, group, config)
+    return bayescale.fit(table, model, group or None, **config.fit_options(), command=command, self_check=self_check)
+
+
+def _refuse_overwrite(output: Path, table: RunTable, model: str, group: list[str] | None, config: SamplerConfig) -> None:
+    """Before any sampling: refuse to replace an existing file unless it holds this very fit (same runs, spec, groups, seed, settings)."""
+    from bayescale.errors import BayescaleError, FitFileError
+    from bayescale.fitfile import fit_identity, spec_identity
+    from bayescale.spec import load_spec
+
+    if not output.exists():
+        return
+    advice = "pass --force to replace it, or choose another -o"
+    try:
+        existing = fit_identity(output)
+    except FitFileError:
+        raise BayescaleError(f"{output} already exists and is not a bayescale fit: {advice}") from None
+    wanted = {
+        "runs": table.content_hash(),
+        "model spec": spec_identity(load_spec(model).to_json()),
+        "groups": list(group) if group else list(load_spec(model).group),
+        "seed": config.seed,
+        "sampler": config.sampler,
+        "draws": config.draws,
+        "tune": config.tune,
+        "chains": config.chains,
+    }
+    differ = [k for k in wanted if existing[k] != wanted[k]]
+    if differ:
+        raise BayescaleError(f"{output} already holds a different fit (other {', '.join(differ)}): {advice}")
+
+
+def fit_cmd(
+    runs: RunsArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to save the fit (.nc or .zarr).")] = Path("fit.nc"),
+    model: ModelOpt = "chinchilla",
+    group: Annotated[list[str] | None, typer.Option(help="Grouping column (repeatable): partially pooled parameters per group.")] = None,
+    column: Annotated[list[str] | None, typer.Option(help="Rename a header: CANONICAL=HEADER, e.g. params='Model Size'.")] = None,
+    drop_highest_loss: Annotated[int, typer.Option(help="Drop the k highest-loss runs (Epoch AI dropped 5 Chinchilla points).")] = 0,
+    max_epochs: Annotated[float | None, typer.Option(help="Keep only runs with at most this many epochs (tokens / unique_tokens).")] = None,
+    where: Annotated[list[str] | None, typer.Option(help="Keep only runs with COLUMN=VALUE (repeatable), e.g. published_fit=true.")] = None,
+    draws: DrawsOpt = 1000,
+    tune: TuneOpt = 1000,
+    chains: ChainsOpt = 4,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same posterior.")] = 0,
+    sampler: Annotated[str, typer.Option(help="nutpie (default; PyTensor's disk-cached Numba kernels), nutpie-cfunc (nutpie's own compile, no per-gradient Python call), pymc or numpyro.")] = "nutpie",
+    adaptation: Annotated[str | None, typer.Option(help="nutpie mass matrix: low_rank (default) or diag (default when a --group level is sampled non-centred).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file at -o that holds a different fit.")] = False,
+    strict: Annotated[bool, typer.Option(help="Refuse implausible magnitudes in the runs (exit 3) and exit with code 7 if the fit did not converge.")] = False,
+    quiet: QuietOpt = False,
+    self_check: Annotated[
+        bool, typer.Option("--self-check/--no-self-check", help="Backtest the fit on its own largest runs (a quick refit on the rest); its result is stored and shown with every forecast.")
+    ] = True,
+) -> None:
+    """Fit a scaling law to a run table and save the posterior."""
+    check_output(output, "fit")
+    command = command_line(
+        "fit",
+        runs,
+        options=[
+            ("-o", output), ("--model", Path(model) if model.endswith(".toml") else model), ("--group", group or []), ("--column", column or []),
+            ("--where", where or []), ("--drop-highest-loss", drop_highest_loss or None), ("--max-epochs", max_epochs),
+            ("--draws", draws), ("--tune", tune), ("--chains", chains), ("--seed", seed),
+            ("--sampler", None if sampler == "nutpie" else sampler), ("--adaptation", adaptation), ("--no-self-check", not self_check),
+        ],
+    )  # fmt: skip
+    from bayescale.sampling import SamplerConfig
+
+    config = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet)
+    selection = {"column": column, "drop_highest_loss": drop_highest_loss, "max_epochs": max_epochs, "where": where, "strict": strict}
+    result = run(fit_runs, runs, model, group, config, **selection, output=output, force=force, command=command, self_check=self_check)
+    path = run(result.save, output)
+    typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
+    if result.groups:
+        typer.echo(result.pooling_sentence())
+    from bayescale.self_check import sentence
+
+    typer.echo(f"self-check: {sentence(result.self_check)}")
+    typer.echo(f"saved {path}")
+    strict_exit(strict, result)

@@ -1,0 +1,56 @@
+"""How commands show results: the ``--format`` choices, the summary table and writing to stdout or ``-o``."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def emit(text: str, output: Path | None) -> None:
+    """Print ``text``, or write it to ``output`` (ending in a newline) and say so on stderr."""
+    if output is None:
+        typer.echo(text)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + ("" if text.endswith("\n") else "\n"))
+        typer.echo(f"wrote {output}", err=True)
+
+
+def format_summary(result, ci: float, fmt: Format) -> str:
+    """A fit's summary as JSON, CSV, or the table with its diagnostics, self-check and discrepancy lines."""
+    if fmt is Format.json:
+        return json.dumps(result.summary_dict(ci), indent=2)
+    table = result.summary(ci)
+    if fmt is Format.csv:
+        return table.to_csv()
+    lo, hi = f"lo{ci:.0%}", f"hi{ci:.0%}"
+    shown = table.rename(columns={"lo": lo, "hi": hi}).astype(object)
+    shown.loc[[p for p in result.spec.fixed if p in shown.index], ["rhat", "ess_bulk", "ess_tail"]] = "fixed"
+    body = shown.to_string(float_format=lambda v: f"{v:.4g}")
+    scope = "Convergence is judged on every sampled variable, including the internal coordinates not shown above (*_z, and *_tau_*/*_eta_* of pooled groups)."
+    from bayescale.self_check import sentence
+
+    disc = result.discrepancy_summary(ci)
+    trust = f"discrepancy: tau median {disc['tau_median']:.3g} log loss per decade beyond the runs (prior scale {disc['scale']:g})" if "tau_median" in disc else "discrepancy: off"
+    pooling = f"\n{result.pooling_sentence()}" if result.groups else ""
+    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{body}\n\n{result.diagnostics.message()}\n{scope}{pooling}\nself-check: {sentence(result.self_check)}\n{trust}"
+
+
+def group_header(doc: dict[str, Any]) -> str:
+    """A first line naming the group a plan is for ("" for fits without groups)."""
+    return f"for {doc['group_description']}\n" if doc.get("group_description") else ""
+
+
+def table_text(table) -> str:
+    """A data frame as the aligned text table every command prints (4 significant digits)."""
+    return table.to_string(index=False, float_format=lambda v: f"{v:.4g}")

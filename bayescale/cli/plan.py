@@ -1,0 +1,171 @@
+"""Commands that plan from a saved fit: ``forecast`` (loss of untrained models), ``allocate`` (N, D per budget), ``decide``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bayescale.cli.core import check_output, column_map, group_map, run
+from bayescale.cli.formatting import Format, emit, group_header, table_text
+from bayescale.cli.options import CiOpt, FitArg, FormatOpt, GroupValueOpt, NewGroupOpt, OutputOpt
+
+
+def _forecast(fit_path, params, tokens, unique_tokens, flops, group_value, new_group, targets, column, ci, seed):
+    from bayescale.errors import RunTableError, check_probability, check_seed
+    from bayescale.fitfile import load_fit
+    from bayescale.forecasting import forecast_summary
+
+    check_probability(ci)
+    check_seed(seed)
+    groups = {"group_values": group_map(group_value), "new_group": new_group}
+    if column and targets is None:
+        raise RunTableError("--column renames headers of a --targets file; give --targets too")
+    result = load_fit(fit_path)
+    if targets is not None:
+        if any(v is not None for v in (params, tokens, unique_tokens, flops)):
+            raise RunTableError("give either --targets or --params/--tokens/--flops, not both")
+        return result, forecast_summary(result, targets, ci=ci, seed=seed, rename=column_map(column), **groups)
+    columns: dict[str, Any] = {k: v for k, v in (("params", params), ("tokens", tokens), ("unique_tokens", unique_tokens), ("flops", flops)) if v is not None}
+    if not columns:
+        raise RunTableError("nothing to forecast: give --params and --tokens (or --flops), or --targets TARGETS.csv")
+    return result, forecast_summary(result, ci=ci, seed=seed, **groups, **columns)
+
+
+def forecast_cmd(
+    fit_path: FitArg,
+    params: Annotated[str | None, typer.Option(help="Model size, e.g. 70B.")] = None,
+    tokens: Annotated[str | None, typer.Option(help="Training tokens, e.g. 1.4T.")] = None,
+    unique_tokens: Annotated[str | None, typer.Option(help="Unique tokens (repeat-aware forms).")] = None,
+    flops: Annotated[str | None, typer.Option(help="Training compute (compute form).")] = None,
+    group_value: GroupValueOpt = None,
+    new_group: NewGroupOpt = False,
+    targets: Annotated[Path | None, typer.Option(help="CSV of targets, one row each; all columns kept.")] = None,
+    column: Annotated[list[str] | None, typer.Option(help="Rename a header of --targets: CANONICAL=HEADER, e.g. params='Model Size'.")] = None,
+    ci: CiOpt = 0.9,
+    format: FormatOpt = Format.table,
+    output: OutputOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the observation-noise draws.")] = 0,
+) -> None:
+    """Posterior forecast of the loss of models never trained."""
+    check_output(output)
+    result, table = run(_forecast, fit_path, params, tokens, unique_tokens, flops, group_value, new_group, targets, column, ci, seed)
+    if format is Format.json:
+        text = json.dumps({"ci": ci, "converged": result.converged, "groups": list(result.groups), "targets": json.loads(table.to_json(orient="records"))}, indent=2)
+    elif format is Format.csv or (output is not None and format is Format.table and output.suffix == ".csv"):
+        text = table.to_csv(index=False)
+    else:
+        text = table_text(table)
+        if "new_group" in table and table["new_group"].any():
+            text += "\nnew_group=True: a group not seen at fit time, forecast from the population level (the spread between groups included)."
+    emit(text, output)
+
+
+def _allocate(fit_path, flops, unique_tokens, ci, robust_quantile, group_value, new_group):
+    from bayescale.allocate import allocation_table, parse_flops
+    from bayescale.errors import check_probability
+    from bayescale.fitfile import load_fit
+
+    check_probability(ci)
+    budgets = parse_flops(flops or [])
+    groups = group_map(group_value)
+    result = load_fit(fit_path)
+    ds = result.allocate(budgets, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile, group_values=groups, new_group=new_group)
+    return result, _group_doc(result, groups, new_group), allocation_table(ds, ci)
+
+
+def _group_doc(result, groups: dict[str, str], new_group: bool) -> dict[str, Any]:
+    """The JSON fields saying which group a plan is for: ``group``, ``new_group``, ``group_description`` (none without groups)."""
+    from bayescale.groups import describe, resolve_request
+
+    resolved = resolve_request(result, groups, new_group)
+    if not resolved:
+        return {}
+    return {"group": {g: level for g, (level, _) in resolved.items()}, "new_group": any(new for _, new in resolved.values()), "group_description": describe(result, resolved)}
+
+
+def allocate_cmd(
+    fit_path: FitArg,
+    flops: Annotated[list[str] | None, typer.Option(help="FLOP budget(s): --flops 1e21 1e22 1e23, repeated flags, or a log-spaced range LOW:HIGH:COUNT like 1e21:1e25:9.")] = None,
+    unique_tokens: Annotated[str | None, typer.Option(help="Unique tokens available (repeat-aware forms, e.g. data_constrained): adds epochs and the loss penalty.")] = None,
+    ci: CiOpt = 0.9,
+    robust_quantile: Annotated[float | None, typer.Option(help="Robust plan minimises this quantile of loss instead of its posterior mean.")] = None,
+    group_value: GroupValueOpt = None,
+    new_group: NewGroupOpt = False,
+    format: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Compute-optimal parameters and tokens per FLOP budget (C = 6ND), with posterior intervals."""
+    check_output(output)
+    result, group, table = run(_allocate, fit_path, flops, unique_tokens, ci, robust_quantile, group_value, new_group)
+    if format is Format.json:
+        text = json.dumps({"ci": ci, "converged": result.converged, **group, "budgets": json.loads(table.to_json(orient="records"))}, indent=2)
+    elif format is Format.csv:
+        text = table.to_csv(index=False)
+    else:
+        text = group_header(group) + table_text(table)
+    emit(text, output)
+
+
+def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour, group_value, new_group):
+    from bayescale.allocate import parse_flops
+    from bayescale.decide import cost, decide
+    from bayescale.errors import BayescaleError, check_probability
+    from bayescale.fitfile import load_fit
+    from bayescale.units import positive_quantity
+
+    if target_loss is None:
+        raise BayescaleError("give --target-loss, e.g. --target-loss 2.0")
+    n, d, u = (positive_quantity(v, f"--{name}") for name, v in (("params", params), ("tokens", tokens), ("unique-tokens", unique_tokens)))
+    if (n is None) != (d is None):
+        raise BayescaleError("give both --params and --tokens (a plan), or --flops, or neither (find the compute)")
+    if n is not None and flops:
+        raise BayescaleError("give either --flops or --params/--tokens, not both")
+    check_probability(prob, "--prob")
+    cost(1.0, usd_per_flop, flops_per_gpu_hour)  # validates the rates before loading the fit
+    budgets = parse_flops(flops) if flops else None
+    groups = group_map(group_value)
+    result = load_fit(fit_path)
+    return decide(
+        result, target_loss, prob, flops=budgets, params=n, tokens=d, unique_tokens=u, predictive=predictive,
+        usd_per_flop=usd_per_flop, flops_per_gpu_hour=flops_per_gpu_hour, group_values=groups, new_group=new_group,
+    )  # fmt: skip
+
+
+def decide_cmd(
+    fit_path: FitArg,
+    target_loss: Annotated[float | None, typer.Option(help="The loss to beat.")] = None,
+    prob: Annotated[float, typer.Option(help="Required probability of beating it.")] = 0.9,
+    flops: Annotated[list[str] | None, typer.Option(help="Evaluate these budgets' robust plans (several values, repeated flags, or LOW:HIGH:COUNT).")] = None,
+    params: Annotated[str | None, typer.Option(help="Evaluate this plan: model size, e.g. 70B (with --tokens).")] = None,
+    tokens: Annotated[str | None, typer.Option(help="Evaluate this plan: training tokens, e.g. 1.4T (with --params).")] = None,
+    unique_tokens: Annotated[str | None, typer.Option(help="Unique tokens available (repeat-aware forms).")] = None,
+    predictive: Annotated[bool, typer.Option("--predictive/--mean-curve", help="Include run-to-run noise (posterior predictive) or only the law's uncertainty.")] = True,
+    usd_per_flop: Annotated[float | None, typer.Option(help="Cost per FLOP in USD: adds a usd field.")] = None,
+    flops_per_gpu_hour: Annotated[float | None, typer.Option(help="Delivered FLOPs per GPU-hour: adds a gpu_hours field.")] = None,
+    group_value: GroupValueOpt = None,
+    new_group: NewGroupOpt = False,
+    format: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """P(loss < target) for a plan or budgets, or the least compute that reaches the target with --prob."""
+    check_output(output)
+    doc = run(_decide, fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour, group_value, new_group)
+    if format is Format.json:
+        text = json.dumps(doc, indent=2)
+    else:
+        import pandas as pd
+
+        table = pd.DataFrame(doc["plans"])
+        if format is Format.csv:
+            text = table.to_csv(index=False)
+        else:
+            head = f"P(loss < {doc['target_loss']:g}) ({'posterior predictive' if doc['predictive'] else 'mean curve'}), required {doc['prob_required']:g}; mode: {doc['mode']}"
+            text = group_header(doc) + head + "\n" + table_text(table)
+            if len(doc["plans"]) == 1:
+                text += f"\nP(loss < {doc['target_loss']:g}) = {doc['plans'][0]['prob']:.3g} — {doc['trust']}"
+            else:
+                text += f"\nEvery probability above: {doc['trust']}"
+    emit(text, output)

@@ -1,0 +1,78 @@
+"""Commands that show a saved fit: ``summary`` (parameters and diagnostics) and ``report`` (the HTML report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bayescale.cli.core import check_output, command_line, group_map, run, strict_exit
+from bayescale.cli.formatting import Format, format_summary
+from bayescale.cli.options import CiOpt, FitArg, FormatOpt, GroupValueOpt, NewGroupOpt
+
+
+def summary_cmd(
+    fit_path: FitArg,
+    ci: CiOpt = 0.9,
+    format: FormatOpt = Format.table,
+    strict: Annotated[bool, typer.Option(help="Exit with code 7 if the fit did not converge.")] = False,
+) -> None:
+    """Parameter medians, intervals and convergence diagnostics of a saved fit."""
+    from bayescale.fitfile import load_fit
+
+    result = run(load_fit, fit_path)
+    typer.echo(run(format_summary, result, ci, format))
+    strict_exit(strict, result)
+
+
+def report_cmd(
+    fit_path: FitArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")] = Path("report.html"),
+    flops: Annotated[list[str] | None, typer.Option(help="FLOP budget(s) for the headline (several values, repeated flags, or a range 1e21:1e25:5).")] = None,
+    target_loss: Annotated[float | None, typer.Option(help="Target loss: report P(loss < target) per plan.")] = None,
+    prob: Annotated[float, typer.Option(help="Required probability of reaching the target.")] = 0.9,
+    unique_tokens: Annotated[str | None, typer.Option(help="Unique tokens available (repeat-aware plans).")] = None,
+    group_value: GroupValueOpt = None,
+    new_group: NewGroupOpt = False,
+    ci: CiOpt = 0.9,
+    compare: Annotated[
+        list[Path] | None, typer.Option("--compare", metavar="FIT", help="Other saved fits of the same runs (e.g. another form): the report ranks them with this one by PSIS-LOO. Repeat the flag.")
+    ] = None,
+) -> None:
+    """Write a self-contained HTML uncertainty report for budget decisions."""
+    check_output(output)
+    command = command_line(
+        "report",
+        fit_path,
+        options=[
+            ("-o", output), ("--flops", flops or []), ("--target-loss", target_loss), ("--prob", prob if target_loss is not None and prob != 0.9 else None),
+            ("--unique-tokens", unique_tokens), ("--group-value", group_value or []), ("--new-group", new_group), ("--ci", ci if ci != 0.9 else None),
+            ("--compare", compare or []),
+        ],
+    )  # fmt: skip
+    path = run(_report, fit_path, output, flops, target_loss, prob, unique_tokens, ci, group_value, new_group, command, compare or [])
+    typer.echo(f"wrote {path}")
+
+
+def _report(fit_path, output, flops, target_loss, prob, unique_tokens, ci, group_value, new_group, command, others):
+    from bayescale.allocate import parse_flops
+    from bayescale.errors import check_probability
+    from bayescale.fitfile import load_fit
+    from bayescale.report import render_report
+    from bayescale.validate.compare import compare
+
+    check_probability(ci)
+    budgets = parse_flops(flops) if flops else None
+    groups = group_map(group_value)
+    result = load_fit(fit_path)
+    comparison = compare(_named_fits([(fit_path, result), *((p, load_fit(p)) for p in others)])) if others else None
+    return render_report(
+        result, output, flops=budgets, target_loss=target_loss, unique_tokens=unique_tokens, prob=prob, ci=ci, group_values=groups, new_group=new_group, command=command, comparison=comparison
+    )
+
+
+def _named_fits(fits):
+    """Fits keyed by spec name, or by ``spec (file)`` where two share a spec."""
+    names = [f.spec.name for _, f in fits]
+    return {(f.spec.name if names.count(f.spec.name) == 1 else f"{f.spec.name} ({Path(p).name})"): f for p, f in fits}
