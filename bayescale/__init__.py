@@ -17,6 +17,7 @@ from bayescale.errors import (
     FitFileError,
     ModelSpecError,
     OutputPathError,
+    OutputWriteError,
     RunTableError,
     SamplerError,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "ModelSpec",
     "ModelSpecError",
     "OutputPathError",
+    "OutputWriteError",
     "RunTable",
     "RunTableError",
     "SamplerError",

@@ -24,6 +24,7 @@ import pandas as pd
 
 from bayescale.errors import BayescaleError
 from bayescale.manifest import Job, read_manifest
+from bayescale.paths import check_not_input, check_output_path, write_atomic
 
 SUMMARY_FIRST = ["job", "status", "error", "converged", "n_runs", "seconds"]
 #: Environment for worker processes: one thread per BLAS/OpenMP/Numba pool, so chains do not oversubscribe cores.
@@ -78,9 +79,7 @@ def run_job(job: Job, results: str | Path) -> dict[str, Any]:
             _allocate_columns(result, job, row)
         row["status"] = "ok" if result.converged else "not_converged"
         row["seconds"] = round(time.perf_counter() - start, 3)
-        tmp = folder / "result.json.tmp"
-        tmp.write_text(json.dumps({"key": key, "complete": True, "row": row}, default=float))
-        os.replace(tmp, marker)
+        write_atomic(marker, json.dumps({"key": key, "complete": True, "row": row}, default=float))
         return row
     except Exception as exc:
         row["error"] = str(exc) if isinstance(exc, BayescaleError) else f"{type(exc).__name__}: {exc} ({traceback.format_exc(limit=2).splitlines()[-1]})"
@@ -150,10 +149,9 @@ def run_batch(
     """
     from dask.distributed import Client, LocalCluster
 
-    from bayescale.paths import check_output_path
-
-    results = check_output_path(results, "folder")
+    results = check_output_path(results, "folder", inputs=[manifest])
     jobs = read_manifest(manifest)
+    _check_outputs_are_not_inputs(manifest, jobs, results)
     results.mkdir(exist_ok=True)
     rows: dict[str, dict[str, Any]] = {}
     with _quiet_dask(), _environ(WORKER_THREAD_ENV):  # inherited by the worker processes, restored here after
@@ -165,10 +163,17 @@ def run_batch(
             client = Client(scheduler)
         _run_all(client, cluster, jobs, results, rows, on_done)
     summary = summary_frame([rows[j.name] for j in jobs])
-    tmp = results / "summary.csv.tmp"
-    summary.to_csv(tmp, index=False)
-    os.replace(tmp, results / "summary.csv")
+    write_atomic(results / "summary.csv", summary.to_csv(index=False))
     return summary
+
+
+def _check_outputs_are_not_inputs(manifest: str | Path, jobs: list[Job], results: Path) -> None:
+    """Before any job runs: no file the batch writes (``summary.csv``, a job's ``fit.nc`` or ``result.json``) may be the manifest or a run table."""
+    inputs = [manifest, *(job.runs for job in jobs)]
+    check_not_input(results / "summary.csv", inputs)
+    for job in jobs:
+        for name in ("fit.nc", "result.json"):
+            check_not_input(results / "jobs" / job.folder_name / name, inputs)
 
 
 @contextmanager

@@ -15,9 +15,15 @@ class BayescaleError(Exception):
 
 
 class OutputPathError(BayescaleError, ValueError):
-    """An output path that cannot be written (empty, a folder, under a file, missing or unwritable folder)."""
+    """An output path that cannot be written (empty, a folder, under a file, missing or unwritable folder) or is an input."""
 
     exit_code = 2
+
+
+class OutputWriteError(BayescaleError, OSError):
+    """An output that could not be written (disk full, an I/O error): the old file is left as it was, the temporary removed."""
+
+    exit_code = 8
 
 
 class ManifestError(BayescaleError, ValueError):
@@ -109,4 +115,5 @@ EXIT_CODES = {
     "bad fit file": FitFileError.exit_code,
     "sampler unavailable or failed": SamplerError.exit_code,
     "not converged under --strict": 7,
+    "an output could not be written (disk full, I/O error)": OutputWriteError.exit_code,
 }

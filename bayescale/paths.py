@@ -1,10 +1,11 @@
 """Output paths: checked before any work, written atomically, and nothing deleted that a call did not create.
 
-``check_output_path`` is what every command that writes calls first, so a bad ``-o`` fails in
-a second instead of after a long fit. ``write_atomic`` writes to a temporary sibling whose
-name only bayescale uses (``.NAME.bayescale-tmp-PID-RANDOM``), moves it into place with
-``os.replace`` and removes only that exact temporary; temporaries left by a killed process are
-cleaned up on the next write to the same path.
+``check_output_path`` is what every command that writes calls first, so a bad ``-o`` (or one
+that is the command's own input) fails in a second instead of after a long fit. Every file the
+package writes goes through ``write_atomic``: a temporary sibling whose name only bayescale uses
+(``.NAME.bayescale-tmp-PID-RANDOM``), created exclusively so no planted link is ever followed,
+moved into place with ``os.replace``; only that exact temporary is removed, and temporaries left
+by a killed process are cleaned up on the next write to the same path.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import re
 import secrets
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
-from bayescale.errors import OutputPathError
+from bayescale.errors import BayescaleError, OutputPathError, OutputWriteError
 
 #: What an output is: any single file (``.html``, ``.csv``), a saved fit (a netCDF file, or a
 #: ``.zarr`` store: a folder replaced as a whole) or a results folder written into (``batch -o``).
@@ -30,21 +31,51 @@ _TMP_TAG = "bayescale-tmp"
 _OLD_TAG = "bayescale-old"
 
 
-def check_output_path(path: str | Path | None, kind: Kind = "file") -> Path:
+def check_output_path(path: str | Path | None, kind: Kind = "file", inputs: Iterable[str | Path | None] = ()) -> Path:
     """Raise ``OutputPathError`` (exit 2) unless ``path`` can be written as ``kind``; return it.
 
     Refused: an empty path, ``.``/``..``/a root, an existing folder where a file goes (or a
     file where a folder goes), anything under a regular file, a missing or unwritable parent
-    folder, an existing device/FIFO/socket, and, for ``kind="fit"``, an existing file or folder
-    that is not a saved fit (a run table given as ``-o`` by mistake is never overwritten).
+    folder, an existing device/FIFO/socket, for ``kind="fit"`` an existing file or folder that
+    is not a saved fit (a run table given as ``-o`` by mistake is never overwritten), and any
+    of ``inputs`` (``check_not_input``).
     """
     if path is None or str(path).strip() == "":
         raise OutputPathError("the output path is empty; give a file name, e.g. -o fit.nc")
     path = Path(path)
     try:
-        return _check(path, kind)
+        checked = _check(path, kind)
     except OSError as exc:  # a name too long, a loop of links, a permission on the way
         raise OutputPathError(f"output path {str(path)[:200]!r}: {exc.strerror or exc}") from None
+    check_not_input(checked, inputs)
+    return checked
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` are one existing file or folder (same device and inode: through links too)."""
+    try:
+        first, second = os.stat(a), os.stat(b)
+    except (OSError, ValueError):
+        return False  # one does not exist: writing one cannot destroy the other
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
+def _inside(path: Path, folder: str | Path) -> bool:
+    """Whether ``path`` would land inside the existing folder ``folder`` (a zarr fit read as input)."""
+    if not os.path.isdir(folder):
+        return False
+    return os.path.realpath(path).startswith(os.path.join(os.path.realpath(folder), ""))
+
+
+def check_not_input(path: str | Path, inputs: Iterable[str | Path | None]) -> None:
+    """Raise ``OutputPathError`` if ``path`` is one of ``inputs`` (the same file, also through a
+    symbolic or hard link) or lies inside an input folder: writing it would destroy what is read."""
+    for source in inputs:
+        if source is None or str(source).strip() == "":
+            continue
+        if same_file(path, source) or _inside(Path(path), source):
+            how = "" if os.path.abspath(path) == os.path.abspath(source) else " (the same file through a link)" if same_file(path, source) else " (inside it)"
+            raise OutputPathError(f"output path {str(path)!r} is the input {str(source)!r}{how}; writing it would destroy the input: choose another -o")
 
 
 def _check(path: Path, kind: Kind) -> Path:
@@ -193,27 +224,86 @@ def _is_legacy_tmp(folder: Path, name: str) -> bool:
         return False
 
 
-def write_atomic(path: str | Path, write: Callable[[Path], None], kind: Kind = "file") -> Path:
-    """Call ``write(tmp)`` on a fresh temporary sibling of ``path``, then move it into place.
+def write_atomic(path: str | Path, write: Callable[[Path], None] | str | bytes, kind: Kind = "file") -> Path:
+    """Write ``path`` whole or not at all: ``write`` is the content (text as UTF-8) or a function
+    that writes a file (or a zarr store) at the fresh path it is given.
 
-    A failure (or an interrupt) leaves ``path`` as it was and removes only the temporary.
-    A zarr store replacing an existing one is swapped through a backup of the same private
-    naming, removed once the new store is in place.
+    Content goes to a temporary sibling opened with ``O_CREAT | O_EXCL | O_NOFOLLOW`` (a name
+    that exists, a planted link included, is never opened: another is drawn); a function writes
+    inside a private folder created the same exclusive way, so its path is new and no one else's
+    link lies on it. The result is moved into place with ``os.replace`` (a zarr store replacing
+    an existing one through a backup of the same private naming). A failure or an interrupt
+    leaves ``path`` as it was and removes the temporary; an ``OSError`` (disk full, an I/O
+    error) becomes one ``OutputWriteError``.
     """
     path = check_output_path(path, kind)
     clean_stale(path)
-    token = f"{os.getpid()}-{secrets.token_hex(6)}"
-    tmp = path.with_name(f".{path.name}.{_TMP_TAG}-{token}")
+    content = write.encode("utf-8") if isinstance(write, str) else write
+    made: Path | None = None
     try:
-        write(tmp)
-        if _is_store(path, kind) and path.exists():
-            backup = path.with_name(f".{path.name}.{_OLD_TAG}-{token}")
-            os.replace(path, backup)
-            os.replace(tmp, path)
-            _remove(backup)
+        if isinstance(content, bytes):
+            made = staged = _write_temporary(path, content)
         else:
-            os.replace(tmp, path)
+            made = _temporary(path, lambda tmp: os.mkdir(tmp, 0o700))
+            staged = made / path.name
+            content(staged)
+        _move_into_place(staged, path, kind)
+    except BayescaleError:
+        raise
+    except OSError as exc:
+        raise OutputWriteError(f"cannot write {path}: {_reason(exc)}") from None
     finally:
-        if tmp.exists() or tmp.is_symlink():
-            _remove(tmp)
+        if made is not None and (made.exists() or made.is_symlink()):
+            _remove(made)
     return path
+
+
+def _temporary(path: Path, create: Callable[[Path], object]) -> Path:
+    """A fresh sibling of ``path`` with a name only bayescale uses, made by ``create``, which must fail on any existing name."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{_TMP_TAG}-{os.getpid()}-{secrets.token_hex(6)}")
+        try:
+            create(tmp)
+        except FileExistsError:
+            continue
+        return tmp
+    raise OutputWriteError(f"cannot write {path}: no free temporary name next to it")
+
+
+def _write_temporary(path: Path, content: bytes) -> Path:
+    """``content`` in a new, exclusively created temporary sibling of ``path`` (removed again if writing fails)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    handle: list[int] = []
+    tmp = _temporary(path, lambda name: handle.append(os.open(name, flags, 0o666)))
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(handle[0], view) :]
+    except BaseException:
+        os.close(handle[0])
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(handle[0])
+    return tmp
+
+
+def _move_into_place(staged: Path, path: Path, kind: Kind) -> None:
+    """``os.replace`` ``staged`` onto ``path``; an existing zarr store is first moved aside to a private backup."""
+    if _is_store(path, kind) and path.exists():
+        backup = path.with_name(f".{path.name}.{_OLD_TAG}-{os.getpid()}-{secrets.token_hex(6)}")
+        os.replace(path, backup)
+        os.replace(staged, path)
+        _remove(backup)
+    else:
+        os.replace(staged, path)
+
+
+def _reason(exc: OSError) -> str:
+    """An OSError as a short reason: ``No space left on device`` rather than a library's whole message."""
+    number = exc.errno
+    if number is None:  # h5py puts the system's errno in its message
+        found = re.search(r"errno = (\d+)", str(exc))
+        number = int(found.group(1)) if found else None
+    if number:
+        return os.strerror(number)
+    return " ".join(str(exc).split())[:200] or type(exc).__name__

@@ -253,17 +253,12 @@ def render_report(fit: Fit, path: str | Path, **kwargs: Any) -> Path:
     Every value is HTML-escaped (autoescaping): group levels, file names, spec names and fit-file
     attributes are user data and never run as markup in the reader's browser.
     """
-    import os
-
     from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    from bayescale.paths import make_parents, write_atomic
 
     if kwargs.get("target_loss") is not None and not kwargs["target_loss"] > 0:
         raise BayescaleError(f"target loss {kwargs['target_loss']!r} must be positive")
     env = Environment(loader=PackageLoader("bayescale", "templates"), autoescape=True, undefined=StrictUndefined)
     html = env.get_template("report.html.j2").render(**report_context(fit, **kwargs))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(make_parents(path), html)

@@ -134,12 +134,12 @@ def group_map(items: list[str] | None) -> dict[str, str]:
     return pairs(items, "--group-value", "COLUMN=LEVEL", "dataset=web")
 
 
-def check_output(output: Path | None, kind: str = "file") -> None:
-    """Refuse a bad ``-o`` before any work (``paths.check_output_path``, exit 2); ``None`` is stdout."""
+def check_output(output: Path | None, kind: str = "file", inputs: Sequence[Path | str | None] = ()) -> None:
+    """Refuse a bad ``-o``, or one that is any of the command's ``inputs``, before any work (``paths.check_output_path``, exit 2); ``None`` is stdout."""
     if output is not None:
         from bayescale.paths import check_output_path
 
-        run(check_output_path, output, kind)
+        run(check_output_path, output, kind, inputs)
 
 
 def command_line(name: str, *positional: object, options: Sequence[tuple[str, object]] = ()) -> str:

@@ -93,7 +93,7 @@ def fit_cmd(
     ] = True,
 ) -> None:
     """Fit a scaling law to a run table and save the posterior."""
-    check_output(output, "fit")
+    check_output(output, "fit", inputs=[runs, model if model.endswith(".toml") else None])
     command = command_line(
         "fit",
         runs,

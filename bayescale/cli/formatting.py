@@ -17,12 +17,14 @@ class Format(str, Enum):
 
 
 def emit(text: str, output: Path | None) -> None:
-    """Print ``text``, or write it to ``output`` (ending in a newline) and say so on stderr."""
+    """Print ``text``, or write it to ``output`` atomically (ending in a newline) and say so on stderr."""
     if output is None:
         typer.echo(text)
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text + ("" if text.endswith("\n") else "\n"))
+        from bayescale.cli.core import run
+        from bayescale.paths import write_atomic
+
+        run(write_atomic, output, text + ("" if text.endswith("\n") else "\n"))
         typer.echo(f"wrote {output}", err=True)
 
 

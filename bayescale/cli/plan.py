@@ -50,7 +50,7 @@ def forecast_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the observation-noise draws.")] = 0,
 ) -> None:
     """Posterior forecast of the loss of models never trained."""
-    check_output(output)
+    check_output(output, inputs=[fit_path, targets])
     result, table = run(_forecast, fit_path, params, tokens, unique_tokens, flops, group_value, new_group, targets, column, ci, seed)
     if format is Format.json:
         text = json.dumps({"ci": ci, "converged": result.converged, "groups": list(result.groups), "targets": json.loads(table.to_json(orient="records"))}, indent=2)
@@ -98,7 +98,7 @@ def allocate_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Compute-optimal parameters and tokens per FLOP budget (C = 6ND), with posterior intervals."""
-    check_output(output)
+    check_output(output, inputs=[fit_path])
     result, group, table = run(_allocate, fit_path, flops, unique_tokens, ci, robust_quantile, group_value, new_group)
     if format is Format.json:
         text = json.dumps({"ci": ci, "converged": result.converged, **group, "budgets": json.loads(table.to_json(orient="records"))}, indent=2)
@@ -151,7 +151,7 @@ def decide_cmd(
     output: OutputOpt = None,
 ) -> None:
     """P(loss < target) for a plan or budgets, or the least compute that reaches the target with --prob."""
-    check_output(output)
+    check_output(output, inputs=[fit_path])
     doc = run(_decide, fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour, group_value, new_group)
     if format is Format.json:
         text = json.dumps(doc, indent=2)

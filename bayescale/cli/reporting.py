@@ -41,7 +41,7 @@ def report_cmd(
     ] = None,
 ) -> None:
     """Write a self-contained HTML uncertainty report for budget decisions."""
-    check_output(output)
+    check_output(output, inputs=[fit_path, *(compare or [])])
     command = command_line(
         "report",
         fit_path,
@@ -65,11 +65,24 @@ def _report(fit_path, output, flops, target_loss, prob, unique_tokens, ci, group
     check_probability(ci)
     budgets = parse_flops(flops) if flops else None
     groups = group_map(group_value)
+    _check_others(fit_path, others)
     result = load_fit(fit_path)
     comparison = compare(_named_fits([(fit_path, result), *((p, load_fit(p)) for p in others)])) if others else None
     return render_report(
         result, output, flops=budgets, target_loss=target_loss, unique_tokens=unique_tokens, prob=prob, ci=ci, group_values=groups, new_group=new_group, command=command, comparison=comparison
     )
+
+
+def _check_others(fit_path: Path, others: list[Path]) -> None:
+    """Refuse a ``--compare`` fit that is the reported fit itself, or one given twice (the same file, also through a link)."""
+    from bayescale.errors import BayescaleError
+    from bayescale.paths import same_file
+
+    for i, other in enumerate(others):
+        if same_file(other, fit_path) or other == fit_path:
+            raise BayescaleError(f"--compare {other}: that is the fit being reported ({fit_path}); give other fits of the same runs to compare with it")
+        if any(same_file(other, earlier) or other == earlier for earlier in others[:i]):
+            raise BayescaleError(f"--compare {other} is given twice; give each other fit once")
 
 
 def _named_fits(fits):

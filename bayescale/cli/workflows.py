@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -40,6 +41,7 @@ def _demo(output: Path, draws: int, tune: int, chains: int, seed: int, quiet: bo
 
     matplotlib.use("Agg")
     from bayescale.cli.fit import fit_runs
+    from bayescale.paths import write_atomic
     from bayescale.plots import plot_isoflop_profiles
     from bayescale.resources import data_path
 
@@ -59,7 +61,9 @@ def _demo(output: Path, draws: int, tune: int, chains: int, seed: int, quiet: bo
     output.mkdir(parents=True, exist_ok=True)
     fit_path = result.save(output / "chinchilla_fit.nc")
     figure = output / "chinchilla_isoflops.png"
-    plot_isoflop_profiles(result).savefig(figure, dpi=120)
+    image = io.BytesIO()
+    plot_isoflop_profiles(result).savefig(image, format="png", dpi=120)
+    write_atomic(figure, image.getvalue())
     typer.echo(f"\nSaved the fit to {fit_path} and a figure to {figure}.")
     typer.echo(f"Next: bayescale summary {fit_path} --format json   |   bayescale forecast {fit_path} --params 7B --tokens 140B")
 
@@ -73,7 +77,7 @@ def batch_cmd(
     strict: Annotated[bool, typer.Option(help="Count jobs whose fit did not converge as failures in the exit code.")] = False,
 ) -> None:
     """Fit, forecast and allocate many run tables on Dask. Exit code: the number of failed (with --strict, also not converged) jobs."""
-    check_output(output, "folder")
+    check_output(output, "folder", inputs=[manifest])
     from bayescale.batch import run_batch
     from bayescale.manifest import read_manifest
 
