@@ -62,15 +62,15 @@ def save_fit(result: Fit, path: str | Path) -> Path:
         tree.attrs["self_check"] = json.dumps(dict(result.self_check))
     tree.attrs["content_hash"] = content_hash(tree)
 
-    def write(tmp: Path) -> None:
-        if path.suffix == ".zarr":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                tree.to_zarr(tmp, mode="w-")
-        else:
-            tree.to_netcdf(tmp, engine="h5netcdf")
+    def write_store(tmp: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree.to_zarr(tmp, mode="w-")
 
-    return write_atomic(path, write, "fit")
+    if path.suffix == ".zarr":
+        return write_atomic(path, write_store, "fit")
+    # built in memory, then written by write_atomic itself: a full disk is one OutputWriteError, never a failure inside libhdf5
+    return write_atomic(path, bytes(tree.to_netcdf(engine="h5netcdf")), "fit")
 
 
 def content_hash(tree: xr.DataTree) -> str:

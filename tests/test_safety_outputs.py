@@ -142,6 +142,18 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(folder, monkeypatch):
     assert snapshot(folder) == before
 
 
+def test_a_fit_saved_to_a_full_disk_is_one_error_and_the_old_fit_kept(folder, monkeypatch):
+    """Saving a fit when the disk is full: ``OutputWriteError`` (never a failure inside libhdf5), the old file byte for byte."""
+    from bayescale.fitting import load_fit
+
+    before = snapshot(folder)
+    fit = load_fit("fit.nc")
+    monkeypatch.setattr(paths.os, "write", no_space)
+    with pytest.raises(OutputWriteError, match="No space left on device"):
+        fit.save("fit.nc")
+    assert snapshot(folder) == before
+
+
 def test_a_failing_writer_function_leaves_nothing(folder, monkeypatch):
     """A fit save (a writer function) that runs out of space: one line, the old fit kept, its private folder removed."""
     before = snapshot(folder)
