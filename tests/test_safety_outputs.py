@@ -190,3 +190,20 @@ def test_report_and_text_outputs_go_through_the_atomic_writer(folder, monkeypatc
     assert written == ["r.html", "plan.json"]
     assert (folder / "r.html").read_text() == "<html></html>"
     assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_a_fit_written_to_the_same_output_meanwhile_is_not_replaced(folder, monkeypatch):
+    """Two fits to one ``-o``: the check that the file holds no different fit runs again at save time."""
+    import bayescale.fitting
+
+    other = fake_fit({**TRUTH, "E": 1.8})
+
+    def sample_while_another_saves(table, *args, **kwargs):
+        other.save(folder / "new.nc")  # the other process finishes first
+        return fake_fit(TRUTH)
+
+    monkeypatch.setattr(bayescale.fitting, "fit", sample_while_another_saves)
+    result = CliRunner().invoke(app, ["fit", "runs.csv", "-o", "new.nc", "-q"])
+    assert result.exit_code == 2, result.output
+    assert "already holds a different fit" in result.stderr and "saved" not in result.stdout
+    assert float(bayescale.fitting.load_fit("new.nc").posterior["E"].mean()) == pytest.approx(1.8)

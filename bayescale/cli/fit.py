@@ -109,6 +109,8 @@ def fit_cmd(
     config = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet)
     selection = {"column": column, "drop_highest_loss": drop_highest_loss, "max_epochs": max_epochs, "where": where, "strict": strict}
     result = run(fit_runs, runs, model, group, config, **selection, output=output, force=force, command=command, self_check=self_check)
+    if not force:  # again at save time: another process may have written -o while this fit sampled
+        run(_refuse_overwrite, output, result.runs, model, group, config)
     path = run(result.save, output)
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
     if result.groups:
