@@ -288,14 +288,22 @@ def _write_temporary(path: Path, content: bytes) -> Path:
 
 
 def _move_into_place(staged: Path, path: Path, kind: Kind) -> None:
-    """``os.replace`` ``staged`` onto ``path``; an existing zarr store is first moved aside to a private backup."""
+    """``os.replace`` ``staged`` onto ``path`` (a file replaced keeps its permissions); an existing
+    zarr store is first moved aside to a private backup, and moved back if the swap fails."""
     if _is_store(path, kind) and path.exists():
         backup = path.with_name(f".{path.name}.{_OLD_TAG}-{os.getpid()}-{secrets.token_hex(6)}")
         os.replace(path, backup)
-        os.replace(staged, path)
+        try:
+            os.replace(staged, path)
+        except BaseException:
+            os.replace(backup, path)
+            raise
         _remove(backup)
-    else:
-        os.replace(staged, path)
+        return
+    old = os.lstat(path) if path.is_file() and not path.is_symlink() else None
+    if old is not None and staged.is_file():
+        os.chmod(staged, stat.S_IMODE(old.st_mode))  # a private (0600) output stays private
+    os.replace(staged, path)
 
 
 def _reason(exc: OSError) -> str:

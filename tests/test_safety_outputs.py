@@ -111,6 +111,14 @@ def test_writes_replace_a_link_at_the_output_never_its_target(folder):
     assert not (folder / "out.txt").is_symlink() and (folder / "out.txt").read_text() == "new text\n"
 
 
+def test_a_replaced_output_keeps_its_permissions(folder):
+    (folder / "private.csv").write_text("old\n")
+    os.chmod(folder / "private.csv", 0o600)
+    write_atomic(folder / "private.csv", "new\n")
+    assert (folder / "private.csv").read_text() == "new\n"
+    assert (folder / "private.csv").stat().st_mode & 0o777 == 0o600
+
+
 def test_a_planted_link_at_a_temporary_name_is_not_followed(folder, monkeypatch):
     """A link planted where the writer's first temporary name would be is skipped, never written through."""
     (folder / "victim.txt").write_text("keep me")
