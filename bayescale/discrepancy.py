@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from bayescale.fitting import Fit
+    from bayescale.fitted import Fitted
 
 #: Direction names: log₁₀ of parameters, tokens, tokens per parameter and compute.
 DIRECTIONS = ("params", "tokens", "tokens_per_param", "flops")
@@ -70,7 +70,7 @@ def distance(coords: Mapping[str, Any], bounds: Mapping[str, tuple[float, float]
     return np.sqrt(total)
 
 
-def group_bounds(fit: Fit, group_values: Mapping[str, Any] | None = None) -> dict[str, tuple[float, float]]:
+def group_bounds(fit: Fitted, group_values: Mapping[str, Any] | None = None) -> dict[str, tuple[float, float]]:
     """Ranges of the runs in the seen group levels ``group_values`` names (all runs when none match)."""
     runs = fit.runs.data
     mask = np.ones(len(runs), dtype=bool)
@@ -82,7 +82,7 @@ def group_bounds(fit: Fit, group_values: Mapping[str, Any] | None = None) -> dic
     return ranges(coordinates(fit.spec.law.inputs, runs[mask]))
 
 
-def target_distance(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
+def target_distance(fit: Fitted, frame: pd.DataFrame) -> np.ndarray:
     """d(x) of each target (a parsed target table) beyond the runs of its own group if seen, else all runs."""
     inputs = fit.spec.law.inputs
     coords = coordinates(inputs, frame)
@@ -104,7 +104,7 @@ def plan_distance(inputs: tuple[str, ...], bounds: Mapping[str, tuple[float, flo
     return distance(coordinates(inputs, {"params": n, "active_params": n, "tokens": d, "flops": 6.0 * n * d}), bounds)
 
 
-def shift_per_draw(fit: Fit) -> np.ndarray | None:
+def shift_per_draw(fit: Fitted) -> np.ndarray | None:
     """τ·u per posterior draw, dims (chain, draw); ``None`` when the fit has no discrepancy."""
     post = fit.posterior
     if not fit.spec.discrepancy.enabled or "discrepancy_tau" not in post:

@@ -19,12 +19,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayescale.design import Design, design
+from bayescale.documents import Diagnostics
 from bayescale.errors import ConvergenceWarning, RunTableError, SamplerError, check_count, check_seed
-from bayescale.fitfile import FORMAT_VERSION, MAX_LOAD_BYTES, content_hash, load_fit, save_fit
-from bayescale.model import Design, design
+from bayescale.fitfile import MAX_LOAD_BYTES, load_fit
+from bayescale.fitformat import FORMAT_VERSION, content_hash, package_version, save_fit
 from bayescale.pooling import resolve_centered, uncentre_after_divergences, without_centring
 from bayescale.posterior import SAMPLE_DIMS, judged_variables
-from bayescale.result import Diagnostics, Fit, check_convergence, package_version
+from bayescale.result import Fit, check_convergence
 from bayescale.runs import RunTable, check_magnitudes, load_runs
 from bayescale.sampling import ADAPTATIONS, NUTPIE_SAMPLERS, SAMPLERS, SamplerConfig, _adaptation, _check_size, _warn_if_slow, default_cores, prepare, sample, tidy_tree
 from bayescale.spec import AUTO, ModelSpec, load_spec

@@ -28,7 +28,7 @@ from bayescale.posterior import LevelOffsets, PosteriorView
 from bayescale.runs import parse_numeric_column, read_table
 
 if TYPE_CHECKING:
-    from bayescale.fitting import Fit
+    from bayescale.fitted import Fitted
     from bayescale.groups import Grouped
 
 #: Largest number of (chain × draw × target) values ``forecast`` evaluates at once.
@@ -122,7 +122,7 @@ def _target_groups(fit: Grouped, out: pd.DataFrame, group_values: Mapping[str, A
     return out
 
 
-def _group_effects(fit: Fit, frame: pd.DataFrame, view: PosteriorView, rng: np.random.Generator) -> tuple[list[LevelOffsets], list[np.ndarray]]:
+def _group_effects(fit: Fitted, frame: pd.DataFrame, view: PosteriorView, rng: np.random.Generator) -> tuple[list[LevelOffsets], list[np.ndarray]]:
     """Per group column: the pooled offsets over its seen levels, then fresh population draws
     for unseen ones (``PosteriorView.offsets``), and each target's index into those levels.
 
@@ -149,7 +149,7 @@ def _group_effects(fit: Fit, frame: pd.DataFrame, view: PosteriorView, rng: np.r
     return offsets, indices
 
 
-def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
+def _chunks(fit: Fitted, frame: pd.DataFrame, seed: int):
     """Yield ``(lo, hi, mean, pred)`` over target chunks; each array is (chain, draw, hi - lo)."""
     law = fit.spec.law
     view = PosteriorView.of(fit)
@@ -176,7 +176,7 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
 
 
 def forecast(
-    fit: Fit, targets: Any = None, *, seed: int = 0, group_values: Mapping[str, Any] | None = None, new_group: bool = False, rename: Mapping[str, str] | None = None, **columns: Any
+    fit: Fitted, targets: Any = None, *, seed: int = 0, group_values: Mapping[str, Any] | None = None, new_group: bool = False, rename: Mapping[str, str] | None = None, **columns: Any
 ) -> xr.Dataset:
     """Loss at each target for every posterior draw: dims ``(chain, draw, target)``.
 
@@ -206,7 +206,7 @@ def forecast(
 
 
 def forecast_summary(
-    fit: Fit,
+    fit: Fitted,
     targets: Any = None,
     *,
     ci: float = 0.9,
@@ -233,7 +233,7 @@ def forecast_summary(
     return pd.concat([frame, pd.DataFrame(out)], axis=1)
 
 
-def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _marginal_quantiles(fit: Fitted, frame: pd.DataFrame, qs: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Quantiles ``qs`` of the mean curve and of the predictive loss per target: two (target, q) arrays."""
     law = fit.spec.law
     view = PosteriorView.of(fit)
@@ -306,7 +306,7 @@ def forecast_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def extrapolation_factor(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
+def extrapolation_factor(fit: Fitted, frame: pd.DataFrame) -> np.ndarray:
     """Compute of each target over the largest fitted compute of its group (all runs when ungrouped).
 
     Targets are parsed tables (see ``target_table``); a target in a group seen at fit time is
@@ -325,7 +325,7 @@ def extrapolation_factor(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
     return flops / reference
 
 
-def _warn_extrapolation(fit: Fit, frame: pd.DataFrame) -> None:
+def _warn_extrapolation(fit: Fitted, frame: pd.DataFrame) -> None:
     if "flops" not in frame.columns and not {"params", "tokens"} <= set(frame.columns):
         return
     factor = extrapolation_factor(fit, frame)

@@ -1,83 +1,29 @@
-"""Build the PyMC model of a spec on a run table: centred inputs, non-centred group pooling.
+"""Build the PyMC model of a spec on a design (``design.Design``): inputs, centres and weights as
+``pm.Data``, the law's parameters in internal coordinates, and group pooling.
 
 Free variables, per law parameter ``θ`` (see ``laws.base`` for the internal coordinates):
 
 * ``θ_z``: the population value in internal coordinates (flat, with the spec's prior on the
   public value added as a potential with its log-Jacobian, so priors are on ``θ`` itself);
-* per group column ``g`` when ``θ`` is pooled: ``θ_tau_g`` (HalfNormal spread) and
-  ``θ_eta_g`` (standard-normal offsets, dims ``g``) — a non-centred hierarchy.
+* per group column ``g`` when ``θ`` is pooled: ``θ_tau_g`` (HalfNormal spread) and either
+  ``θ_eta_g`` (standard-normal offsets, dims ``g``: non-centred) or, when the spec's resolved
+  centring lists ``θ``, ``θ_z_g ~ N(θ_z, θ_tau_g)`` with ``θ_eta_g`` kept as a Deterministic.
 
 The names come from ``bayescale.posterior``, whose ``PosteriorView`` reads them back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bayescale.errors import RunTableError
-from bayescale.laws import Law
-from bayescale.runs import RunTable
-from bayescale.spec import ModelSpec, Prior
+from bayescale.design import Design
+from bayescale.posterior import eta_name, level_z_name, tau_name, z_name
+from bayescale.spec import AUTO, ModelSpec, Prior
 
 if TYPE_CHECKING:
     import pymc as pm
-
-#: Fewest distinct values of each law input needed to identify a power law with an offset.
-MIN_DISTINCT = 3
-
-
-@dataclass(frozen=True)
-class Design:
-    """What the model needs from the runs: log inputs, centres, observed log loss, group codes."""
-
-    law: Law
-    x: dict[str, np.ndarray]
-    y: np.ndarray
-    centres: dict[str, float]
-    groups: tuple[str, ...]
-    levels: dict[str, list[str]]
-    codes: dict[str, np.ndarray]
-
-
-def design(spec: ModelSpec, runs: RunTable, groups: Sequence[str] = ()) -> Design:
-    """Check the runs can identify the spec's law and compute the model's inputs."""
-    law = spec.law
-    groups = tuple(groups)
-    if len(set(groups)) != len(groups):
-        raise RunTableError(f"{runs.source}: a grouping column is listed twice: {', '.join(groups)}")
-    reserved = [g for g in groups if g in ("params", "tokens", "loss", "flops", "unique_tokens", "epochs", "experts", "active_params")]
-    if reserved:
-        raise RunTableError(f"{runs.source}: cannot group by the numeric column(s) {', '.join(reserved)}")
-    runs.require_columns(groups, "grouping")
-    n_params = len(law.parameters)
-    needed = n_params + 2
-    if len(runs) < needed:
-        raise RunTableError(
-            f"{runs.source}: {len(runs)} run(s) cannot identify the {law.name} law's {n_params} parameters; "
-            f"at least {needed} runs are needed (more, spread over sizes and token counts, for useful intervals)"
-        )
-    for column in law.inputs:
-        if column in ("unique_tokens", "experts"):  # all-fresh data / all-dense runs are valid inputs
-            continue
-        distinct = np.unique(runs.column(column)).size
-        if distinct < MIN_DISTINCT:
-            raise RunTableError(
-                f"{runs.source}: column {column!r} has only {distinct} distinct value(s); the {law.name} law needs "
-                f"runs at {MIN_DISTINCT} or more different {column} values to separate the power law from its offset"
-            )
-    x = law.log_inputs(runs.data)
-    centres = {c: float(np.mean(x[c])) for c in law.inputs}
-    levels, codes = {}, {}
-    for g in groups:
-        values = runs.data[g].astype(str).to_numpy()
-        levels[g] = sorted(set(values))
-        lookup = {v: i for i, v in enumerate(levels[g])}
-        codes[g] = np.array([lookup[v] for v in values], dtype=np.int64)
-    return Design(law, x, np.log(runs.column("loss").astype(float)), centres, groups, levels, codes)
 
 
 def _named_rv(name: str, prior: Prior, where: str):
@@ -121,17 +67,20 @@ def structure_key(spec: ModelSpec, d: Design) -> str:
 
 
 def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]) -> pm.Model:
-    """The ``pm.Model`` of ``spec`` on design ``d`` (inputs as ``pm.Data``, dims ``run`` and groups)."""
+    """The ``pm.Model`` of ``spec`` on design ``d`` (inputs as ``pm.Data``, dims ``run`` and groups).
+
+    ``spec``'s centring must be resolved (``pooling.resolve_centered``): the caller decides what is
+    sampled, and the fit stores that same resolved spec.
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
     from bayescale.laws.ops import pytensor_ops
-    from bayescale.pooling import resolve_centered
-    from bayescale.posterior import eta_name, level_z_name, tau_name, z_name
 
+    if spec.centered == AUTO:
+        raise ValueError(f"{spec.name}: build_model needs a resolved centring; call pooling.resolve_centered(spec, design) first")
     ops = pytensor_ops()
     law = d.law
-    spec = resolve_centered(spec, d)
     coords = {"run": np.arange(d.y.size), **{g: d.levels[g] for g in d.groups}}
     init = initial_internal(spec, d, prior_draws)
     with pm.Model(coords=coords) as model:

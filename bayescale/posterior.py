@@ -18,9 +18,9 @@ import xarray as xr
 from bayescale.laws.ops import NUMPY
 
 if TYPE_CHECKING:
-    from bayescale.fitting import Fit
+    from bayescale.design import Design
+    from bayescale.fitted import Fitted
     from bayescale.laws import Law
-    from bayescale.model import Design
     from bayescale.spec import ModelSpec
 
 SAMPLE_DIMS = ("chain", "draw")
@@ -78,7 +78,7 @@ class PosteriorView:
     posterior: xr.Dataset
 
     @classmethod
-    def of(cls, fit: Fit) -> PosteriorView:
+    def of(cls, fit: Fitted) -> PosteriorView:
         """The view of a fitted posterior."""
         return cls(fit.spec, fit.design, fit.posterior)
 

@@ -232,7 +232,7 @@ def _data_section(fit: Fit, source: str, targets: pd.DataFrame) -> dict[str, Any
 
 def _reproduce_section(fit: Fit, command: str | None) -> dict[str, Any]:
     """What reproduces the report: the fit's command, this command, version, seed, sampler, data hash."""
-    from bayescale.result import package_version
+    from bayescale.fitformat import package_version
 
     return {
         "fit_command": _fit_command(fit),

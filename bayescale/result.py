@@ -1,8 +1,8 @@
 """The result of a fit: ``Fit`` (posterior DataTree, spec, runs, groups, diagnostics, seed,
-sampler) and its convergence checks (``Diagnostics``, ``check_convergence``).
+sampler) and its convergence check (``check_convergence`` → ``documents.Diagnostics``).
 
 A ``Fit`` is immutable: the posterior plus everything needed to use and reproduce it. Sampling
-lives in ``sampling``, files in ``fitfile``, and ``fitting.fit`` ties them together.
+lives in ``sampling``, files in ``fitformat`` (writing) and ``fitfile`` (reading), and ``fitting.fit`` ties them together.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayescale.design import Design, design
+from bayescale.documents import Diagnostics
 from bayescale.errors import check_probability
-from bayescale.model import Design, design
 from bayescale.posterior import SAMPLE_DIMS, by_level_name
 from bayescale.runs import RunTable
 from bayescale.spec import ModelSpec
@@ -32,65 +33,6 @@ TREEDEPTH_MAX_SHARE = 0.01
 #: (``Fit.with_parameter_diagnostics``) so that reading a fit needs no ArviZ.
 PARAMETER_DIAGNOSTICS = "parameter_diagnostics"
 PARAMETER_STATISTICS = ("rhat", "ess_bulk", "ess_tail")
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("bayescale")
-    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "0+unknown"
-
-
-@dataclass(frozen=True)
-class Diagnostics:
-    """Convergence checks of one fit; ``converged`` is False if any check failed."""
-
-    rhat_max: float
-    ess_bulk_min: float
-    ess_tail_min: float
-    divergences: int
-    treedepth_hits: int
-    draws: int
-    chains: int
-    problems: tuple[str, ...] = ()
-
-    @property
-    def converged(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rhat_max": self.rhat_max,
-            "ess_bulk_min": self.ess_bulk_min,
-            "ess_tail_min": self.ess_tail_min,
-            "divergences": self.divergences,
-            "treedepth_hits": self.treedepth_hits,
-            "draws": self.draws,
-            "chains": self.chains,
-            "converged": self.converged,
-            "problems": list(self.problems),
-        }
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> Diagnostics:
-        return cls(
-            rhat_max=float(raw["rhat_max"]),
-            ess_bulk_min=float(raw["ess_bulk_min"]),
-            ess_tail_min=float(raw["ess_tail_min"]),
-            divergences=int(raw["divergences"]),
-            treedepth_hits=int(raw["treedepth_hits"]),
-            draws=int(raw["draws"]),
-            chains=int(raw["chains"]),
-            problems=tuple(raw.get("problems", ())),
-        )
-
-    def message(self) -> str:
-        """One plain sentence: converged, or what failed and what to do."""
-        if self.converged:
-            return f"converged (R-hat max {self.rhat_max:.3f}, min bulk ESS {self.ess_bulk_min:.0f}, {self.divergences} divergences)"
-        return "NOT CONVERGED: " + "; ".join(self.problems) + ". Do not trust these numbers: run more tune/draws, check the data for outliers, or simplify the model (fewer pooled parameters)."
 
 
 def check_convergence(tree: xr.DataTree, var_names: Sequence[str]) -> Diagnostics:
@@ -326,7 +268,7 @@ class Fit:
 
     def save(self, path: str | Path) -> Path:
         """Write the fit atomically to ``path`` (``.nc`` netCDF, ``.zarr`` zarr store)."""
-        from bayescale.fitfile import save_fit
+        from bayescale.fitformat import save_fit
 
         return save_fit(self, path)
 

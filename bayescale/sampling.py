@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayescale.design import Design, design
 from bayescale.errors import BayescaleError, SamplerError
-from bayescale.model import Design, design
 from bayescale.pooling import resolve_centered
 from bayescale.posterior import PosteriorView
 from bayescale.runs import RunTable, load_runs

@@ -21,14 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayescale.design import Design, design
 from bayescale.discrepancy import draw_tau, target_distance
 from bayescale.errors import BayescaleError
-from bayescale.model import Design, data_values, design
+from bayescale.model import data_values
 from bayescale.runs import RunTable
 from bayescale.spec import Discrepancy
 
 if TYPE_CHECKING:
-    from bayescale.fitting import Fit
+    from bayescale.fitted import Fitted
+    from bayescale.result import Fit
     from bayescale.sampling import SamplerConfig
 
 #: Share of the log-compute range held out (the largest runs).
@@ -82,7 +84,7 @@ def _subset(runs: RunTable, mask: np.ndarray, label: str) -> RunTable:
     return RunTable(runs.data[mask].reset_index(drop=True), source=f"{runs.source} (self-check {label})", extra_columns=runs.extra_columns)
 
 
-def run(fit: Fit, d_full: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig) -> dict[str, Any]:
+def run(fit: Fitted, d_full: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig) -> dict[str, Any]:
     """Refit ``fit``'s spec on its smaller runs, forecast the largest, and score the forecasts.
 
     ``config`` is the fit's sampler options with the self-check's draws and tuning steps; the
