@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.documents import Diagnostics
+from bayescale.documents import Diagnostics, FitInfo, SelfCheck
 from bayescale.errors import ConvergenceWarning, FitFileError
 from bayescale.fitformat import FORMAT_VERSION, content_hash
 from bayescale.posterior import SAMPLE_DIMS, required_variables
@@ -106,8 +106,8 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
             diagnostics=diagnostics,
             seed=int(seed),
             sampler=str(attrs["sampler"]),
-            info=info,
-            self_check=json.loads(attrs["self_check"]) if "self_check" in attrs else None,
+            info=FitInfo.from_dict(info),
+            self_check=SelfCheck.from_dict(json.loads(attrs["self_check"])) if "self_check" in attrs else None,
         )
     except FitFileError:
         raise

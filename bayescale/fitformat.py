@@ -60,11 +60,11 @@ def save_fit(result: Fitted, path: str | Path) -> Path:
         "diagnostics": json.dumps(result.diagnostics.to_dict()),
         "seed": int(result.seed),
         "sampler": result.sampler,
-        "info": json.dumps(dict(result.info)),
+        "info": json.dumps(result.info.to_dict()),
         "data_hash": result.runs.content_hash(),
     }
     if result.self_check is not None:
-        tree.attrs["self_check"] = json.dumps(dict(result.self_check))
+        tree.attrs["self_check"] = json.dumps(result.self_check.to_dict())
     tree.attrs["content_hash"] = content_hash(tree)
 
     def write(tmp: Path) -> None:

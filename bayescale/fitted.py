@@ -8,14 +8,13 @@ the module that builds fits (and whose shortcuts import them back): the import g
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import xarray as xr
 
     from bayescale.design import Design
-    from bayescale.documents import Diagnostics
+    from bayescale.documents import Diagnostics, FitInfo, SelfCheck
     from bayescale.runs import RunTable
     from bayescale.spec import ModelSpec
 
@@ -45,10 +44,10 @@ class Fitted(Protocol):
     def sampler(self) -> str: ...
 
     @property
-    def info(self) -> Mapping[str, Any]: ...
+    def info(self) -> FitInfo: ...
 
     @property
-    def self_check(self) -> Mapping[str, Any] | None: ...
+    def self_check(self) -> SelfCheck | None: ...
 
     @property
     def design(self) -> Design: ...

@@ -20,7 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from bayescale.design import Design, design
-from bayescale.documents import Diagnostics
+from bayescale.documents import Diagnostics, FitInfo, SelfCheck, Uncentering
 from bayescale.errors import ConvergenceWarning, RunTableError, SamplerError, check_count, check_seed
 from bayescale.fitfile import MAX_LOAD_BYTES, load_fit
 from bayescale.fitformat import FORMAT_VERSION, content_hash, package_version, save_fit
@@ -101,10 +101,8 @@ def fit(
     config = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, cores=cores, target_accept=target_accept, adaptation=adaptation, progress=progress)
     prior_draws = spec.check_priors(0)  # initial values must not depend on the seed: a cached model serves every seed
     start = time.perf_counter()
-    spec, tree, diagnostics, config, recentred = _sample_recentring(spec, d, prior_draws, config, adaptation, auto=rule == "auto")
-    info = _info(config, spec, groups, rule, time.perf_counter() - start, command)
-    if recentred:
-        info["recentred"] = recentred
+    spec, tree, diagnostics, config, uncentered = _sample_uncentering(spec, d, prior_draws, config, adaptation, auto=rule == "auto")
+    info = _info(config, spec, groups, rule, time.perf_counter() - start, command, uncentered)
     result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)
     check = _self_check(result, d, prior_draws, replace(config, draws=min(self_check_draws, draws), tune=min(self_check_draws, tune))) if self_check else None
     result = with_discrepancy(result, check).with_parameter_diagnostics()
@@ -113,9 +111,9 @@ def fit(
     return result
 
 
-def _sample_recentring(
+def _sample_uncentering(
     spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, adaptation: str | None, auto: bool
-) -> tuple[ModelSpec, xr.DataTree, Diagnostics, SamplerConfig, dict[str, Any] | None]:
+) -> tuple[ModelSpec, xr.DataTree, Diagnostics, SamplerConfig, Uncentering | None]:
     """Sample; if auto-centred levels diverged, sample once more with them non-centred
     (``pooling.uncentre_after_divergences``). Returns what was sampled last and, if it re-sampled, what and why."""
     tree, diagnostics, config = _sample_judged(spec, d, prior_draws, config, adaptation)
@@ -126,7 +124,7 @@ def _sample_recentring(
         return spec, tree, diagnostics, config, None
     spec = without_centring(spec, again)
     tree, second, config = _sample_judged(spec, d, prior_draws, config, adaptation)
-    return spec, tree, second, config, {"params": list(again), "divergences": diagnostics.divergences}
+    return spec, tree, second, config, Uncentering(tuple(again), diagnostics.divergences)
 
 
 def _sample_judged(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, adaptation: str | None) -> tuple[xr.DataTree, Diagnostics, SamplerConfig]:
@@ -152,44 +150,42 @@ def _inputs(
     return runs, spec, groups
 
 
-def _info(config: SamplerConfig, spec: ModelSpec, groups: tuple[str, ...], rule: str, seconds: float, command: str | None) -> dict[str, Any]:
+def _info(config: SamplerConfig, spec: ModelSpec, groups: tuple[str, ...], rule: str, seconds: float, command: str | None, uncentered: Uncentering | None) -> FitInfo:
     """``Fit.info``: sampler settings, what was pooled and centred (and by which rule), timing, and the command line."""
-    info: dict[str, Any] = {
-        "seconds": seconds,
-        "draws": config.draws,
-        "tune": config.tune,
-        "chains": config.chains,
-        "target_accept": config.target_accept,
-        "adaptation": config.adaptation,
-        "pooled": list(spec.pooled) if groups else [],
-        "centered": list(spec.centered),
-        "centering": rule,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    if command:
-        info["command"] = command
-    return info
+    return FitInfo(
+        seconds=seconds,
+        draws=config.draws,
+        tune=config.tune,
+        chains=config.chains,
+        target_accept=config.target_accept,
+        adaptation=config.adaptation,
+        pooled=tuple(spec.pooled) if groups else (),
+        centered=tuple(spec.centered),
+        centering=rule,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        command=command or None,
+        uncentered=uncentered,
+    )
 
 
-def _self_check(result: Fit, d: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig) -> dict[str, Any]:
+def _self_check(result: Fit, d: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig) -> SelfCheck:
     """The fit's own leave-future-out check (``self_check.run``), or the reason it was skipped."""
     from bayescale import self_check
 
     try:
         return self_check.run(result, d, prior_draws, config)
     except self_check.Skip as exc:
-        return self_check.skipped(str(exc))
+        return SelfCheck.skip(str(exc))
 
 
-def with_discrepancy(result: Fit, check: Mapping[str, Any] | None) -> Fit:
+def with_discrepancy(result: Fit, check: SelfCheck | None) -> Fit:
     """``result`` with its self-check stored and, if the spec enables the discrepancy, exact draws
     of τ (prior updated by the self-check's residuals) and u added to the posterior."""
     from bayescale.discrepancy import draw_tau
 
     post = result.posterior.drop_vars(["discrepancy_tau", "discrepancy_u"], errors="ignore")
     if result.spec.discrepancy.enabled:
-        evidence = check if check and not check.get("skipped") else {}
-        residuals = [evidence.get(k, ()) for k in ("log_error", "sd", "distance")]
+        residuals = check.residuals() if check is not None else ((), (), ())
         tau, u = draw_tau(result.spec.discrepancy.scale, (post.sizes["chain"], post.sizes["draw"]), result.seed, *residuals)
         post = post.assign(discrepancy_tau=(SAMPLE_DIMS, tau), discrepancy_u=(SAMPLE_DIMS, u))
-    return replace(result.with_posterior(post), self_check=None if check is None else dict(check))
+    return replace(result.with_posterior(post), self_check=check)

@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from bayescale.design import Design, design
-from bayescale.documents import Diagnostics
+from bayescale.documents import Diagnostics, FitInfo, SelfCheck
 from bayescale.errors import check_probability
 from bayescale.posterior import SAMPLE_DIMS, by_level_name
 from bayescale.runs import RunTable
@@ -96,9 +96,9 @@ class Fit:
     diagnostics: Diagnostics
     seed: int
     sampler: str
-    info: Mapping[str, Any] = field(default_factory=dict)
+    info: FitInfo = field(default_factory=FitInfo)
     #: The fit's own leave-future-out backtest (``bayescale.self_check``); None if not run.
-    self_check: Mapping[str, Any] | None = None
+    self_check: SelfCheck | None = None
 
     def __repr__(self) -> str:
         """A few lines: law, runs, groups, convergence and parameter medians (not the whole posterior)."""
@@ -220,27 +220,28 @@ class Fit:
     def pooling_summary(self) -> dict[str, Any]:
         """What varied by group and how it was sampled: ``pooled``, ``centered``, ``centering``
         (``auto``/``spec``) and, when a first run found a funnel, ``recentred`` (its params, divergences)."""
-        return {k: self.info[k] for k in ("pooled", "centered", "centering", "recentred") if k in self.info} if self.groups else {}
+        info = self.info.to_dict()
+        return {k: info[k] for k in ("pooled", "centered", "centering", "recentred") if k in info} if self.groups else {}
 
     def pooling_sentence(self) -> str:
         """One line for people: which levels vary by which groups, which are centred, and any re-sampling."""
-        pooling = self.pooling_summary()
-        if not pooling:
+        if not self.groups:
             return "pooling: none (no groups)"
-        pooled = list(pooling.get("pooled", self.spec.pooled))
-        centred = [p for p in pooled if p in pooling.get("centered", self.spec.centered)]
-        text = f"pooling: {', '.join(pooled) or 'nothing'} vary by {', '.join(self.groups)}; centred: {', '.join(centred) or 'none'} ({pooling.get('centering', 'spec')})"
-        if "recentred" in pooling:
-            again = pooling["recentred"]
-            text += f"; {', '.join(again['params'])} sampled again non-centred after {again['divergences']} divergences in a funnel"
+        info = self.info
+        pooled = list(self.spec.pooled if info.pooled is None else info.pooled)
+        centered = [p for p in pooled if p in (self.spec.centered if info.centered is None else info.centered)]
+        text = f"pooling: {', '.join(pooled) or 'nothing'} vary by {', '.join(self.groups)}; centred: {', '.join(centered) or 'none'} ({info.centering or 'spec'})"
+        if info.uncentered is not None:
+            text += f"; {', '.join(info.uncentered.params)} sampled again non-centred after {info.uncentered.divergences} divergences in a funnel"
         return text
 
     def self_check_summary(self) -> dict[str, Any] | None:
         """The self-check's headline numbers (``SUMMARY_KEYS`` plus coverage_50, n_train, split, skipped); None if not run."""
         if self.self_check is None:
             return None
-        keep = ("extrapolation", "median_abs_log_error", "coverage_90", "n_test", "coverage_50", "n_train", "cutoff_flops", "split", "skipped")
-        return {k: self.self_check[k] for k in keep if k in self.self_check}
+        keep = (*SelfCheck.SUMMARY_KEYS, "coverage_50", "n_train", "cutoff_flops", "split", "skipped")
+        document = self.self_check.to_dict()
+        return {k: document[k] for k in keep if k in document}
 
     def discrepancy_summary(self, ci: float = 0.9) -> dict[str, Any]:
         """Whether forecasts carry the extrapolation discrepancy, its prior scale and τ's posterior median and interval."""
