@@ -4,7 +4,7 @@ Two notions of "the loss of a run", chosen with ``predictive``:
 
 * ``predictive=True`` (default for ``prob_below`` and ``compute_for_target``): the posterior
   *predictive* — the law's mean curve times the fitted observation noise (log-normal or
-  Student-t on log loss, ``sigma``/``nu`` from the posterior). This answers "will the run I
+  Student-t on log loss, the likelihood's parameters from the posterior). This answers "will the run I
   train come in under the target?"
 * ``predictive=False``: the posterior of the *mean curve* only (uncertainty about the law,
   no run-to-run noise). On constant draws this is 0 or 1.
@@ -97,9 +97,9 @@ class _Posterior:
         self.sigma = post["sigma"].transpose("chain", "draw").values.reshape(-1, 1) if "sigma" in post else np.zeros((self.size, 1))
         rng = np.random.default_rng(seed)
         likelihood = fit.spec.likelihood
-        nu = np.reshape(likelihood.nu_values(post), (-1, 1)) if likelihood.robust else None
-        self.noise = likelihood.unit_noise(rng, nu, (self.size, 1))
-        self.noise_b = likelihood.unit_noise(rng, nu, (self.size, 1))
+        values = {k: np.reshape(v, (-1, 1)) for k, v in likelihood.posterior_values(post).items()}
+        self.noise = likelihood.unit_noise(rng, values, (self.size, 1))
+        self.noise_b = likelihood.unit_noise(rng, values, (self.size, 1))
         shift = shift_per_draw(fit)
         self.shift = None if shift is None else shift.reshape(-1, 1)
         from bayescale.groups import resolve_request, seen_levels

@@ -157,7 +157,8 @@ def _chunks(fit: Fitted, frame: pd.DataFrame, seed: int):
     chains, draws = view.shape
     offsets, indices = _group_effects(fit, frame, view, rng)
     sigma = view.sigma()[..., None]
-    nu_t = np.moveaxis(np.broadcast_to(view.nu(), (chains, draws, 1)), -1, 0)  # (1, chain, draw): target-major
+    # the family's parameters as (1, chain, draw): noise is drawn target-major
+    noise_values = {k: np.moveaxis(np.broadcast_to(np.asarray(v)[..., None], (chains, draws, 1)), -1, 0) for k, v in view.likelihood_values().items()}
     shift = shift_per_draw(fit)
     dist = target_distance(fit, frame) if shift is not None else None
     logs = view.log_inputs(frame)
@@ -171,7 +172,7 @@ def _chunks(fit: Fitted, frame: pd.DataFrame, seed: int):
         if dist is not None and shift is not None and dist[lo:hi].any():  # model discrepancy: zero inside the data's range
             mu = mu + shift[..., None] * dist[lo:hi]
         # noise is drawn target by target (target-major), so the draws do not depend on chunking
-        noise = np.moveaxis(fit.spec.likelihood.unit_noise(rng, nu_t, (hi - lo, chains, draws)), 0, -1)
+        noise = np.moveaxis(fit.spec.likelihood.unit_noise(rng, noise_values, (hi - lo, chains, draws)), 0, -1)
         yield lo, hi, np.exp(mu), np.exp(mu + sigma * noise)
 
 
@@ -242,8 +243,8 @@ def _marginal_quantiles(fit: Fitted, frame: pd.DataFrame, qs: np.ndarray, seed: 
     chains, draws = view.shape
     n_draws = chains * draws
     offsets, indices = _group_effects(fit, frame, view, rng)
-    nu = view.draws("nu").reshape(n_draws) if "nu" in view.posterior else fit.spec.likelihood.nu
-    noise = (view.sigma().reshape(n_draws) * fit.spec.likelihood.unit_noise(rng, nu, (n_draws,))).astype(np.float32)
+    noise_values = {k: np.broadcast_to(v, (chains, draws)).reshape(n_draws) for k, v in view.likelihood_values().items()}
+    noise = (view.sigma().reshape(n_draws) * fit.spec.likelihood.unit_noise(rng, noise_values, (n_draws,))).astype(np.float32)
     logs = view.log_inputs(frame)
     shift = shift_per_draw(fit)
     dist = target_distance(fit, frame).astype(np.float32) if shift is not None else None

@@ -20,17 +20,10 @@ import numpy as np
 
 from bayescale.design import Design
 from bayescale.posterior import eta_name, level_z_name, tau_name, z_name
-from bayescale.spec import AUTO, ModelSpec, Prior
+from bayescale.spec import AUTO, ModelSpec
 
 if TYPE_CHECKING:
     import pymc as pm
-
-
-def _named_rv(name: str, prior: Prior, where: str):
-    prior.distribution(where)  # validates the name and arguments
-    import pymc as pm
-
-    return getattr(pm, prior.dist)(name, **prior.kwargs)
 
 
 #: Typical log inputs at which initial values are placed. Initial values must not depend on the
@@ -120,9 +113,6 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]) 
             if p.positive:  # Jacobian of θ = exp(t); the centring shift has unit Jacobian
                 log_prior = log_prior + pt.log(public_pop[p.name])
         pm.Potential("prior", log_prior)
-        sigma = _named_rv("sigma", spec.likelihood.sigma, "likelihood.sigma")
         mu = law.log_loss(ops, law.to_public(ops, z_run, centres), x)
-        nu = spec.likelihood.nu
-        nu = _named_rv("nu", nu, "likelihood.nu") if spec.likelihood.robust and isinstance(nu, Prior) else nu
-        pm.Potential("log_likelihood", pt.sum(weight * spec.likelihood.log_density(mu, sigma, observed, nu)))
+        pm.Potential("log_likelihood", pt.sum(weight * spec.likelihood.pymc_log_density(mu, observed)))
     return model

@@ -162,10 +162,8 @@ class Fit:
 
     @property
     def parameter_names(self) -> list[str]:
-        """Public parameter names in the posterior: the law's, then ``sigma`` (and ``nu``), then group-level."""
-        names = [*list(self.spec.law.parameter_names), "sigma"]
-        if "nu" in self.posterior:
-            names.append("nu")
+        """Public parameter names in the posterior: the law's, then the likelihood's (``sigma`` and any sampled), then group-level."""
+        names = [*list(self.spec.law.parameter_names), "sigma", *(n for n in self.spec.likelihood.parameters if n in self.posterior)]
         names += [by_level_name(p, g) for g in self.groups for p in self.spec.pooled]
         return names
 

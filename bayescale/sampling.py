@@ -215,7 +215,7 @@ SLOW_FIT_SECONDS = 600.0
 def _check_size(spec: ModelSpec, d: Design, draws: int, chains: int) -> None:
     """Refuse a posterior too large to hold (estimate: stored values per draw × draws × chains)."""
     n_params = len(spec.law.parameter_names)
-    per_draw = 2 * n_params + 2 + 8 + sum(len(spec.pooled) * (1 + 2 * len(levels)) for levels in d.levels.values())  # z + public, sigma/nu, stats, tau/eta/by-level
+    per_draw = 2 * n_params + 2 + 8 + sum(len(spec.pooled) * (1 + 2 * len(levels)) for levels in d.levels.values())  # z + public, likelihood parameters, stats, tau/eta/by-level
     size = chains * draws * per_draw * 8
     if size > MAX_POSTERIOR_BYTES:
         raise BayescaleError(
