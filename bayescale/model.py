@@ -32,35 +32,35 @@ if TYPE_CHECKING:
 REFERENCE_LOG_INPUTS = {"params": np.log(1e9), "active_params": np.log(1e9), "tokens": np.log(2e10), "unique_tokens": np.log(2e10), "flops": np.log(1.2e20)}
 
 
-def initial_internal(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]) -> dict[str, float]:
+def initial_internal(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarray]) -> dict[str, float]:
     """Prior medians mapped to internal coordinates at reference inputs: every chain's starting point."""
-    medians = {p.name: float(np.median(prior_draws[f"priors.{p.name}"])) for p in d.law.parameters}
-    reference = {c: float(REFERENCE_LOG_INPUTS.get(c, 0.0)) for c in d.centres}
-    return {k: float(v) for k, v in d.law.to_internal(medians, reference).items()}
+    medians = {p.name: float(np.median(prior_draws[f"priors.{p.name}"])) for p in design.law.parameters}
+    reference = {c: float(REFERENCE_LOG_INPUTS.get(c, 0.0)) for c in design.centres}
+    return {k: float(v) for k, v in design.law.to_internal(medians, reference).items()}
 
 
-def data_values(d: Design) -> dict[str, np.ndarray]:
+def data_values(design: Design) -> dict[str, np.ndarray]:
     """Values of every ``pm.Data`` of the model, by name: what changes between same-shaped fits."""
-    values = {f"log_{c}": v for c, v in d.x.items()}
-    values.update({f"centre_{c}": np.asarray(v) for c, v in d.centres.items()})
-    values.update({f"{g}_index": d.codes[g] for g in d.groups})
-    values["observed_log_loss"] = d.y
-    values["run_weight"] = np.ones(d.y.size)
+    values = {f"log_{c}": v for c, v in design.x.items()}
+    values.update({f"centre_{c}": np.asarray(v) for c, v in design.centres.items()})
+    values.update({f"{g}_index": design.codes[g] for g in design.groups})
+    values["observed_log_loss"] = design.y
+    values["run_weight"] = np.ones(design.y.size)
     return values
 
 
-def structure_key(spec: ModelSpec, d: Design) -> str:
+def structure_key(spec: ModelSpec, design: Design) -> str:
     """What a compiled model depends on besides data: spec, group levels and the number of runs."""
     import hashlib
     import json
 
     graph_spec = {k: v for k, v in spec.to_dict().items() if k != "discrepancy"}  # forecast-time only
-    payload = json.dumps({"spec": graph_spec, "levels": d.levels, "n": int(d.y.size), "inputs": sorted(d.x)}, sort_keys=True)
+    payload = json.dumps({"spec": graph_spec, "levels": design.levels, "n": int(design.y.size), "inputs": sorted(design.x)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]) -> pm.Model:
-    """The ``pm.Model`` of ``spec`` on design ``d`` (inputs as ``pm.Data``, dims ``run`` and groups).
+def build_model(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarray]) -> pm.Model:
+    """The ``pm.Model`` of ``spec`` on design ``design`` (inputs as ``pm.Data``, dims ``run`` and groups).
 
     ``spec``'s centring must be resolved (``pooling.resolve_centered``): the caller decides what is
     sampled, and the fit stores that same resolved spec.
@@ -73,17 +73,17 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]) 
     if spec.centered == AUTO:
         raise ValueError(f"{spec.name}: build_model needs a resolved centring; call pooling.resolve_centered(spec, design) first")
     ops = pytensor_ops()
-    law = d.law
-    coords = {"run": np.arange(d.y.size), **{g: d.levels[g] for g in d.groups}}
-    init = initial_internal(spec, d, prior_draws)
+    law = design.law
+    coords = {"run": np.arange(design.y.size), **{g: design.levels[g] for g in design.groups}}
+    init = initial_internal(spec, design, prior_draws)
     with pm.Model(coords=coords) as model:
-        x = {c: pm.Data(f"log_{c}", v, dims="run") for c, v in d.x.items()}
+        x = {c: pm.Data(f"log_{c}", v, dims="run") for c, v in design.x.items()}
         # centres are data too, so a compiled model can be reused on new runs of the same shape
-        centres = {c: pm.Data(f"centre_{c}", v) for c, v in d.centres.items()}
-        observed = pm.Data("observed_log_loss", d.y, dims="run")
+        centres = {c: pm.Data(f"centre_{c}", v) for c, v in design.centres.items()}
+        observed = pm.Data("observed_log_loss", design.y, dims="run")
         # 1 for every run in a fit; the self-check sets held-out runs to 0 in the same compiled model
-        weight = pm.Data("run_weight", np.ones(d.y.size), dims="run")
-        index = {g: pm.Data(f"{g}_index", d.codes[g], dims="run") for g in d.groups}
+        weight = pm.Data("run_weight", np.ones(design.y.size), dims="run")
+        index = {g: pm.Data(f"{g}_index", design.codes[g], dims="run") for g in design.groups}
         z_pop: dict[str, Any] = {}
         public_pop: dict[str, Any] = {}
         for p in law.parameters:  # a fixed parameter's coordinate is a function of free exponents
@@ -97,7 +97,7 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]) 
         for p in law.parameters:
             z = z_pop[p.name]
             if p.name in spec.pooled:
-                for g in d.groups:
+                for g in design.groups:
                     tau = pm.HalfNormal(tau_name(p.name, g), sigma=spec.pool_scale[p.name])
                     if p.name in spec.centered:  # eta kept as a Deterministic: consumers see one form
                         offset = pm.Normal(level_z_name(p.name, g), mu=z_pop[p.name], sigma=tau, dims=g) - z_pop[p.name]

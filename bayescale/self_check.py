@@ -83,7 +83,7 @@ def _subset(runs: RunTable, mask: np.ndarray, label: str) -> RunTable:
     return RunTable(runs.data[mask].reset_index(drop=True), source=f"{runs.source} (self-check {label})", extra_columns=runs.extra_columns)
 
 
-def run(fit: Fitted, d_full: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig) -> SelfCheck:
+def run(fit: Fitted, full_design: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig) -> SelfCheck:
     """Refit ``fit``'s spec on its smaller runs, forecast the largest, and score the forecasts.
 
     ``config`` is the fit's sampler options with the self-check's draws and tuning steps; the
@@ -101,18 +101,18 @@ def run(fit: Fitted, d_full: Design, prior_draws: dict[str, np.ndarray], config:
     held, how = split(runs, groups)
     train, test = _subset(runs, ~held, "train"), _subset(runs, held, "held out")
     try:
-        d_train = design(spec, train, groups)
+        train_design = design(spec, train, groups)
     except BayescaleError as exc:
         raise Skip(f"the smaller runs alone cannot identify the law: {exc}") from None
-    if any(d_train.levels[g] != d_full.levels[g] for g in groups):
+    if any(train_design.levels[g] != full_design.levels[g] for g in groups):
         raise Skip("a group has no runs below the self-check's compute cutoff")
-    values = data_values(d_full)
-    values.update({f"centre_{c}": np.asarray(v) for c, v in d_train.centres.items()})  # centres of the training part
+    values = data_values(full_design)
+    values.update({f"centre_{c}": np.asarray(v) for c, v in train_design.centres.items()})  # centres of the training part
     values["run_weight"] = (~held).astype(float)
     chains = min(CHAINS, fit.info.chains or CHAINS)
     config = dataclasses.replace(config, chains=chains, cores=min(config.cores or chains, chains), progress=False)
-    raw = sample(spec, d_full, prior_draws, config, values)
-    tree = tidy_tree(raw, spec, d_train)
+    raw = sample(spec, full_design, prior_draws, config, values)
+    tree = tidy_tree(raw, spec, train_design)
     plain = dataclasses.replace(spec, discrepancy=Discrepancy(enabled=False, scale=spec.discrepancy.scale))
     trained = Fit(tree=tree, spec=plain, runs=train, groups=groups, diagnostics=check_convergence(tree, judged_variables(tree["posterior"].to_dataset(), spec)), seed=fit.seed, sampler=fit.sampler)
     return dataclasses.replace(score(trained, test), split=how, seconds=time.perf_counter() - start)

@@ -328,7 +328,7 @@ def test_adaptation_is_checked_and_defaults_by_hierarchy(synthetic_frame):
     assert _adaptation(None, "nutpie", False) == "low_rank"
 
 
-def test_centred_levels_keep_the_non_centred_view(grouped_fit):
+def test_centered_levels_keep_the_non_centered_view(grouped_fit):
     """``pooling.centered`` samples the levels directly; eta stays in the posterior as a Deterministic."""
     post = grouped_fit.posterior
     assert grouped_fit.info.centered == ("E", "A", "B")
@@ -338,7 +338,7 @@ def test_centred_levels_keep_the_non_centred_view(grouped_fit):
     assert "alpha_eta_dataset" not in post and post["alpha"].dims == ("chain", "draw")  # shared, as the spec says
 
 
-def test_non_centred_hierarchy_keeps_groups_apart(grouped_frame):
+def test_non_centered_hierarchy_keeps_groups_apart(grouped_frame):
     """A spec that samples the levels non-centred (``centered = []``): a short fit keeps the groups'
     irreducible losses in order and forecasts each group from its own level."""
     spec = {"form": "chinchilla", "pooling": {"params": ["E", "A", "B"], "centered": [], "scale": {"E": 0.3, "A": 0.5, "B": 0.5}}}
