@@ -38,7 +38,7 @@ from bayescale.laws.chinchilla import optimal_log_n as chinchilla_optimal_log_n
 from bayescale.laws.ops import NUMPY
 
 if TYPE_CHECKING:
-    from bayescale.fitting import Fit
+    from bayescale.fitted import Fitted
 
 #: Tokens-per-parameter ratios searched by the numeric optimiser (log grid, then refinement).
 RATIO_RANGE = (1e-4, 1e8)
@@ -94,7 +94,7 @@ def parse_flops(values: Any) -> np.ndarray:
     return flops
 
 
-def parameter_draws(fit: Fit, group_values: Mapping[str, Any] | None = None, new_group: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
+def parameter_draws(fit: Fitted, group_values: Mapping[str, Any] | None = None, new_group: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
     """Public law parameters as (chain, draw) arrays: the fit's own (no groups), a seen level per
     group column, or a new, unseen group (``new_group=True``: fresh offsets per draw, seeded)."""
     from bayescale.groups import resolve_request
@@ -329,7 +329,7 @@ def _robust_plan(
 
 
 def allocate(
-    fit: Fit,
+    fit: Fitted,
     flops: Any,
     unique_tokens: float | str | None = None,
     ci: float = 0.9,

@@ -91,7 +91,7 @@ def warm_worker(jobs: list[Job]) -> float:
     """Import what a job needs and compile one model per (model, group, sampler) among ``jobs``; returns seconds.
 
     Run once on every worker before jobs are scheduled, so no job pays imports and compilation
-    (the compiled models stay in ``fitting``'s cache and come from PyTensor's disk cache when
+    (the compiled models stay in ``sampling._COMPILED`` and come from PyTensor's disk cache when
     another process compiled them). Failures are left for the job itself to report.
     """
     start = time.perf_counter()

@@ -4,7 +4,7 @@ Two notions of "the loss of a run", chosen with ``predictive``:
 
 * ``predictive=True`` (default for ``prob_below`` and ``compute_for_target``): the posterior
   *predictive* — the law's mean curve times the fitted observation noise (log-normal or
-  Student-t on log loss, ``sigma``/``nu`` from the posterior). This answers "will the run I
+  Student-t on log loss, the likelihood's parameters from the posterior). This answers "will the run I
   train come in under the target?"
 * ``predictive=False``: the posterior of the *mean curve* only (uncertainty about the law,
   no run-to-run noise). On constant draws this is 0 or 1.
@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from bayescale.allocate import allocate_params, parameter_draws
+from bayescale.allocate import allocate, allocate_params, parameter_draws
 from bayescale.discrepancy import group_bounds, plan_distance, shift_per_draw
 from bayescale.errors import BayescaleError, check_probability
 from bayescale.laws.ops import NUMPY
 from bayescale.self_check import sentence
 
 if TYPE_CHECKING:
-    from bayescale.fitting import Fit
+    from bayescale.fitted import Fitted
     from bayescale.groups import SeededGroupTarget
 
 #: Default compute range searched by ``compute_for_target`` (FLOPs).
@@ -87,7 +87,7 @@ def _positive(name: str, value: Any) -> np.ndarray:
 class _Posterior:
     """Flattened parameter draws (S, 1) of one fit, plus its observation noise, for fast loss draws."""
 
-    def __init__(self, fit: Fit, group_values: Mapping[str, Any] | None = None, seed: int = 0, new_group: bool = False):
+    def __init__(self, fit: Fitted, group_values: Mapping[str, Any] | None = None, seed: int = 0, new_group: bool = False):
         self.fit = fit
         self.law = fit.spec.law
         draws = parameter_draws(fit, group_values, new_group, seed)
@@ -97,9 +97,9 @@ class _Posterior:
         self.sigma = post["sigma"].transpose("chain", "draw").values.reshape(-1, 1) if "sigma" in post else np.zeros((self.size, 1))
         rng = np.random.default_rng(seed)
         likelihood = fit.spec.likelihood
-        nu = np.reshape(likelihood.nu_values(post), (-1, 1)) if likelihood.robust else None
-        self.noise = likelihood.unit_noise(rng, nu, (self.size, 1))
-        self.noise_b = likelihood.unit_noise(rng, nu, (self.size, 1))
+        values = {k: np.reshape(v, (-1, 1)) for k, v in likelihood.posterior_values(post).items()}
+        self.noise = likelihood.unit_noise(rng, values, (self.size, 1))
+        self.noise_b = likelihood.unit_noise(rng, values, (self.size, 1))
         shift = shift_per_draw(fit)
         self.shift = None if shift is None else shift.reshape(-1, 1)
         from bayescale.groups import resolve_request, seen_levels
@@ -133,7 +133,7 @@ class _Posterior:
 
 
 def prob_below(
-    fit: Fit,
+    fit: Fitted,
     target_loss: float,
     params: Any,
     tokens: Any,
@@ -167,7 +167,7 @@ def _robust_plans(post: _Posterior, flops: np.ndarray, unique_tokens: float | No
 
 
 def compute_for_target(
-    fit: Fit,
+    fit: Fitted,
     target_loss: float,
     prob: float = 0.9,
     *,
@@ -263,7 +263,7 @@ def _plan(name: str, plan: Any) -> tuple[float, float, float | None]:
 
 
 def compare_plans(
-    fit: Fit,
+    fit: Fitted,
     plan_a: Any,
     plan_b: Any,
     *,
@@ -305,7 +305,7 @@ __all__ = ["Decision", "compare_plans", "compute_for_target", "cost", "decide", 
 
 
 def decide(
-    fit: Fit,
+    fit: Fitted,
     target_loss: float,
     prob: float = 0.9,
     *,
@@ -357,7 +357,7 @@ def decide(
 
 
 def _plan_document(
-    fit: Fit,
+    fit: Fitted,
     target_loss: float,
     prob: float,
     params: float,
@@ -375,7 +375,7 @@ def _plan_document(
 
 
 def _budget_documents(
-    fit: Fit,
+    fit: Fitted,
     target_loss: float,
     prob: float,
     flops: Any,
@@ -387,7 +387,7 @@ def _budget_documents(
 ) -> list[dict[str, Any]]:
     """Each budget's robust plan (``allocate``), its P(loss < target) and cost."""
     budgets = np.atleast_1d(np.asarray(flops, dtype=float))
-    ds = fit.allocate(budgets, unique_tokens=unique_tokens, **groups)
+    ds = allocate(fit, budgets, unique_tokens=unique_tokens, **groups)
     rn, rd = ds["robust_params"].values, ds["robust_tokens"].values
     probs = np.atleast_1d(prob_below(fit, target_loss, rn, rd, unique_tokens, predictive=predictive, **groups))
     return [

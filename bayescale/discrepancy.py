@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from bayescale.fitting import Fit
+    from bayescale.fitted import Fitted
 
 #: Direction names: log₁₀ of parameters, tokens, tokens per parameter and compute.
 DIRECTIONS = ("params", "tokens", "tokens_per_param", "flops")
@@ -50,9 +50,9 @@ def coordinates(inputs: tuple[str, ...], columns: Mapping[str, Any]) -> dict[str
     if dirs == ("flops",):
         return {"flops": np.log10(np.asarray(columns["flops"], dtype=float))}
     size = columns["active_params"] if "active_params" in inputs else columns["params"]
-    n = np.log10(np.asarray(size, dtype=float))
-    d = np.log10(np.asarray(columns["tokens"], dtype=float))
-    return {"params": n, "tokens": d, "tokens_per_param": d - n, "flops": np.log10(6.0) + n + d}
+    decades_n = np.log10(np.asarray(size, dtype=float))
+    decades_d = np.log10(np.asarray(columns["tokens"], dtype=float))
+    return {"params": decades_n, "tokens": decades_d, "tokens_per_param": decades_d - decades_n, "flops": np.log10(6.0) + decades_n + decades_d}
 
 
 def ranges(coords: Mapping[str, np.ndarray]) -> dict[str, tuple[float, float]]:
@@ -70,7 +70,7 @@ def distance(coords: Mapping[str, Any], bounds: Mapping[str, tuple[float, float]
     return np.sqrt(total)
 
 
-def group_bounds(fit: Fit, group_values: Mapping[str, Any] | None = None) -> dict[str, tuple[float, float]]:
+def group_bounds(fit: Fitted, group_values: Mapping[str, Any] | None = None) -> dict[str, tuple[float, float]]:
     """Ranges of the runs in the seen group levels ``group_values`` names (all runs when none match)."""
     runs = fit.runs.data
     mask = np.ones(len(runs), dtype=bool)
@@ -82,7 +82,7 @@ def group_bounds(fit: Fit, group_values: Mapping[str, Any] | None = None) -> dic
     return ranges(coordinates(fit.spec.law.inputs, runs[mask]))
 
 
-def target_distance(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
+def target_distance(fit: Fitted, frame: pd.DataFrame) -> np.ndarray:
     """d(x) of each target (a parsed target table) beyond the runs of its own group if seen, else all runs."""
     inputs = fit.spec.law.inputs
     coords = coordinates(inputs, frame)
@@ -104,7 +104,7 @@ def plan_distance(inputs: tuple[str, ...], bounds: Mapping[str, tuple[float, flo
     return distance(coordinates(inputs, {"params": n, "active_params": n, "tokens": d, "flops": 6.0 * n * d}), bounds)
 
 
-def shift_per_draw(fit: Fit) -> np.ndarray | None:
+def shift_per_draw(fit: Fitted) -> np.ndarray | None:
     """τ·u per posterior draw, dims (chain, draw); ``None`` when the fit has no discrepancy."""
     post = fit.posterior
     if not fit.spec.discrepancy.enabled or "discrepancy_tau" not in post:
@@ -132,15 +132,15 @@ def tau_log_density(scale: float, residuals: Any = (), sd: Any = (), dist: Any =
     form, r = τ·u·d + e with one u for all runs, r ~ N(0, diag(s²) + τ² d dᵀ) (determinant lemma
     and Sherman–Morrison, exact): the runs then say about as much as one draw of u.
     """
-    r, s, d = (np.asarray(a, dtype=float).reshape(-1) for a in (residuals, sd, dist))
-    grid = tau_grid(scale, r, d)
+    r, s, dist = (np.asarray(a, dtype=float).reshape(-1) for a in (residuals, sd, dist))
+    grid = tau_grid(scale, r, dist)
     log_p = -0.5 * (grid / scale) ** 2
     if r.size and shared:
-        a, b = np.sum(d * d / s**2), np.sum(d * r / s**2)
+        a, b = np.sum(dist * dist / s**2), np.sum(dist * r / s**2)
         q = 1.0 + grid**2 * a
         log_p = log_p + temper * (-0.5 * np.log(q) + 0.5 * grid**2 * b**2 / q)
     elif r.size:
-        var = s[None, :] ** 2 + (grid[:, None] * d[None, :]) ** 2
+        var = s[None, :] ** 2 + (grid[:, None] * dist[None, :]) ** 2
         log_p = log_p + temper * np.sum(-0.5 * (np.log(var) + r[None, :] ** 2 / var), axis=1)
     return grid, log_p
 

@@ -19,12 +19,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayescale.design import Design
+from bayescale.design import design as make_design
+from bayescale.documents import Diagnostics, FitInfo, SelfCheck, Uncentering
 from bayescale.errors import ConvergenceWarning, RunTableError, SamplerError, check_count, check_seed
-from bayescale.fitfile import FORMAT_VERSION, MAX_LOAD_BYTES, content_hash, load_fit, save_fit
-from bayescale.model import Design, design
-from bayescale.pooling import resolve_centered, uncentre_after_divergences, without_centring
+from bayescale.fitfile import MAX_LOAD_BYTES, load_fit
+from bayescale.fitformat import FORMAT_VERSION, content_hash, package_version, save_fit
+from bayescale.pooling import resolve_centered, uncenter_after_divergences, without_centering
 from bayescale.posterior import SAMPLE_DIMS, judged_variables
-from bayescale.result import Diagnostics, Fit, check_convergence, package_version
+from bayescale.result import Fit, check_convergence
 from bayescale.runs import RunTable, check_magnitudes, load_runs
 from bayescale.sampling import ADAPTATIONS, NUTPIE_SAMPLERS, SAMPLERS, SamplerConfig, _adaptation, _check_size, _warn_if_slow, default_cores, prepare, sample, tidy_tree
 from bayescale.spec import AUTO, ModelSpec, load_spec
@@ -90,48 +93,46 @@ def fit(
     self_check_draws = check_count(self_check_draws, "self_check_draws")
     runs, spec, groups = _inputs(runs, model, group, strict)
     _adaptation(adaptation, sampler, False)  # a bad sampler or adaptation fails before any work
-    d = design(spec, runs, groups)
-    _check_size(spec, d, draws, chains)
+    design = make_design(spec, runs, groups)
+    _check_size(spec, design, draws, chains)
     rule = "auto" if spec.centered == AUTO else "spec"
-    spec = resolve_centered(spec, d)  # the fit keeps the resolved spec: exactly what was sampled
+    spec = resolve_centered(spec, design)  # the fit keeps the resolved spec: exactly what was sampled
     cores = cores or default_cores(sampler, len(runs), chains)
     _warn_if_slow(len(runs), draws, tune, chains, cores)
     config = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, cores=cores, target_accept=target_accept, adaptation=adaptation, progress=progress)
     prior_draws = spec.check_priors(0)  # initial values must not depend on the seed: a cached model serves every seed
     start = time.perf_counter()
-    spec, tree, diagnostics, config, recentred = _sample_recentring(spec, d, prior_draws, config, adaptation, auto=rule == "auto")
-    info = _info(config, spec, groups, rule, time.perf_counter() - start, command)
-    if recentred:
-        info["recentred"] = recentred
+    spec, tree, diagnostics, config, uncentered = _sample_uncentering(spec, design, prior_draws, config, adaptation, auto=rule == "auto")
+    info = _info(config, spec, groups, rule, time.perf_counter() - start, command, uncentered)
     result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)
-    check = _self_check(result, d, prior_draws, replace(config, draws=min(self_check_draws, draws), tune=min(self_check_draws, tune))) if self_check else None
+    check = _self_check(result, design, prior_draws, replace(config, draws=min(self_check_draws, draws), tune=min(self_check_draws, tune))) if self_check else None
     result = with_discrepancy(result, check).with_parameter_diagnostics()
     if not diagnostics.converged:
         warnings.warn(f"{spec.name} fit on {runs.source}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
     return result
 
 
-def _sample_recentring(
-    spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, adaptation: str | None, auto: bool
-) -> tuple[ModelSpec, xr.DataTree, Diagnostics, SamplerConfig, dict[str, Any] | None]:
+def _sample_uncentering(
+    spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, adaptation: str | None, auto: bool
+) -> tuple[ModelSpec, xr.DataTree, Diagnostics, SamplerConfig, Uncentering | None]:
     """Sample; if auto-centred levels diverged, sample once more with them non-centred
-    (``pooling.uncentre_after_divergences``). Returns what was sampled last and, if it re-sampled, what and why."""
-    tree, diagnostics, config = _sample_judged(spec, d, prior_draws, config, adaptation)
+    (``pooling.uncenter_after_divergences``). Returns what was sampled last and, if it re-sampled, what and why."""
+    tree, diagnostics, config = _sample_judged(spec, design, prior_draws, config, adaptation)
     if not (auto and diagnostics.divergences):
         return spec, tree, diagnostics, config, None
-    again = uncentre_after_divergences(spec, d.groups, tree["posterior"].to_dataset(), tree["sample_stats"].to_dataset()["diverging"].values)
+    again = uncenter_after_divergences(spec, design.groups, tree["posterior"].to_dataset(), tree["sample_stats"].to_dataset()["diverging"].values)
     if not again:
         return spec, tree, diagnostics, config, None
-    spec = without_centring(spec, again)
-    tree, second, config = _sample_judged(spec, d, prior_draws, config, adaptation)
-    return spec, tree, second, config, {"params": list(again), "divergences": diagnostics.divergences}
+    spec = without_centering(spec, again)
+    tree, second, config = _sample_judged(spec, design, prior_draws, config, adaptation)
+    return spec, tree, second, config, Uncentering(tuple(again), diagnostics.divergences)
 
 
-def _sample_judged(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, adaptation: str | None) -> tuple[xr.DataTree, Diagnostics, SamplerConfig]:
+def _sample_judged(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, adaptation: str | None) -> tuple[xr.DataTree, Diagnostics, SamplerConfig]:
     """Sample ``spec`` (nutpie's mass matrix from ``adaptation`` or the centring) and judge convergence."""
-    non_centred = bool(d.groups) and any(p not in spec.centered for p in spec.pooled)
-    config = replace(config, adaptation=_adaptation(adaptation, config.sampler, non_centred))
-    tree = tidy_tree(sample(spec, d, prior_draws, config), spec, d)
+    non_centered = bool(design.groups) and any(p not in spec.centered for p in spec.pooled)
+    config = replace(config, adaptation=_adaptation(adaptation, config.sampler, non_centered))
+    tree = tidy_tree(sample(spec, design, prior_draws, config), spec, design)
     return tree, check_convergence(tree, judged_variables(tree["posterior"].to_dataset(), spec)), config
 
 
@@ -150,44 +151,42 @@ def _inputs(
     return runs, spec, groups
 
 
-def _info(config: SamplerConfig, spec: ModelSpec, groups: tuple[str, ...], rule: str, seconds: float, command: str | None) -> dict[str, Any]:
+def _info(config: SamplerConfig, spec: ModelSpec, groups: tuple[str, ...], rule: str, seconds: float, command: str | None, uncentered: Uncentering | None) -> FitInfo:
     """``Fit.info``: sampler settings, what was pooled and centred (and by which rule), timing, and the command line."""
-    info: dict[str, Any] = {
-        "seconds": seconds,
-        "draws": config.draws,
-        "tune": config.tune,
-        "chains": config.chains,
-        "target_accept": config.target_accept,
-        "adaptation": config.adaptation,
-        "pooled": list(spec.pooled) if groups else [],
-        "centered": list(spec.centered),
-        "centering": rule,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    if command:
-        info["command"] = command
-    return info
+    return FitInfo(
+        seconds=seconds,
+        draws=config.draws,
+        tune=config.tune,
+        chains=config.chains,
+        target_accept=config.target_accept,
+        adaptation=config.adaptation,
+        pooled=tuple(spec.pooled) if groups else (),
+        centered=tuple(spec.centered),
+        centering=rule,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        command=command or None,
+        uncentered=uncentered,
+    )
 
 
-def _self_check(result: Fit, d: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig) -> dict[str, Any]:
+def _self_check(result: Fit, design: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig) -> SelfCheck:
     """The fit's own leave-future-out check (``self_check.run``), or the reason it was skipped."""
     from bayescale import self_check
 
     try:
-        return self_check.run(result, d, prior_draws, config)
+        return self_check.run(result, design, prior_draws, config)
     except self_check.Skip as exc:
-        return self_check.skipped(str(exc))
+        return SelfCheck.skip(str(exc))
 
 
-def with_discrepancy(result: Fit, check: Mapping[str, Any] | None) -> Fit:
+def with_discrepancy(result: Fit, check: SelfCheck | None) -> Fit:
     """``result`` with its self-check stored and, if the spec enables the discrepancy, exact draws
     of τ (prior updated by the self-check's residuals) and u added to the posterior."""
     from bayescale.discrepancy import draw_tau
 
     post = result.posterior.drop_vars(["discrepancy_tau", "discrepancy_u"], errors="ignore")
     if result.spec.discrepancy.enabled:
-        evidence = check if check and not check.get("skipped") else {}
-        residuals = [evidence.get(k, ()) for k in ("log_error", "sd", "distance")]
+        residuals = check.residuals() if check is not None else ((), (), ())
         tau, u = draw_tau(result.spec.discrepancy.scale, (post.sizes["chain"], post.sizes["draw"]), result.seed, *residuals)
         post = post.assign(discrepancy_tau=(SAMPLE_DIMS, tau), discrepancy_u=(SAMPLE_DIMS, u))
-    return replace(result.with_posterior(post), self_check=None if check is None else dict(check))
+    return replace(result.with_posterior(post), self_check=check)

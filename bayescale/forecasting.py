@@ -28,7 +28,7 @@ from bayescale.posterior import LevelOffsets, PosteriorView
 from bayescale.runs import parse_numeric_column, read_table
 
 if TYPE_CHECKING:
-    from bayescale.fitting import Fit
+    from bayescale.fitted import Fitted
     from bayescale.groups import Grouped
 
 #: Largest number of (chain × draw × target) values ``forecast`` evaluates at once.
@@ -122,7 +122,7 @@ def _target_groups(fit: Grouped, out: pd.DataFrame, group_values: Mapping[str, A
     return out
 
 
-def _group_effects(fit: Fit, frame: pd.DataFrame, view: PosteriorView, rng: np.random.Generator) -> tuple[list[LevelOffsets], list[np.ndarray]]:
+def _group_effects(fit: Fitted, frame: pd.DataFrame, view: PosteriorView, rng: np.random.Generator) -> tuple[list[LevelOffsets], list[np.ndarray]]:
     """Per group column: the pooled offsets over its seen levels, then fresh population draws
     for unseen ones (``PosteriorView.offsets``), and each target's index into those levels.
 
@@ -149,7 +149,7 @@ def _group_effects(fit: Fit, frame: pd.DataFrame, view: PosteriorView, rng: np.r
     return offsets, indices
 
 
-def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
+def _chunks(fit: Fitted, frame: pd.DataFrame, seed: int):
     """Yield ``(lo, hi, mean, pred)`` over target chunks; each array is (chain, draw, hi - lo)."""
     law = fit.spec.law
     view = PosteriorView.of(fit)
@@ -157,7 +157,8 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
     chains, draws = view.shape
     offsets, indices = _group_effects(fit, frame, view, rng)
     sigma = view.sigma()[..., None]
-    nu_t = np.moveaxis(np.broadcast_to(view.nu(), (chains, draws, 1)), -1, 0)  # (1, chain, draw): target-major
+    # the family's parameters as (1, chain, draw): noise is drawn target-major
+    noise_values = {k: np.moveaxis(np.broadcast_to(np.asarray(v)[..., None], (chains, draws, 1)), -1, 0) for k, v in view.likelihood_values().items()}
     shift = shift_per_draw(fit)
     dist = target_distance(fit, frame) if shift is not None else None
     logs = view.log_inputs(frame)
@@ -171,12 +172,12 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
         if dist is not None and shift is not None and dist[lo:hi].any():  # model discrepancy: zero inside the data's range
             mu = mu + shift[..., None] * dist[lo:hi]
         # noise is drawn target by target (target-major), so the draws do not depend on chunking
-        noise = np.moveaxis(fit.spec.likelihood.unit_noise(rng, nu_t, (hi - lo, chains, draws)), 0, -1)
+        noise = np.moveaxis(fit.spec.likelihood.unit_noise(rng, noise_values, (hi - lo, chains, draws)), 0, -1)
         yield lo, hi, np.exp(mu), np.exp(mu + sigma * noise)
 
 
 def forecast(
-    fit: Fit, targets: Any = None, *, seed: int = 0, group_values: Mapping[str, Any] | None = None, new_group: bool = False, rename: Mapping[str, str] | None = None, **columns: Any
+    fit: Fitted, targets: Any = None, *, seed: int = 0, group_values: Mapping[str, Any] | None = None, new_group: bool = False, rename: Mapping[str, str] | None = None, **columns: Any
 ) -> xr.Dataset:
     """Loss at each target for every posterior draw: dims ``(chain, draw, target)``.
 
@@ -206,7 +207,7 @@ def forecast(
 
 
 def forecast_summary(
-    fit: Fit,
+    fit: Fitted,
     targets: Any = None,
     *,
     ci: float = 0.9,
@@ -233,7 +234,7 @@ def forecast_summary(
     return pd.concat([frame, pd.DataFrame(out)], axis=1)
 
 
-def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _marginal_quantiles(fit: Fitted, frame: pd.DataFrame, qs: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Quantiles ``qs`` of the mean curve and of the predictive loss per target: two (target, q) arrays."""
     law = fit.spec.law
     view = PosteriorView.of(fit)
@@ -242,8 +243,8 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
     chains, draws = view.shape
     n_draws = chains * draws
     offsets, indices = _group_effects(fit, frame, view, rng)
-    nu = view.draws("nu").reshape(n_draws) if "nu" in view.posterior else fit.spec.likelihood.nu
-    noise = (view.sigma().reshape(n_draws) * fit.spec.likelihood.unit_noise(rng, nu, (n_draws,))).astype(np.float32)
+    noise_values = {k: np.broadcast_to(v, (chains, draws)).reshape(n_draws) for k, v in view.likelihood_values().items()}
+    noise = (view.sigma().reshape(n_draws) * fit.spec.likelihood.unit_noise(rng, noise_values, (n_draws,))).astype(np.float32)
     logs = view.log_inputs(frame)
     shift = shift_per_draw(fit)
     dist = target_distance(fit, frame).astype(np.float32) if shift is not None else None
@@ -306,7 +307,7 @@ def forecast_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def extrapolation_factor(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
+def extrapolation_factor(fit: Fitted, frame: pd.DataFrame) -> np.ndarray:
     """Compute of each target over the largest fitted compute of its group (all runs when ungrouped).
 
     Targets are parsed tables (see ``target_table``); a target in a group seen at fit time is
@@ -325,7 +326,7 @@ def extrapolation_factor(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
     return flops / reference
 
 
-def _warn_extrapolation(fit: Fit, frame: pd.DataFrame) -> None:
+def _warn_extrapolation(fit: Fitted, frame: pd.DataFrame) -> None:
     if "flops" not in frame.columns and not {"params", "tokens"} <= set(frame.columns):
         return
     factor = extrapolation_factor(fit, frame)

@@ -17,7 +17,7 @@ import numpy as np
 from bayescale.errors import BayescaleError
 
 if TYPE_CHECKING:
-    from bayescale.fitting import Fit
+    from bayescale.fitted import Fitted
     from bayescale.runs import RunTable
     from bayescale.spec import ModelSpec
 
@@ -119,7 +119,7 @@ def resolve_levels(fit: Grouped, column: str, values: Sequence[Any] | np.ndarray
     return out, new
 
 
-def resolve_request(fit: Fit, group_values: Mapping[str, Any] | None, new_group: bool) -> dict[str, tuple[str, bool]]:
+def resolve_request(fit: Fitted, group_values: Mapping[str, Any] | None, new_group: bool) -> dict[str, tuple[str, bool]]:
     """Per group column of ``fit``, for a single-target request: the level (or new group's label) and whether it is new."""
     check_group_request(fit, group_values, new_group)
     out: dict[str, tuple[str, bool]] = {}
@@ -140,7 +140,7 @@ def seen_levels(resolved: Mapping[str, tuple[str, bool]]) -> dict[str, str]:
     return {g: level for g, (level, is_new) in resolved.items() if not is_new}
 
 
-def describe(fit: Fit, resolved: Mapping[str, tuple[str, bool]]) -> str:
+def describe(fit: Fitted, resolved: Mapping[str, tuple[str, bool]]) -> str:
     """A phrase saying which group a plan or forecast is for (empty for a fit without groups)."""
     parts = []
     for g, (level, is_new) in resolved.items():

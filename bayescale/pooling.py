@@ -6,7 +6,7 @@ The default (a spec without ``pooling.params``) lets the law's *level* parameter
 per-group exponent wanders along the E–A–α ridge and extrapolates badly, while levels are what
 datasets and recipes really change. ``pooling_choice`` turns the CLI's ``--pooling`` values into
 parameter lists; ``auto_centered`` is the rule behind ``pooling.centered = "auto"``, and
-``uncentre_after_divergences`` its check after sampling: a centred level whose spread τ is small
+``uncenter_after_divergences`` its check after sampling: a centred level whose spread τ is small
 where the sampler diverged is in a funnel, and ``fit`` samples it again non-centred (every
 centred level when the divergent draws point at none).
 """
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from bayescale.design import MIN_DISTINCT, Design
 from bayescale.errors import ModelSpecError
-from bayescale.model import MIN_DISTINCT, Design
 from bayescale.posterior import tau_name
 from bayescale.spec import AUTO, ModelSpec
 
@@ -73,18 +73,18 @@ def with_pooling(spec: ModelSpec, choice: str) -> ModelSpec:
     return ModelSpec.from_dict(raw, source=f"{spec.name} with --pooling {choice}")
 
 
-def _identifies(d: Design, rows: np.ndarray, columns: Sequence[str]) -> bool:
+def _identifies(design: Design, rows: np.ndarray, columns: Sequence[str]) -> bool:
     """Whether the runs ``rows`` pin down a level whose term depends on ``columns`` (the rule above)."""
     if rows.sum() < AUTO_MIN_RUNS:
         return False
     for column in columns:
-        values = d.x[column][rows]
+        values = design.x[column][rows]
         if np.unique(values).size < MIN_DISTINCT or (values.max() - values.min()) / np.log(10) < AUTO_MIN_DECADES:
             return False
     return True
 
 
-def auto_centered(spec: ModelSpec, d: Design) -> tuple[str, ...]:
+def auto_centered(spec: ModelSpec, design: Design) -> tuple[str, ...]:
     """The pooled parameters to sample centred: those every group's own runs pin down.
 
     A pooled parameter is centred when, for every group column and every level of it, the
@@ -95,22 +95,22 @@ def auto_centered(spec: ModelSpec, d: Design) -> tuple[str, ...]:
     centred hierarchy samples well; otherwise the funnel of a weakly identified level calls for
     the non-centred form.
     """
-    law = d.law
-    centred = []
+    law = design.law
+    centered = []
     for name in spec.pooled:
         q = law.parameter(name)
         columns = (q.centre[1],) if q.centre else tuple(c for c in law.inputs if c not in _MAY_BE_CONSTANT)
         columns = tuple(c for c in columns if c not in _MAY_BE_CONSTANT)
-        if all(_identifies(d, d.codes[g] == i, columns) for g in d.groups for i in range(len(d.levels[g]))):
-            centred.append(name)
-    return tuple(centred)
+        if all(_identifies(design, design.codes[g] == i, columns) for g in design.groups for i in range(len(design.levels[g]))):
+            centered.append(name)
+    return tuple(centered)
 
 
-def resolve_centered(spec: ModelSpec, d: Design) -> ModelSpec:
-    """``spec`` with ``centered = "auto"`` replaced by the rule's choice on design ``d``."""
+def resolve_centered(spec: ModelSpec, design: Design) -> ModelSpec:
+    """``spec`` with ``centered = "auto"`` replaced by the rule's choice on design ``design``."""
     if spec.centered != AUTO:
         return spec
-    return dataclasses.replace(spec, centered=auto_centered(spec, d) if d.groups else ())
+    return dataclasses.replace(spec, centered=auto_centered(spec, design) if design.groups else ())
 
 
 def funnel_parameters(spec: ModelSpec, groups: Sequence[str], posterior: xr.Dataset, diverging: np.ndarray) -> tuple[str, ...]:
@@ -132,13 +132,13 @@ def funnel_parameters(spec: ModelSpec, groups: Sequence[str], posterior: xr.Data
     return tuple(found)
 
 
-def uncentre_after_divergences(spec: ModelSpec, groups: Sequence[str], posterior: xr.Dataset, diverging: np.ndarray) -> tuple[str, ...]:
+def uncenter_after_divergences(spec: ModelSpec, groups: Sequence[str], posterior: xr.Dataset, diverging: np.ndarray) -> tuple[str, ...]:
     """The auto-centred levels to sample again non-centred after a run with divergences: those in
     a funnel (``funnel_parameters``) or, when the divergent draws point at none, every centred
     level (with few groups the population value and τ can trap a centred hierarchy too)."""
     return funnel_parameters(spec, groups, posterior, diverging) or tuple(p for p in spec.pooled if p in spec.centered)
 
 
-def without_centring(spec: ModelSpec, names: Sequence[str]) -> ModelSpec:
+def without_centering(spec: ModelSpec, names: Sequence[str]) -> ModelSpec:
     """``spec`` (centring resolved) with ``names`` sampled non-centred."""
     return dataclasses.replace(spec, centered=tuple(p for p in spec.centered if p not in names))

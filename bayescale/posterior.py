@@ -18,9 +18,9 @@ import xarray as xr
 from bayescale.laws.ops import NUMPY
 
 if TYPE_CHECKING:
-    from bayescale.fitting import Fit
+    from bayescale.design import Design
+    from bayescale.fitted import Fitted
     from bayescale.laws import Law
-    from bayescale.model import Design
     from bayescale.spec import ModelSpec
 
 SAMPLE_DIMS = ("chain", "draw")
@@ -78,7 +78,7 @@ class PosteriorView:
     posterior: xr.Dataset
 
     @classmethod
-    def of(cls, fit: Fit) -> PosteriorView:
+    def of(cls, fit: Fitted) -> PosteriorView:
         """The view of a fitted posterior."""
         return cls(fit.spec, fit.design, fit.posterior)
 
@@ -169,9 +169,10 @@ class PosteriorView:
         """The likelihood's scale per draw, (chain, draw)."""
         return self.draws("sigma")
 
-    def nu(self) -> Any:
-        """The Student-t degrees of freedom: draws (chain, draw) when sampled, else the spec's constant."""
-        return self.spec.likelihood.nu_values(self.posterior)
+    def likelihood_values(self) -> dict[str, Any]:
+        """The likelihood family's own parameters (``Likelihood.values``): draws (chain, draw) where
+        sampled, else the spec's constants."""
+        return self.spec.likelihood.posterior_values(self.posterior)
 
 
 def judged_variables(posterior: xr.Dataset, spec: ModelSpec) -> list[str]:
@@ -182,10 +183,7 @@ def judged_variables(posterior: xr.Dataset, spec: ModelSpec) -> list[str]:
 
 def required_variables(spec: ModelSpec, groups: Sequence[str]) -> list[str]:
     """Posterior variables every consumer of a view (forecast, allocate, LOO, summary) reads."""
-    from bayescale.spec import Prior
-
-    names = [*spec.law.parameter_names, *(z_name(p) for p in spec.law.parameter_names), "sigma"]
-    names += ["nu"] if isinstance(spec.likelihood.nu, Prior) else []
+    names = [*spec.law.parameter_names, *(z_name(p) for p in spec.law.parameter_names), *spec.likelihood.priors()]
     for g in groups:
         names += [name(p, g) for p in spec.pooled for name in (tau_name, eta_name)] + [by_level_name(p, g) for p in spec.pooled]
     return names

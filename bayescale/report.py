@@ -70,12 +70,12 @@ def hoffmann_applies(fit: Fit, theta: dict[str, np.ndarray]) -> bool:
 
 def _fit_command(fit: Fit) -> str:
     """How the fit was made: its stored command line, or the API call with what the fit recorded."""
-    if fit.info.get("command"):
-        return str(fit.info["command"])
+    if fit.info.command:
+        return fit.info.command
     group = f", group={list(fit.groups)!r}" if fit.groups else ""
     return (
-        f"bayescale.fit(bayescale.load_runs({display_path(fit.runs.source)!r}), {fit.spec.name!r}{group}, draws={fit.info.get('draws')}, "
-        f"tune={fit.info.get('tune')}, chains={fit.info.get('chains')}, seed={fit.seed}, sampler={fit.sampler!r})  "
+        f"bayescale.fit(bayescale.load_runs({display_path(fit.runs.source)!r}), {fit.spec.name!r}{group}, draws={fit.info.draws}, "
+        f"tune={fit.info.tune}, chains={fit.info.chains}, seed={fit.seed}, sampler={fit.sampler!r})  "
         "# made through the Python API: any columns=/where=/filters given to load_runs were not recorded"
     )
 
@@ -232,7 +232,7 @@ def _data_section(fit: Fit, source: str, targets: pd.DataFrame) -> dict[str, Any
 
 def _reproduce_section(fit: Fit, command: str | None) -> dict[str, Any]:
     """What reproduces the report: the fit's command, this command, version, seed, sampler, data hash."""
-    from bayescale.result import package_version
+    from bayescale.fitformat import package_version
 
     return {
         "fit_command": _fit_command(fit),
@@ -242,8 +242,8 @@ def _reproduce_section(fit: Fit, command: str | None) -> dict[str, Any]:
         "sampler": fit.sampler,
         "data_hash": fit.runs.content_hash(),
         "model": fit.spec.name,
-        "draws": fit.info.get("draws"),
-        "chains": fit.info.get("chains"),
+        "draws": fit.info.draws,
+        "chains": fit.info.chains,
     }
 
 

@@ -1,8 +1,8 @@
 """The result of a fit: ``Fit`` (posterior DataTree, spec, runs, groups, diagnostics, seed,
-sampler) and its convergence checks (``Diagnostics``, ``check_convergence``).
+sampler) and its convergence check (``check_convergence`` → ``documents.Diagnostics``).
 
 A ``Fit`` is immutable: the posterior plus everything needed to use and reproduce it. Sampling
-lives in ``sampling``, files in ``fitfile``, and ``fitting.fit`` ties them together.
+lives in ``sampling``, files in ``fitformat`` (writing) and ``fitfile`` (reading), and ``fitting.fit`` ties them together.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayescale.design import Design, design
+from bayescale.documents import Diagnostics, FitInfo, SelfCheck
 from bayescale.errors import check_probability
-from bayescale.model import Design, design
 from bayescale.posterior import SAMPLE_DIMS, by_level_name
 from bayescale.runs import RunTable
 from bayescale.spec import ModelSpec
@@ -32,65 +33,6 @@ TREEDEPTH_MAX_SHARE = 0.01
 #: (``Fit.with_parameter_diagnostics``) so that reading a fit needs no ArviZ.
 PARAMETER_DIAGNOSTICS = "parameter_diagnostics"
 PARAMETER_STATISTICS = ("rhat", "ess_bulk", "ess_tail")
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("bayescale")
-    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "0+unknown"
-
-
-@dataclass(frozen=True)
-class Diagnostics:
-    """Convergence checks of one fit; ``converged`` is False if any check failed."""
-
-    rhat_max: float
-    ess_bulk_min: float
-    ess_tail_min: float
-    divergences: int
-    treedepth_hits: int
-    draws: int
-    chains: int
-    problems: tuple[str, ...] = ()
-
-    @property
-    def converged(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rhat_max": self.rhat_max,
-            "ess_bulk_min": self.ess_bulk_min,
-            "ess_tail_min": self.ess_tail_min,
-            "divergences": self.divergences,
-            "treedepth_hits": self.treedepth_hits,
-            "draws": self.draws,
-            "chains": self.chains,
-            "converged": self.converged,
-            "problems": list(self.problems),
-        }
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> Diagnostics:
-        return cls(
-            rhat_max=float(raw["rhat_max"]),
-            ess_bulk_min=float(raw["ess_bulk_min"]),
-            ess_tail_min=float(raw["ess_tail_min"]),
-            divergences=int(raw["divergences"]),
-            treedepth_hits=int(raw["treedepth_hits"]),
-            draws=int(raw["draws"]),
-            chains=int(raw["chains"]),
-            problems=tuple(raw.get("problems", ())),
-        )
-
-    def message(self) -> str:
-        """One plain sentence: converged, or what failed and what to do."""
-        if self.converged:
-            return f"converged (R-hat max {self.rhat_max:.3f}, min bulk ESS {self.ess_bulk_min:.0f}, {self.divergences} divergences)"
-        return "NOT CONVERGED: " + "; ".join(self.problems) + ". Do not trust these numbers: run more tune/draws, check the data for outliers, or simplify the model (fewer pooled parameters)."
 
 
 def check_convergence(tree: xr.DataTree, var_names: Sequence[str]) -> Diagnostics:
@@ -154,9 +96,9 @@ class Fit:
     diagnostics: Diagnostics
     seed: int
     sampler: str
-    info: Mapping[str, Any] = field(default_factory=dict)
+    info: FitInfo = field(default_factory=FitInfo)
     #: The fit's own leave-future-out backtest (``bayescale.self_check``); None if not run.
-    self_check: Mapping[str, Any] | None = None
+    self_check: SelfCheck | None = None
 
     def __repr__(self) -> str:
         """A few lines: law, runs, groups, convergence and parameter medians (not the whole posterior)."""
@@ -220,10 +162,8 @@ class Fit:
 
     @property
     def parameter_names(self) -> list[str]:
-        """Public parameter names in the posterior: the law's, then ``sigma`` (and ``nu``), then group-level."""
-        names = [*list(self.spec.law.parameter_names), "sigma"]
-        if "nu" in self.posterior:
-            names.append("nu")
+        """Public parameter names in the posterior: the law's, then the likelihood's (``sigma`` and any sampled), then group-level."""
+        names = [*list(self.spec.law.parameter_names), "sigma", *(n for n in self.spec.likelihood.parameters if n in self.posterior)]
         names += [by_level_name(p, g) for g in self.groups for p in self.spec.pooled]
         return names
 
@@ -278,27 +218,28 @@ class Fit:
     def pooling_summary(self) -> dict[str, Any]:
         """What varied by group and how it was sampled: ``pooled``, ``centered``, ``centering``
         (``auto``/``spec``) and, when a first run found a funnel, ``recentred`` (its params, divergences)."""
-        return {k: self.info[k] for k in ("pooled", "centered", "centering", "recentred") if k in self.info} if self.groups else {}
+        info = self.info.to_dict()
+        return {k: info[k] for k in ("pooled", "centered", "centering", "recentred") if k in info} if self.groups else {}
 
     def pooling_sentence(self) -> str:
         """One line for people: which levels vary by which groups, which are centred, and any re-sampling."""
-        pooling = self.pooling_summary()
-        if not pooling:
+        if not self.groups:
             return "pooling: none (no groups)"
-        pooled = list(pooling.get("pooled", self.spec.pooled))
-        centred = [p for p in pooled if p in pooling.get("centered", self.spec.centered)]
-        text = f"pooling: {', '.join(pooled) or 'nothing'} vary by {', '.join(self.groups)}; centred: {', '.join(centred) or 'none'} ({pooling.get('centering', 'spec')})"
-        if "recentred" in pooling:
-            again = pooling["recentred"]
-            text += f"; {', '.join(again['params'])} sampled again non-centred after {again['divergences']} divergences in a funnel"
+        info = self.info
+        pooled = list(self.spec.pooled if info.pooled is None else info.pooled)
+        centered = [p for p in pooled if p in (self.spec.centered if info.centered is None else info.centered)]
+        text = f"pooling: {', '.join(pooled) or 'nothing'} vary by {', '.join(self.groups)}; centred: {', '.join(centered) or 'none'} ({info.centering or 'spec'})"
+        if info.uncentered is not None:
+            text += f"; {', '.join(info.uncentered.params)} sampled again non-centred after {info.uncentered.divergences} divergences in a funnel"
         return text
 
     def self_check_summary(self) -> dict[str, Any] | None:
         """The self-check's headline numbers (``SUMMARY_KEYS`` plus coverage_50, n_train, split, skipped); None if not run."""
         if self.self_check is None:
             return None
-        keep = ("extrapolation", "median_abs_log_error", "coverage_90", "n_test", "coverage_50", "n_train", "cutoff_flops", "split", "skipped")
-        return {k: self.self_check[k] for k in keep if k in self.self_check}
+        keep = (*SelfCheck.SUMMARY_KEYS, "coverage_50", "n_train", "cutoff_flops", "split", "skipped")
+        document = self.self_check.to_dict()
+        return {k: document[k] for k in keep if k in document}
 
     def discrepancy_summary(self, ci: float = 0.9) -> dict[str, Any]:
         """Whether forecasts carry the extrapolation discrepancy, its prior scale and τ's posterior median and interval."""
@@ -326,7 +267,7 @@ class Fit:
 
     def save(self, path: str | Path) -> Path:
         """Write the fit atomically to ``path`` (``.nc`` netCDF, ``.zarr`` zarr store)."""
-        from bayescale.fitfile import save_fit
+        from bayescale.fitformat import save_fit
 
         return save_fit(self, path)
 

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayescale.design import Design
+from bayescale.design import design as make_design
 from bayescale.errors import BayescaleError, SamplerError
-from bayescale.model import Design, design
 from bayescale.pooling import resolve_centered
 from bayescale.posterior import PosteriorView
 from bayescale.runs import RunTable, load_runs
@@ -86,8 +87,8 @@ def default_cores(sampler: str, n_runs: int, chains: int) -> int:
     return max(1, min(chains, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def _adaptation(adaptation: str | None, sampler: str, non_centred: bool) -> str | None:
-    """The nutpie mass-matrix adaptation to use (``None`` for the other samplers); ``non_centred``:
+def _adaptation(adaptation: str | None, sampler: str, non_centered: bool) -> str | None:
+    """The nutpie mass-matrix adaptation to use (``None`` for the other samplers); ``non_centered``:
     the model has a pooled parameter whose group levels are sampled non-centred."""
     if sampler not in SAMPLERS:
         raise SamplerError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -96,18 +97,18 @@ def _adaptation(adaptation: str | None, sampler: str, non_centred: bool) -> str 
             raise SamplerError(f"adaptation={adaptation!r} is a nutpie option; the {sampler} sampler adapts a diagonal mass matrix")
         return None
     if adaptation is None:
-        return "diag" if non_centred else "low_rank"
+        return "diag" if non_centered else "low_rank"
     if adaptation not in ADAPTATIONS:
         raise SamplerError(f"unknown adaptation {adaptation!r}; choose one of {', '.join(ADAPTATIONS)}")
     return adaptation
 
 
-def sample(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, values: dict[str, np.ndarray] | None = None) -> xr.DataTree:
-    """Sample the model of ``spec`` on ``d`` as ``config`` says; ``values`` replaces its ``pm.Data`` (the self-check's weights and centres)."""
+def sample(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, values: dict[str, np.ndarray] | None = None) -> xr.DataTree:
+    """Sample the model of ``spec`` on ``design`` as ``config`` says; ``values`` replaces its ``pm.Data`` (the self-check's weights and centres)."""
     from bayescale.model import build_model, data_values
 
     sampler = config.sampler
-    values = data_values(d) if values is None else values
+    values = data_values(design) if values is None else values
 
     if sampler == "numpyro":
         try:
@@ -123,10 +124,10 @@ def sample(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray], confi
         warnings.filterwarnings("ignore", category=FutureWarning)
         try:
             if sampler in NUTPIE_SAMPLERS:
-                return _sample_nutpie(spec, d, prior_draws, config, values)
+                return _sample_nutpie(spec, design, prior_draws, config, values)
             import pymc as pm
 
-            model = build_model(spec, d, prior_draws)
+            model = build_model(spec, design, prior_draws)
             with model:
                 pm.set_data({name: value for name, value in values.items() if name in model.named_vars})
             return pm.sample(
@@ -149,26 +150,26 @@ def sample(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray], confi
             logger.setLevel(level)
 
 
-def _compiled(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray], sampler: str, values: dict[str, np.ndarray] | None = None) -> Any:
-    """The nutpie-compiled model of ``d``'s shape with ``values`` (default: ``d``'s data) bound: from the cache, else a fresh compile."""
+def _compiled(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarray], sampler: str, values: dict[str, np.ndarray] | None = None) -> Any:
+    """The nutpie-compiled model of ``design``'s shape with ``values`` (default: ``design``'s data) bound: from the cache, else a fresh compile."""
     from bayescale import compiled as nutpie_models
     from bayescale.model import build_model, data_values, structure_key
 
-    key = f"{sampler}:{structure_key(spec, d)}"
+    key = f"{sampler}:{structure_key(spec, design)}"
     if key in _COMPILED:
-        return nutpie_models.with_data(_COMPILED[key], data_values(d) if values is None else values)
-    compiled = nutpie_models.compile_model(build_model(spec, d, prior_draws), sampler, release_gil=d.y.size >= PARALLEL_MIN_RUNS)
+        return nutpie_models.with_data(_COMPILED[key], data_values(design) if values is None else values)
+    compiled = nutpie_models.compile_model(build_model(spec, design, prior_draws), sampler, release_gil=design.y.size >= PARALLEL_MIN_RUNS)
     if len(_COMPILED) >= _COMPILED_MAX:
         _COMPILED.pop(next(iter(_COMPILED)))
     _COMPILED[key] = compiled
     return compiled if values is None else nutpie_models.with_data(compiled, values)
 
 
-def _sample_nutpie(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, values: dict[str, np.ndarray]) -> xr.DataTree:
+def _sample_nutpie(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, values: dict[str, np.ndarray]) -> xr.DataTree:
     """Sample with nutpie on the cached compiled model; the run's data are kept as ``constant_data``."""
     from bayescale import compiled as nutpie_models
 
-    compiled = _compiled(spec, d, prior_draws, config.sampler, values)
+    compiled = _compiled(spec, design, prior_draws, config.sampler, values)
     tree = nutpie_models.sample(
         compiled,
         _KEEP_STATS,
@@ -181,7 +182,7 @@ def _sample_nutpie(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray
         target_accept=config.target_accept,
         adaptation=config.adaptation,
     )
-    constant = xr.Dataset({k: (("run",) if np.ndim(v) else (), v) for k, v in values.items() if k != "observed_log_loss"}, coords={"run": np.arange(d.y.size)})
+    constant = xr.Dataset({k: (("run",) if np.ndim(v) else (), v) for k, v in values.items() if k != "observed_log_loss"}, coords={"run": np.arange(design.y.size)})
     nodes = {name: tree[name].to_dataset() for name in ("posterior", "sample_stats")}
     return xr.DataTree.from_dict({**nodes, "constant_data": constant})
 
@@ -196,9 +197,9 @@ def prepare(runs: RunTable | str | Path | pd.DataFrame, model: str | Path | Mode
     spec = load_spec(model)
     groups = tuple([group] if isinstance(group, str) else (group if group is not None else spec.group))
     if sampler in NUTPIE_SAMPLERS:
-        d = design(spec, runs, groups)
-        spec = resolve_centered(spec, d)  # what fit() samples, so the cache key matches
-        _compiled(spec, d, spec.check_priors(0), sampler)
+        design = make_design(spec, runs, groups)
+        spec = resolve_centered(spec, design)  # what fit() samples, so the cache key matches
+        _compiled(spec, design, spec.check_priors(0), sampler)
 
 
 #: Largest posterior a fit may hold (chains × draws × stored values × 8 bytes): a typo such as
@@ -212,10 +213,10 @@ GRADIENTS_PER_ITERATION = 10
 SLOW_FIT_SECONDS = 600.0
 
 
-def _check_size(spec: ModelSpec, d: Design, draws: int, chains: int) -> None:
+def _check_size(spec: ModelSpec, design: Design, draws: int, chains: int) -> None:
     """Refuse a posterior too large to hold (estimate: stored values per draw × draws × chains)."""
     n_params = len(spec.law.parameter_names)
-    per_draw = 2 * n_params + 2 + 8 + sum(len(spec.pooled) * (1 + 2 * len(levels)) for levels in d.levels.values())  # z + public, sigma/nu, stats, tau/eta/by-level
+    per_draw = 2 * n_params + 2 + 8 + sum(len(spec.pooled) * (1 + 2 * len(levels)) for levels in design.levels.values())  # z + public, likelihood parameters, stats, tau/eta/by-level
     size = chains * draws * per_draw * 8
     if size > MAX_POSTERIOR_BYTES:
         raise BayescaleError(
@@ -237,13 +238,13 @@ def _warn_if_slow(n_runs: int, draws: int, tune: int, chains: int, cores: int) -
         )
 
 
-def tidy_tree(raw: xr.DataTree, spec: ModelSpec, d: Design) -> xr.DataTree:
+def tidy_tree(raw: xr.DataTree, spec: ModelSpec, design: Design) -> xr.DataTree:
     """Keep the groups a fit needs, add public parameters, drop object-typed sampler stats."""
     posterior = raw["posterior"].to_dataset()
-    posterior = posterior.assign(PosteriorView(spec, d, posterior).by_level())
+    posterior = posterior.assign(PosteriorView(spec, design, posterior).by_level())
     stats = raw["sample_stats"].to_dataset()
     stats = stats[[v for v in _KEEP_STATS if v in stats]]
-    nodes = {"posterior": posterior, "sample_stats": stats, "observed_data": xr.Dataset({"log_loss": ("run", d.y)}, coords={"run": np.arange(d.y.size)})}
+    nodes = {"posterior": posterior, "sample_stats": stats, "observed_data": xr.Dataset({"log_loss": ("run", design.y)}, coords={"run": np.arange(design.y.size)})}
     if "constant_data" in raw.children:
         nodes["constant_data"] = raw["constant_data"].to_dataset()
     return xr.DataTree.from_dict({k: _plain(v) for k, v in nodes.items()})

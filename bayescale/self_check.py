@@ -16,19 +16,22 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bayescale.design import Design, design
 from bayescale.discrepancy import draw_tau, target_distance
+from bayescale.documents import SelfCheck
 from bayescale.errors import BayescaleError
-from bayescale.model import Design, data_values, design
+from bayescale.model import data_values
 from bayescale.runs import RunTable
 from bayescale.spec import Discrepancy
 
 if TYPE_CHECKING:
-    from bayescale.fitting import Fit
+    from bayescale.fitted import Fitted
+    from bayescale.result import Fit
     from bayescale.sampling import SamplerConfig
 
 #: Share of the log-compute range held out (the largest runs).
@@ -37,8 +40,6 @@ MIN_TEST = 3
 MIN_GROUP_TRAIN = 3
 #: Chains of the self-check refit (its draws and tuning steps are the fit option ``self_check_draws``).
 CHAINS = 2
-#: The summary's keys (exact names from the issue), then the extra detail stored with them.
-SUMMARY_KEYS = ("extrapolation", "median_abs_log_error", "coverage_90", "n_test")
 
 
 class Skip(BayescaleError):
@@ -82,17 +83,14 @@ def _subset(runs: RunTable, mask: np.ndarray, label: str) -> RunTable:
     return RunTable(runs.data[mask].reset_index(drop=True), source=f"{runs.source} (self-check {label})", extra_columns=runs.extra_columns)
 
 
-def run(fit: Fit, d_full: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig) -> dict[str, Any]:
+def run(fit: Fitted, full_design: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig) -> SelfCheck:
     """Refit ``fit``'s spec on its smaller runs, forecast the largest, and score the forecasts.
 
     ``config`` is the fit's sampler options with the self-check's draws and tuning steps; the
     refit uses at most ``CHAINS`` chains, without progress output.
 
-    Returns the stored ``self_check`` document: the ``SUMMARY_KEYS``, ``coverage_50``,
-    ``n_train``, ``split``, ``seconds``, ``converged`` of the refit and per held-out run its
-    ``log_error`` (observed minus predictive mean of log loss, without discrepancy), ``sd``
-    (predictive sd) and ``distance`` (decades beyond the training part), which update τ.
-    Raises ``Skip`` with the reason when the runs cannot support it.
+    Returns the ``SelfCheck`` document (headline, detail, and per held-out run the residuals
+    that update τ). Raises ``Skip`` with the reason when the runs cannot support it.
     """
     from bayescale.posterior import judged_variables
     from bayescale.result import Fit, check_convergence
@@ -103,24 +101,24 @@ def run(fit: Fit, d_full: Design, prior_draws: dict[str, np.ndarray], config: Sa
     held, how = split(runs, groups)
     train, test = _subset(runs, ~held, "train"), _subset(runs, held, "held out")
     try:
-        d_train = design(spec, train, groups)
+        train_design = design(spec, train, groups)
     except BayescaleError as exc:
         raise Skip(f"the smaller runs alone cannot identify the law: {exc}") from None
-    if any(d_train.levels[g] != d_full.levels[g] for g in groups):
+    if any(train_design.levels[g] != full_design.levels[g] for g in groups):
         raise Skip("a group has no runs below the self-check's compute cutoff")
-    values = data_values(d_full)
-    values.update({f"centre_{c}": np.asarray(v) for c, v in d_train.centres.items()})  # centres of the training part
+    values = data_values(full_design)
+    values.update({f"centre_{c}": np.asarray(v) for c, v in train_design.centres.items()})  # centres of the training part
     values["run_weight"] = (~held).astype(float)
-    chains = min(CHAINS, int(fit.info.get("chains", CHAINS)))
+    chains = min(CHAINS, fit.info.chains or CHAINS)
     config = dataclasses.replace(config, chains=chains, cores=min(config.cores or chains, chains), progress=False)
-    raw = sample(spec, d_full, prior_draws, config, values)
-    tree = tidy_tree(raw, spec, d_train)
+    raw = sample(spec, full_design, prior_draws, config, values)
+    tree = tidy_tree(raw, spec, train_design)
     plain = dataclasses.replace(spec, discrepancy=Discrepancy(enabled=False, scale=spec.discrepancy.scale))
     trained = Fit(tree=tree, spec=plain, runs=train, groups=groups, diagnostics=check_convergence(tree, judged_variables(tree["posterior"].to_dataset(), spec)), seed=fit.seed, sampler=fit.sampler)
-    return {**score(trained, test), "split": how, "seconds": time.perf_counter() - start}
+    return dataclasses.replace(score(trained, test), split=how, seconds=time.perf_counter() - start)
 
 
-def score(trained: Fit, test: RunTable) -> dict[str, Any]:
+def score(trained: Fit, test: RunTable) -> SelfCheck:
     """Forecast ``test`` from ``trained`` (discrepancy at its prior) and build the self-check document."""
     from bayescale.forecasting import extrapolation_factor, target_table
     from bayescale.validate.metrics import coverage
@@ -140,33 +138,29 @@ def score(trained: Fit, test: RunTable) -> dict[str, Any]:
         shifted = samples
     factor = extrapolation_factor(trained, frame)
     covered = coverage(shifted, observed, 0.9)
-    return {
-        "extrapolation": float(factor.max()),
-        "median_abs_log_error": float(np.median(np.abs(np.median(shifted, axis=0) - observed))),
-        "coverage_90": covered,
-        "n_test": len(test),
-        "coverage_50": coverage(shifted, observed, 0.5),
-        "n_train": len(trained.runs),
-        "covered_90": round(covered * len(test)),
-        "cutoff_flops": float(trained.runs.column("flops").max()),
-        "converged": bool(trained.converged),
-        "log_error": (observed - samples.mean(axis=0)).tolist(),
-        "sd": samples.std(axis=0).tolist(),
-        "distance": dist.tolist(),
-    }
+    return SelfCheck(
+        extrapolation=float(factor.max()),
+        median_abs_log_error=float(np.median(np.abs(np.median(shifted, axis=0) - observed))),
+        coverage_90=covered,
+        n_test=len(test),
+        coverage_50=coverage(shifted, observed, 0.5),
+        n_train=len(trained.runs),
+        covered_90=round(covered * len(test)),
+        cutoff_flops=float(trained.runs.column("flops").max()),
+        converged=bool(trained.converged),
+        log_error=tuple((observed - samples.mean(axis=0)).tolist()),
+        sd=tuple(samples.std(axis=0).tolist()),
+        distance=tuple(dist.tolist()),
+    )
 
 
-def skipped(reason: str) -> dict[str, Any]:
-    """The stored document of a self-check that could not run."""
-    return {**dict.fromkeys(SUMMARY_KEYS), "skipped": reason}
-
-
-def sentence(check: Mapping[str, Any] | None) -> str:
+def sentence(check: SelfCheck | None) -> str:
     """One line for budget owners: how far this fit's own forecasts held beyond its data."""
-    if not check:
+    if check is None:
         return "no self-check in this fit (run without it, or fitted by an older version): its forecasts beyond the data are unchecked"
-    if check.get("skipped"):
-        return f"self-check skipped: {check['skipped']}"
-    n = check["n_test"]
-    covered = check.get("covered_90", round(check["coverage_90"] * n))
-    return f"this fit's own forecasts up to {check['extrapolation']:.3g}x beyond its data covered {covered}/{n} at 90% (median error {100 * check['median_abs_log_error']:.2g}% of the loss)"
+    if not check.ran:
+        return f"self-check skipped: {check.skipped}"
+    return (
+        f"this fit's own forecasts up to {check.extrapolation:.3g}x beyond its data covered {check.held_out_covered()}/{check.n_test} at 90% "
+        f"(median error {100 * (check.median_abs_log_error or 0.0):.2g}% of the loss)"
+    )

@@ -12,153 +12,26 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 from bayescale.errors import ModelSpecError
 from bayescale.laws import LAWS, Law, get_law
+from bayescale.likelihoods import Likelihood, likelihood_from_dict
+from bayescale.priors import Prior
 from bayescale.resources import models_dir
 
 TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling", "discrepancy"}
-LIKELIHOOD_KEYS = {"family", "nu", "sigma"}
 POOLING_KEYS = {"params", "group", "scale", "centered"}
-FAMILIES = ("studentt", "normal")
 DEFAULT_POOL_SCALE = 0.2
 #: ``pooling.centered = "auto"`` (the default): each pooled parameter is centred or not by the
 #: rule in ``bayescale.pooling.auto_centered``, from how well each group's own runs pin it down.
 AUTO = "auto"
-DEFAULT_SIGMA_PRIOR = {"dist": "HalfNormal", "sigma": 0.05}
 DISCREPANCY_KEYS = {"enabled", "scale"}
 #: HalfNormal prior scale of the discrepancy τ, in log loss per decade beyond the runs
 #: (chosen from the leave-future-out backtests in benchmarks/discrepancy_scales.py).
 DEFAULT_DISCREPANCY_SCALE = 0.02
-
-
-#: The pseudo-distribution that pins a parameter to a constant (``{dist = "Fixed", value = 521}``).
-FIXED = "Fixed"
-#: PyMC distributions that cannot be priors: improper (no draws) or point masses (use ``Fixed``).
-IMPROPER = ("Flat", "HalfFlat", "DiracDelta")
-
-
-@dataclass(frozen=True)
-class Prior:
-    """A serialisable prior: a PyMC distribution name and its keyword arguments.
-
-    ``{dist = "Fixed", value = v}`` is not sampled: the parameter is the constant ``v`` (the
-    second stage of a two-stage fit, where earlier estimates are taken as known).
-    """
-
-    dist: str
-    kwargs: Mapping[str, float]
-
-    @classmethod
-    def from_dict(cls, value: Any, where: str) -> Prior:
-        if not isinstance(value, Mapping) or "dist" not in value:
-            raise ModelSpecError(f'{where}: a prior is a table like {{dist = "Normal", mu = 0, sigma = 1}}, got {value!r}')
-        kwargs = {k: v for k, v in value.items() if k != "dist"}
-        for key, number in kwargs.items():
-            if isinstance(number, bool) or not isinstance(number, (int, float)):
-                raise ModelSpecError(f"{where}: prior argument {key} = {number!r} must be a number")
-        if value["dist"] == FIXED and (set(kwargs) != {"value"} or not np.isfinite(float(kwargs["value"]))):
-            raise ModelSpecError(f'{where}: a fixed parameter is written {{dist = "Fixed", value = <finite number>}}, got {dict(value)!r}')
-        return cls(str(value["dist"]), {k: float(v) for k, v in kwargs.items()})
-
-    @property
-    def fixed(self) -> bool:
-        return self.dist == FIXED
-
-    @property
-    def value(self) -> float:
-        """The constant of a fixed parameter."""
-        return float(self.kwargs["value"])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"dist": self.dist, **self.kwargs}
-
-    def distribution(self, where: str) -> Any:
-        """The unnamed PyMC distribution (``pm.X.dist(**kwargs)``); errors name the spec key."""
-        import pymc as pm
-
-        if self.fixed:  # a point mass: draws are the constant itself
-            return pm.DiracDelta.dist(self.value)
-        cls = getattr(pm, self.dist, None)
-        if not (isinstance(cls, type) and issubclass(cls, pm.Distribution)):
-            raise ModelSpecError(f"{where}: unknown distribution {self.dist!r} (use a PyMC name such as Normal, LogNormal, HalfNormal, TruncatedNormal, Gamma)")
-        if issubclass(cls, pm.Discrete) or self.dist in IMPROPER:
-            raise ModelSpecError(
-                f"{where}: {self.dist} is not a proper continuous distribution; "
-                f'a prior on a continuous parameter needs one (Normal, LogNormal, HalfNormal, TruncatedNormal, Gamma), or {{dist = "Fixed", value = v}} for a constant'
-            )
-        accepted = _arguments(cls)
-        unknown = [k for k in self.kwargs if accepted is not None and k not in accepted]
-        if unknown and accepted is not None:
-            raise ModelSpecError(f"{where}: {self.dist} has no argument {', '.join(map(repr, unknown))}; it accepts {', '.join(accepted)}")
-        try:
-            return cast(Any, cls).dist(**self.kwargs)  # PyMC's classes are untyped
-        except Exception as exc:
-            raise ModelSpecError(f"{where}: {self.dist}({self._args()}) is not valid: {type(exc).__name__}: {str(exc)[:200]}") from None
-
-    def _args(self) -> str:
-        return ", ".join(f"{k}={v:g}" for k, v in self.kwargs.items())
-
-
-def _arguments(cls) -> list[str] | None:
-    """Named arguments of ``cls.dist`` (``None`` when it names none, so nothing can be checked)."""
-    import inspect
-
-    try:
-        parameters = inspect.signature(cls.dist).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    names = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("cls", "self")]
-    return names or None
-
-
-@dataclass(frozen=True)
-class Likelihood:
-    """Observation model for log loss: Student-t (robust, the Bayesian Huber) or normal."""
-
-    family: str = "studentt"
-    nu: float | Prior = 4.0
-    sigma: Prior = field(default_factory=lambda: Prior.from_dict(DEFAULT_SIGMA_PRIOR, "likelihood.sigma"))
-
-    def to_dict(self) -> dict[str, Any]:
-        nu = self.nu.to_dict() if isinstance(self.nu, Prior) else self.nu
-        return {"family": self.family, "nu": nu, "sigma": self.sigma.to_dict()}
-
-    @property
-    def robust(self) -> bool:
-        """Whether the family has heavy tails (Student-t) and so a degrees-of-freedom ``nu``."""
-        return self.family == "studentt"
-
-    def nu_values(self, posterior: Any) -> Any:
-        """``nu`` per posterior draw, dims (chain, draw, 1), where it was sampled; else the fixed number."""
-        if "nu" in posterior:
-            return posterior["nu"].transpose("chain", "draw").values[..., None]
-        return self.nu
-
-    def unit_noise(self, rng: np.random.Generator, nu: Any, shape: tuple[int, ...]) -> np.ndarray:
-        """Observation noise at unit scale: Student-t with ``nu`` broadcast to ``shape``, or standard normal."""
-        if self.robust:
-            return rng.standard_t(np.broadcast_to(nu, shape))
-        return rng.standard_normal(shape)
-
-    def logpdf(self, y: Any, mu: Any, sigma: Any, nu: Any) -> np.ndarray:
-        """Log density of observed log loss ``y`` around ``mu`` (numpy/scipy, for LOO and held-out scores)."""
-        from scipy import stats
-
-        if self.robust:
-            return stats.t.logpdf(y, nu, loc=mu, scale=sigma)
-        return stats.norm.logpdf(y, loc=mu, scale=sigma)
-
-    def log_density(self, mu: Any, sigma: Any, observed: Any, nu: Any) -> Any:
-        """Log-density of each observed log loss (a pytensor tensor; ``nu`` a number or a random
-        variable): the model weights and sums it, so the self-check can drop runs without a new graph."""
-        import pymc as pm
-
-        noise = pm.StudentT.dist(nu=nu, mu=mu, sigma=sigma) if self.robust else pm.Normal.dist(mu=mu, sigma=sigma)
-        return pm.logp(noise, observed)
 
 
 @dataclass(frozen=True)
@@ -225,7 +98,7 @@ class ModelSpec:
             raise ModelSpecError(f"{source}: unknown form {form!r}; known forms: {', '.join(sorted(LAWS))}")
         law = get_law(form)
         priors = _priors(raw, law, source)
-        likelihood = _likelihood(_mapping(raw.get("likelihood", {}), f"{source}: likelihood", 'a table like [likelihood] family = "studentt"'), source)
+        likelihood = likelihood_from_dict(_mapping(raw.get("likelihood", {}), f"{source}: likelihood", 'a table like [likelihood] family = "studentt"'), source)
         pooled, scale, centered, group = _pooling(raw, law, priors, source)
         return cls(
             name=str(raw.get("name", form)),
@@ -270,9 +143,7 @@ class ModelSpec:
     def prior_items(self) -> list[tuple[str, Prior]]:
         """Every prior of the spec with the spec key that names it (parameters, then likelihood)."""
         items = [(f"priors.{name}", prior) for name, prior in self.priors.items()]
-        items.append(("likelihood.sigma", self.likelihood.sigma))
-        if isinstance(self.likelihood.nu, Prior):
-            items.append(("likelihood.nu", self.likelihood.nu))
+        items += [(f"likelihood.{name}", prior) for name, prior in self.likelihood.priors().items()]
         return items
 
     def draw_priors(self, size: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -321,8 +192,8 @@ class ModelSpec:
                     f"{self.name}: priors.{p.name}: {p.name} must be positive but its prior {self.priors[p.name].dist} "
                     f"puts mass at <= 0; use a positive distribution (LogNormal, HalfNormal, Gamma, TruncatedNormal with lower=0)"
                 )
-        for key in ("likelihood.sigma", "likelihood.nu"):
-            if key in draws and np.any(draws[key] <= 0):
+        for key in (f"likelihood.{name}" for name in self.likelihood.priors()):  # scales and degrees of freedom
+            if np.any(draws[key] <= 0):
                 raise ModelSpecError(f"{self.name}: {key} must be positive; use a positive distribution such as HalfNormal")
         return draws
 
@@ -400,26 +271,6 @@ def _names(value: Any, where: str, what: str) -> list[str]:
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise ModelSpecError(f"{where} must be a {what} name or a list of {what} names, got {value!r}")
     return values
-
-
-def _likelihood(raw: dict[str, Any], source: str) -> Likelihood:
-    unknown = set(raw) - LIKELIHOOD_KEYS
-    if unknown:
-        raise ModelSpecError(f"{source}: unknown likelihood key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(LIKELIHOOD_KEYS))}")
-    family = raw.get("family", "studentt")
-    if family not in FAMILIES:
-        raise ModelSpecError(f"{source}: likelihood.family {family!r} is not one of {', '.join(FAMILIES)}")
-    nu_raw = raw.get("nu", 4.0)
-    if isinstance(nu_raw, Mapping):
-        nu: float | Prior = Prior.from_dict(nu_raw, f"{source}: likelihood.nu")
-    elif isinstance(nu_raw, (int, float)) and not isinstance(nu_raw, bool) and nu_raw > 0:
-        nu = float(nu_raw)
-    else:
-        raise ModelSpecError(f"{source}: likelihood.nu must be a positive number or a prior, got {nu_raw!r}")
-    sigma = Prior.from_dict(raw.get("sigma", DEFAULT_SIGMA_PRIOR), f"{source}: likelihood.sigma")
-    if sigma.fixed or (isinstance(nu, Prior) and nu.fixed):
-        raise ModelSpecError(f"{source}: likelihood priors cannot be Fixed (give nu as a number to fix it; sigma is always fitted)")
-    return Likelihood(family=family, nu=nu, sigma=sigma)
 
 
 def shipped_specs() -> list[str]:

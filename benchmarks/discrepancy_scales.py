@@ -82,7 +82,7 @@ def fitted(name: str, spec: str, train: RunTable, cutoff: float, cache: Path):
 def with_tau(result, scale: float, mode: dict | None):
     """The fit with τ ~ HalfNormal(scale) (prior, ``mode`` None) or updated by its self-check."""
     spec = dataclasses.replace(result.spec, discrepancy=Discrepancy(True, scale))
-    check = result.self_check or {}
+    check = result.self_check.to_dict() if result.self_check else {}
     evidence = [check.get(k, ()) for k in ("log_error", "sd", "distance")] if mode is not None and not check.get("skipped") else [(), (), ()]
     kwargs = dict(mode or {})
     if "n_eff" in kwargs:
@@ -143,7 +143,7 @@ def main() -> None:
         train, test = split_by_flops(runs, cutoff)
         t0 = time.perf_counter()
         result = fitted(name, spec, train, cutoff, args.cache)
-        check = result.self_check or {}
+        check = result.self_check.to_dict() if result.self_check else {}
         base = {"dataset": name, "cutoff": cutoff, "n_train": len(train), "n_test": len(test), "extrap": float(test.column("flops").max() / train.column("flops").max())}
         off = dataclasses.replace(result, spec=dataclasses.replace(result.spec, discrepancy=Discrepancy(False, 0.01)))
         rows.append({**base, "variant": "off (today)", "tau_median": 0.0, **score(off, test)})

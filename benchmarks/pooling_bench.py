@@ -87,14 +87,14 @@ def _child(name: str, variant: str, adaptation: str | None) -> None:
             {
                 "seconds": time.perf_counter() - start,
                 "import": t_import,
-                "sample": result.info["seconds"],
+                "sample": result.info.seconds,
                 "runs": len(frame),
                 "rhat": d.rhat_max,
                 "ess": min(d.ess_bulk_min, d.ess_tail_min),
                 "div": d.divergences,
                 "converged": result.converged,
-                "centered": result.info["centered"],
-                "adaptation": result.info["adaptation"],
+                "centered": list(result.info.centered or ()),
+                "adaptation": result.info.adaptation,
                 "steps": steps,
             }
         )

@@ -15,7 +15,9 @@ import arviz_stats as azs
 import numpy as np
 
 from bayescale import compiled
-from bayescale.model import build_model, design
+from bayescale.design import design
+from bayescale.model import build_model
+from bayescale.pooling import resolve_centered
 from bayescale.resources import data_path
 from bayescale.runs import load_runs
 from bayescale.spec import load_spec
@@ -29,6 +31,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     spec = load_spec("chinchilla")
     d = design(spec, load_runs(data_path("chinchilla_figure4_runs.csv")), ())
+    spec = resolve_centered(spec, d)  # build_model samples exactly the resolved choice
     model = compiled.compile_model(build_model(spec, d, spec.check_priors(0))).nutpie_model()
     nutpie = compiled.import_nutpie()
     print("| tune | seed | leapfrog steps, tuning | leapfrog steps, 4×1000 draws | total | R-hat max | bulk ESS min | tail ESS min | divergences |")

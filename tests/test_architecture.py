@@ -31,3 +31,30 @@ def test_check_reports_drift_both_ways(tmp_path, monkeypatch):
         "bayescale/new_module.py is not in ARCHITECTURE.md's module map",
         "ARCHITECTURE.md maps `ghost.py`, which bayescale/ does not have",
     ]
+
+
+def test_no_import_cycle_and_no_long_module():
+    checker = _checker()
+    assert checker.import_cycles() == []
+    assert checker.long_modules() == {}
+
+
+def test_cycles_count_type_only_and_function_local_imports(tmp_path, monkeypatch):
+    checker = _checker()
+    package = tmp_path / "bayescale"
+    (package / "sub").mkdir(parents=True)
+    files = {
+        "__init__.py": "",
+        "a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from bayescale.b import B\n",
+        "b.py": "def f():\n    from bayescale.sub import c\n",
+        "sub/__init__.py": "",
+        "sub/c.py": "from ..a import thing\n",
+        "d.py": "import bayescale.a\n",
+        "long.py": "x = 1\n" * (checker.MAX_LINES + 1),
+        "cli.py": "x = 1\n" * (checker.MAX_LINES + 1),
+    }
+    for name, text in files.items():
+        (package / name).write_text(text)
+    monkeypatch.setattr(checker, "PACKAGE", package)
+    assert checker.import_cycles() == [["bayescale.a", "bayescale.b", "bayescale.sub.c"]]
+    assert checker.long_modules() == {"long.py": checker.MAX_LINES + 1}

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bayescale.cli import app
+from bayescale.documents import FitInfo
 from bayescale.fitting import load_fit
 
 from .fakefit import fake_fit, fake_grouped_fit
@@ -139,7 +140,7 @@ def test_fit_refuses_to_overwrite_a_different_fit(plain_path, runs_csv, tmp_path
     one_error(invoke("fit", runs_csv, "-o", target, "-q"), 2, "is an existing file that is not a saved fit")  # the output check (safety)
     shutil.copy(plain_path, target)
     one_error(invoke("fit", runs_csv, "-o", target, "-q", "--draws", "150"), 2, "already holds a different fit")
-    assert load_fit(target).info == {}  # untouched
+    assert load_fit(target).info == FitInfo()  # untouched
 
 
 def test_overwrite_check_accepts_the_same_fit(saved_fit_path, chinchilla_runs):

@@ -116,7 +116,7 @@ def test_nutpie_cfunc_path_is_selectable_and_reproducible(synthetic_frame):
         cached = fit(synthetic_frame, **kwargs)
         default = fit(synthetic_frame, **{**kwargs, "sampler": "nutpie"})
     assert sorted(k.split(":")[0] for k in sampling._COMPILED) == ["nutpie", "nutpie-cfunc"]
-    assert fresh.sampler == "nutpie-cfunc" and fresh.info["adaptation"] == "low_rank"
+    assert fresh.sampler == "nutpie-cfunc" and fresh.info.adaptation == "low_rank"
     xr.testing.assert_identical(fresh.posterior, cached.posterior)
     assert not np.allclose(fresh.posterior["E"].values, moved.posterior["E"].values)
     # two compile paths, one posterior: the medians agree within Monte Carlo error

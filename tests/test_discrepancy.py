@@ -13,6 +13,7 @@ import xarray as xr
 
 from bayescale import ModelSpecError, load_spec
 from bayescale.discrepancy import coordinates, directions, distance, draw_tau, ranges, tau_log_density
+from bayescale.documents import SelfCheck
 from bayescale.fitting import load_fit
 from bayescale.forecasting import forecast_summary
 from bayescale.spec import Discrepancy
@@ -123,11 +124,11 @@ def test_decisions_carry_the_discrepancy_beyond_the_data(synthetic_fit):
 
 def test_self_check_on_law_true_data_covers(synthetic_fit):
     check = synthetic_fit.self_check
-    assert check is not None and not check.get("skipped")
-    assert check["n_test"] >= 3 and check["n_train"] + check["n_test"] == len(synthetic_fit.runs)
-    assert check["extrapolation"] > 1.5
-    assert check["coverage_90"] >= 0.7
-    assert check["median_abs_log_error"] < 0.02  # noise is 0.01
+    assert check is not None and check.ran
+    assert check.n_test >= 3 and check.n_train + check.n_test == len(synthetic_fit.runs)
+    assert check.extrapolation > 1.5
+    assert check.coverage_90 >= 0.7
+    assert check.median_abs_log_error < 0.02  # noise is 0.01
     doc = synthetic_fit.summary_dict()
     assert set(doc["self_check"]) >= {"extrapolation", "median_abs_log_error", "coverage_90", "n_test"}
     assert json.loads(json.dumps(doc, allow_nan=False))["discrepancy"]["enabled"] is True
@@ -135,7 +136,8 @@ def test_self_check_on_law_true_data_covers(synthetic_fit):
 
 def test_saved_fit_keeps_discrepancy_and_self_check(chinchilla_fit, saved_fit_path, tmp_path):
     loaded = load_fit(saved_fit_path)
-    assert loaded.self_check == json.loads(json.dumps(chinchilla_fit.self_check))
+    assert loaded.self_check == chinchilla_fit.self_check
+    assert SelfCheck.from_dict(json.loads(json.dumps(chinchilla_fit.self_check.to_dict()))) == chinchilla_fit.self_check
     assert loaded.spec.discrepancy == chinchilla_fit.spec.discrepancy
     far = {"params": [7e10], "tokens": [1.4e12]}
     xr.testing.assert_allclose(loaded.forecast(seed=1, **far), chinchilla_fit.forecast(seed=1, **far), rtol=0, atol=0)
@@ -172,7 +174,7 @@ def test_self_check_split_holds_out_the_largest_runs_per_group_when_needed():
 
 def test_grouped_fit_runs_its_self_check(grouped_fit):
     check = grouped_fit.self_check
-    assert not check.get("skipped") and check["n_test"] >= 3 and 0.0 <= check["coverage_90"] <= 1.0
+    assert check.ran and check.n_test >= 3 and 0.0 <= check.coverage_90 <= 1.0
 
 
 def test_cli_no_self_check(synthetic_frame, tmp_path):

@@ -34,7 +34,7 @@ def test_recovers_three_group_hierarchy(grouped_fit):
     their misses are not independent.)
     """
     assert grouped_fit.spec.pooled == ("E", "A", "B")
-    assert grouped_fit.info["centered"] == ["E", "A", "B"] and grouped_fit.info["centering"] == "auto"  # 36 runs a group
+    assert grouped_fit.info.centered == ("E", "A", "B") and grouped_fit.info.centering == "auto"  # 36 runs a group
     assert "alpha_by_dataset" not in grouped_fit.posterior
     for group, truth in GROUP_TRUTHS.items():
         for name in ("E", "A", "B"):
@@ -312,7 +312,7 @@ def test_compiled_model_cache_refits_a_model_with_unused_data():
         first = fit(runs, "data_constrained_two_stage", **kwargs)
         second = fit(runs.data.assign(loss=runs.data["loss"] * 1.02), "data_constrained_two_stage", **kwargs)
     assert len(sampling._COMPILED) == 1
-    assert second.info["adaptation"] == "low_rank"
+    assert second.info.adaptation == "low_rank"
     assert float(second.posterior["sigma"].median()) > 0
     assert not np.allclose(first.posterior["R_D_star"].values, second.posterior["R_D_star"].values)
 
@@ -328,17 +328,17 @@ def test_adaptation_is_checked_and_defaults_by_hierarchy(synthetic_frame):
     assert _adaptation(None, "nutpie", False) == "low_rank"
 
 
-def test_centred_levels_keep_the_non_centred_view(grouped_fit):
+def test_centered_levels_keep_the_non_centered_view(grouped_fit):
     """``pooling.centered`` samples the levels directly; eta stays in the posterior as a Deterministic."""
     post = grouped_fit.posterior
-    assert grouped_fit.info["centered"] == ["E", "A", "B"]
+    assert grouped_fit.info.centered == ("E", "A", "B")
     for p in ("E", "A", "B"):
         assert f"{p}_z_dataset" in post
         np.testing.assert_allclose(post[f"{p}_tau_dataset"] * post[f"{p}_eta_dataset"], post[f"{p}_z_dataset"] - post[f"{p}_z"], atol=1e-9)
     assert "alpha_eta_dataset" not in post and post["alpha"].dims == ("chain", "draw")  # shared, as the spec says
 
 
-def test_non_centred_hierarchy_keeps_groups_apart(grouped_frame):
+def test_non_centered_hierarchy_keeps_groups_apart(grouped_frame):
     """A spec that samples the levels non-centred (``centered = []``): a short fit keeps the groups'
     irreducible losses in order and forecasts each group from its own level."""
     spec = {"form": "chinchilla", "pooling": {"params": ["E", "A", "B"], "centered": [], "scale": {"E": 0.3, "A": 0.5, "B": 0.5}}}

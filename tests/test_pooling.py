@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from bayescale import load_runs
 from bayescale.cli import app
+from bayescale.design import design
 from bayescale.errors import BayescaleError, ModelSpecError
 from bayescale.laws import LAWS, get_law
-from bayescale.model import design
 from bayescale.pooling import (
     AUTO_MIN_RUNS,
     FUNNEL_TAU_RATIO,
@@ -21,9 +21,9 @@ from bayescale.pooling import (
     funnel_parameters,
     pooling_choice,
     resolve_centered,
-    uncentre_after_divergences,
+    uncenter_after_divergences,
     with_pooling,
-    without_centring,
+    without_centering,
 )
 from bayescale.simulate import EPOCH_CHINCHILLA, grid_runs, simulate_runs
 from bayescale.spec import AUTO, load_spec, shipped_specs
@@ -39,7 +39,7 @@ def test_every_law_declares_levels_and_shapes():
         assert exponents and not set(exponents) & set(law.level_names), name  # exponents are shape
 
 
-def test_shipped_specs_pool_the_levels_with_auto_centring():
+def test_shipped_specs_pool_the_levels_with_auto_centering():
     for name in shipped_specs():
         spec = load_spec(name)
         # moe: two arch levels leave the spread unidentified, centred sampling diverged: non-centred
@@ -95,19 +95,19 @@ def _grouped(blocks: dict[str, tuple[list[float], list[float]]]):
 WIDE = (list(np.geomspace(5e7, 3e9, 4)), list(np.geomspace(1e9, 1e11, 4)))  # 16 runs over two decades each
 
 
-def test_auto_centring_when_every_group_pins_its_levels_down():
+def test_auto_centering_when_every_group_pins_its_levels_down():
     spec, d = _grouped({"web": WIDE, "code": WIDE, "books": WIDE})
     assert auto_centered(spec, d) == ("E", "A", "B")
     assert resolve_centered(spec, d).centered == ("E", "A", "B")
 
 
-def test_auto_centring_is_non_centred_when_one_group_is_small():
+def test_auto_centering_is_non_centered_when_one_group_is_small():
     spec, d = _grouped({"web": WIDE, "code": WIDE, "tiny": ([5e7, 3e8, 3e9], [2e9, 2e10, 2e11])})
     assert (d.codes["dataset"] == d.levels["dataset"].index("tiny")).sum() == 9 < AUTO_MIN_RUNS
     assert auto_centered(spec, d) == ()
 
 
-def test_auto_centring_follows_the_input_each_amplitude_depends_on():
+def test_auto_centering_follows_the_input_each_amplitude_depends_on():
     # every group spans two decades of size but only 0.2 decades of tokens: A (whose term lives on
     # params) is pinned down per group; B (tokens) and E (needs both) are not
     narrow_tokens = (list(np.geomspace(5e7, 3e9, 4)), list(np.geomspace(1e10, 1.6e10, 4)))
@@ -118,7 +118,7 @@ def test_auto_centring_follows_the_input_each_amplitude_depends_on():
     assert resolve_centered(explicit, d).centered == ("E",)
 
 
-def test_funnel_is_the_centred_level_whose_spread_collapses_where_the_sampler_diverged():
+def test_funnel_is_the_centered_level_whose_spread_collapses_where_the_sampler_diverged():
     """Constructed draws: A's τ is small exactly where the sampler diverged (a funnel), E's is not,
     and B is non-centred already; only A is sampled again non-centred."""
     import xarray as xr
@@ -137,11 +137,11 @@ def test_funnel_is_the_centred_level_whose_spread_collapses_where_the_sampler_di
     assert np.median(a_tau[diverging]) < FUNNEL_TAU_RATIO * np.median(a_tau)
     assert funnel_parameters(spec, ["dataset"], post, diverging) == ("A",)
     assert funnel_parameters(spec, ["dataset"], post, np.zeros(shape, bool)) == ()  # no divergences: nothing to do
-    assert without_centring(spec, ("A",)).centered == ("E",)
-    assert uncentre_after_divergences(spec, ["dataset"], post, diverging) == ("A",)
+    assert without_centering(spec, ("A",)).centered == ("E",)
+    assert uncenter_after_divergences(spec, ["dataset"], post, diverging) == ("A",)
     b_tau[diverging] = a_tau[diverging] = np.median(a_tau)  # divergences that point at no level: every centred one
     assert funnel_parameters(spec, ["dataset"], post.assign(A_tau_dataset=(("chain", "draw"), a_tau)), diverging) == ()
-    assert uncentre_after_divergences(spec, ["dataset"], post.assign(A_tau_dataset=(("chain", "draw"), a_tau)), diverging) == ("E", "A")
+    assert uncenter_after_divergences(spec, ["dataset"], post.assign(A_tau_dataset=(("chain", "draw"), a_tau)), diverging) == ("E", "A")
 
 
 # --- compare --lfo -----------------------------------------------------------------------------

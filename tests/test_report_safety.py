@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from bayescale.allocate import parameter_draws
 from bayescale.cli import app
+from bayescale.documents import FitInfo
 from bayescale.plots import isoflop_lines
 from bayescale.report import display_path, hoffmann_applies, render_report
 from bayescale.runs import RunTable
@@ -28,7 +29,7 @@ def hostile_fit():
     fit = fake_grouped_fit(TRUTH, {SCRIPT: TRUTH, IMG: OTHER}, chains=2, draws=100)
     runs = RunTable(fit.runs.data, source=f"/data/{IMG}runs{SCRIPT}.csv", extra_columns=fit.runs.extra_columns)
     spec = replace(fit.spec, name=f"spec{SCRIPT}", description=IMG)
-    return replace(fit, runs=runs, spec=spec, sampler=f"nutpie{IMG}", info={"command": f"bayescale fit {SCRIPT}.csv", "draws": IMG})
+    return replace(fit, runs=runs, spec=spec, sampler=f"nutpie{IMG}", info=FitInfo(command=f"bayescale fit {SCRIPT}.csv", adaptation=IMG))  # counts are typed: a text count is refused at load
 
 
 def assert_escaped(html: str) -> None:
@@ -90,7 +91,7 @@ def test_isoflop_design_detection(chinchilla_runs):
 
 
 def test_reproduce_shows_the_fit_and_report_commands(tmp_path):
-    fit = replace(fake_fit(TRUTH), info={"command": "bayescale fit runs.csv -o fit.nc --column 'params=Model Size' --where dataset=c4 --draws 1000 --seed 0"})
+    fit = replace(fake_fit(TRUTH), info=FitInfo(command="bayescale fit runs.csv -o fit.nc --column 'params=Model Size' --where dataset=c4 --draws 1000 --seed 0"))
     saved = fit.save(tmp_path / "fit.nc")
     result = CliRunner().invoke(app, ["report", str(saved), "-o", str(tmp_path / "r.html"), "--flops", "1e21", "1e22", "--target-loss", "2.5"])
     assert result.exit_code == 0, result.output

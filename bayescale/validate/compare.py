@@ -42,8 +42,8 @@ def _loglik(fit: Fit, frame: pd.DataFrame, y: np.ndarray, in_sample: bool) -> np
 def log_density(fit: Fit, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
     """(chain, draw, run) density of observed log loss ``y`` under the fit's likelihood around ``mu``."""
     view = PosteriorView.of(fit)
-    likelihood = fit.spec.likelihood
-    return likelihood.logpdf(y, mu, view.sigma()[..., None], view.nu())
+    values = {k: np.asarray(v)[..., None] for k, v in view.likelihood_values().items()}  # (chain, draw, 1) against runs
+    return fit.spec.likelihood.logpdf(y, mu, view.sigma()[..., None], values)
 
 
 def log_likelihood(fit: Fit) -> xr.DataArray:

@@ -20,9 +20,9 @@ import pandas as pd
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
+from bayescale.design import design as make_design
 from bayescale.errors import BayescaleError
 from bayescale.laws.ops import NUMPY
-from bayescale.model import design
 from bayescale.runs import RunTable, load_runs
 from bayescale.spec import ModelSpec, load_spec
 
@@ -108,8 +108,8 @@ class _Problem:
 
     def __init__(self, spec: ModelSpec, runs: RunTable, delta: float):
         self.law = spec.law
-        d = design(spec, runs, ())
-        self.x, self.y, self.delta = d.x, d.y, delta
+        design = make_design(spec, runs, ())
+        self.x, self.y, self.delta = design.x, design.y, delta
         self.fixed = spec.fixed  # held at their constants, not optimised
         self.names = tuple(n for n in self.law.parameter_names if n not in self.fixed)
         self.positive = np.array([self.law.parameter(n).positive for n in self.names])

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from bayescale.errors import BayescaleError
-from bayescale.spec import Prior
 
 
 def default_design() -> pd.DataFrame:
@@ -97,9 +96,9 @@ def sbc(
     for i in range(int(n_sims)):
         truth: dict[str, float] = {p: float(prior[f"priors.{p}"][i]) for p in law.parameter_names}
         sigma = float(prior["likelihood.sigma"][i])
-        nu = float(prior["likelihood.nu"][i]) if isinstance(spec.likelihood.nu, Prior) else float(spec.likelihood.nu)
+        noise_values = spec.likelihood.values({name: float(prior[f"likelihood.{name}"][i]) for name in spec.likelihood.priors()})
         frame = simulate_runs(spec.form, truth, design, sigma=0.0, seed=seed + i)
-        noise = spec.likelihood.unit_noise(rng, nu, (len(frame),))
+        noise = spec.likelihood.unit_noise(rng, noise_values, (len(frame),))
         frame["loss"] = frame["loss"] * np.exp(sigma * noise)
         truth["sigma"] = sigma
         with warnings.catch_warnings():
