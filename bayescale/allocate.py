@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.discrepancy import group_bounds, plan_distance, shift_per_draw
-from bayescale.errors import BayescaleError, check_probability, check_seed
+from bayescale import evaluate
+from bayescale.errors import BayescaleError, check_probability
+from bayescale.evaluate import PosteriorEvaluator
 from bayescale.laws.base import Law
 from bayescale.laws.chinchilla import optimal_log_n as chinchilla_optimal_log_n
-from bayescale.laws.ops import NUMPY
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
@@ -97,12 +97,8 @@ def parse_flops(values: Any) -> np.ndarray:
 def parameter_draws(fit: Fit, group_values: Mapping[str, Any] | None = None, new_group: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
     """Public law parameters as (chain, draw) arrays: the fit's own (no groups), a seen level per
     group column, or a new, unseen group (``new_group=True``: fresh offsets per draw, seeded)."""
-    from bayescale.groups import resolve_request
-    from bayescale.posterior import PosteriorView
-
-    resolved = resolve_request(fit, group_values, new_group)
-    rng = np.random.default_rng([check_seed(seed), 1]) if resolved else None  # its own stream: never the same numbers as a noise draw seeded alike
-    return PosteriorView.of(fit).parameters(resolved, rng)
+    ev = PosteriorEvaluator.of(fit, group_values, new_group, seed)
+    return {k: v.reshape(ev.shape) for k, v in ev.params.items()}
 
 
 # --------------------------------------------------------------------------- the loss on the isoFLOP line
@@ -111,15 +107,11 @@ def parameter_draws(fit: Fit, group_values: Mapping[str, Any] | None = None, new
 def line_log_loss(law: Law, p: Mapping[str, Any], log_c6: Any, log_n: Any, log_u: Any = None) -> np.ndarray:
     """log L at N = exp(log_n), D = C/(6N), for broadcasting arrays; ``log_u`` = log unique tokens (None: unlimited).
 
-    Unique tokens never exceed the tokens trained on: the law sees U_eff = min(U, D).
+    Unique tokens never exceed the tokens trained on: the law sees U_eff = min(U, D). The law
+    alone (``evaluate.log_loss`` without discrepancy): what each draw's own optimum minimises.
     """
-    log_d = log_c6 - log_n
-    x = {"params": log_n, "tokens": log_d}
-    if "unique_tokens" in law.inputs:
-        x["unique_tokens"] = log_d if log_u is None else np.minimum(log_u, log_d)
-    if "flops" in law.inputs:
-        x["flops"] = log_c6 + np.log(6.0) + 0.0 * log_n
-    return law.log_loss(NUMPY, p, x)
+    x = evaluate.plan_inputs(law, log_n, log_c6 - log_n, log_u, log_c6 + np.log(6.0))
+    return evaluate.log_loss(law, p, x)[0]
 
 
 def _golden_plain(f, lo: np.ndarray, hi: np.ndarray, steps: int = GOLDEN_STEPS) -> np.ndarray:
@@ -312,16 +304,12 @@ def _robust_plan(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One log N per budget for all draws (mean loss, or its ``robust_quantile``), bracketed by the
     per-draw optima ``log_n`` (each loss is unimodal in log N); returns it and the loss draws there."""
-    flat = {k: v.reshape(-1, 1) for k, v in p.items()}  # (S, 1)
+    ev = PosteriorEvaluator.from_draws(law, {k: v[..., 0] for k, v in p.items()}, *(discrepancy or (None, None)))  # draws (S, 1)
     lu_b = None if log_u is None else log_u[None, :]
-    shift = None if discrepancy is None else np.asarray(discrepancy[0], dtype=float).reshape(-1, 1)
-    bounds = None if discrepancy is None else discrepancy[1]
+    log_c = log_c6 + np.log(6.0)
 
-    def loss_of(ln: np.ndarray) -> np.ndarray:  # ln: (..., budget) -> (..., draws, budget)
-        log_loss = line_log_loss(law, flat, log_c6, ln[..., None, :], lu_b)
-        if shift is not None and bounds is not None:
-            log_loss = log_loss + shift * plan_distance(law.inputs, bounds, ln[..., None, :], log_c6 - ln[..., None, :])
-        return np.exp(log_loss)
+    def loss_of(ln: np.ndarray) -> np.ndarray:  # ln: (..., budget) -> (..., draws, budget), with the discrepancy
+        return np.exp(ev.log_loss(ln[..., None, :], log_c6 - ln[..., None, :], lu_b, log_c)[1])
 
     ln_flat = log_n.reshape(-1, log_c6.size)
     robust_ln = _robust_log_n(loss_of, np.median(ln_flat, axis=0), ln_flat.min(axis=0), ln_flat.max(axis=0), robust_quantile)
@@ -350,7 +338,7 @@ def allocate(
     (matched ignoring case) or ``new_group=True`` (a new, unseen group: fresh offsets from the
     population spread, drawn with ``seed``); attrs ``group`` and ``new_group`` say which.
     """
-    from bayescale.groups import describe, resolve_request, seen_levels
+    from bayescale.groups import describe, resolve_request
     from bayescale.units import parse_quantity
 
     check_probability(ci)
@@ -360,9 +348,9 @@ def allocate(
         except ValueError as exc:
             raise BayescaleError(f"unique_tokens: {exc}") from None
     resolved = resolve_request(fit, group_values, new_group)
-    theta = parameter_draws(fit, group_values, new_group, seed)
-    shift = shift_per_draw(fit)
-    discrepancy = None if shift is None else (shift, group_bounds(fit, seen_levels(resolved)))
+    ev = PosteriorEvaluator.of(fit, group_values, new_group, seed)
+    theta = {k: v.reshape(ev.shape) for k, v in ev.params.items()}
+    discrepancy = None if ev.shift is None or ev.bounds is None else (ev.shift.reshape(ev.shape), ev.bounds)
     ds = allocate_params(fit.spec.law, theta, flops, unique_tokens=unique_tokens, robust_quantile=robust_quantile, ci=ci, discrepancy=discrepancy)
     post = fit.posterior
     ds = ds.assign_coords(chain=post["chain"].values, draw=post["draw"].values)

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayescale import evaluate
 from bayescale.discrepancy import shift_per_draw, target_distance
 from bayescale.errors import BayescaleError, ExtrapolationWarning, RunTableError, check_probability, check_seed
-from bayescale.laws.ops import NUMPY, NUMPY_FAST
+from bayescale.laws.ops import NUMPY_FAST
 from bayescale.order_stats import NUMBA_MIN_ELEMENTS, row_order_stats
 from bayescale.posterior import LevelOffsets, PosteriorView
 from bayescale.runs import parse_numeric_column, read_table
@@ -167,9 +168,8 @@ def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
         hi = min(n, lo + step)
         public = view.public(view.z_at(offsets, [index[lo:hi] for index in indices]))
         x = {c: v[lo:hi] for c, v in logs.items()}
-        mu = np.broadcast_to(law.log_loss(NUMPY, public, x), (chains, draws, hi - lo))
-        if dist is not None and shift is not None and dist[lo:hi].any():  # model discrepancy: zero inside the data's range
-            mu = mu + shift[..., None] * dist[lo:hi]
+        near = None if dist is None or shift is None else dist[lo:hi]  # model discrepancy: zero inside the data's range
+        mu = np.broadcast_to(evaluate.log_loss(law, public, x, None if shift is None else shift[..., None], near)[1], (chains, draws, hi - lo))
         # noise is drawn target by target (target-major), so the draws do not depend on chunking
         noise = np.moveaxis(fit.spec.likelihood.unit_noise(rng, nu_t, (hi - lo, chains, draws)), 0, -1)
         yield lo, hi, np.exp(mu), np.exp(mu + sigma * noise)
@@ -262,9 +262,8 @@ def _marginal_quantiles(fit: Fit, frame: pd.DataFrame, qs: np.ndarray, seed: int
         public = shared if shared is not None else public_values(lo, hi)
         x = {c: v[lo:hi, None].astype(np.float32) for c, v in logs.items()}
         with np.errstate(divide="ignore"):  # float32 flushes tiny floors (token_crisis) to 0: log 0 = -inf is meant
-            mu = np.broadcast_to(law.log_loss(NUMPY_FAST, public, x), (hi - lo, n_draws))
-        if dist is not None and shift is not None and dist[lo:hi].any():  # element by element: independent of block size
-            mu = mu + dist[lo:hi, None] * shift
+            near = None if dist is None else dist[lo:hi, None]  # element by element: independent of block size
+            mu = np.broadcast_to(evaluate.log_loss(law, public, x, shift, near, ops=NUMPY_FAST)[1], (hi - lo, n_draws))
         mean[lo:hi] = quantiles_of_exp(mu, None)
         pred[lo:hi] = quantiles_of_exp(mu, noise)
 

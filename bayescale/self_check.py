@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayescale import evaluate
 from bayescale.discrepancy import draw_tau, target_distance
 from bayescale.errors import BayescaleError
 from bayescale.model import Design, data_values, design
@@ -135,7 +136,7 @@ def score(trained: Fit, test: RunTable) -> dict[str, Any]:
     dist = target_distance(trained, test.data)
     if trained.spec.discrepancy.scale > 0:
         tau, u = draw_tau(trained.spec.discrepancy.scale, (samples.shape[0],), trained.seed)
-        shifted = samples + (tau * u)[:, None] * dist[None, :]
+        shifted = evaluate.with_discrepancy(samples, (tau * u)[:, None], dist[None, :])
     else:  # pragma: no cover - scale is validated > 0
         shifted = samples
     factor = extrapolation_factor(trained, frame)
