@@ -17,9 +17,12 @@ partially pooled offsets are added in internal coordinates, as in ``forecast``) 
 population spread, so the per-draw optima carry the group-to-group uncertainty. One of the two
 is required (``bayescale.groups``), so no plan is silently for a group nobody named.
 
-Everything is the *mean curve* (no observation noise): the allocation question is about the
-law, not about one run's noise. The robust plan's objective also carries the model discrepancy
-beyond the runs' range (``bayescale.discrepancy``), which favours plans nearer the data.
+The optima are chosen on the *mean curve* (no observation noise): where to put the compute is a
+question about the law, not about one run's noise. The robust plan's objective also carries the
+model discrepancy beyond the runs' range (``bayescale.discrepancy``), which favours plans nearer
+the data. The loss reported for a plan is the predictive loss of the run one would train there,
+the same numbers ``forecast`` gives at that (N, D) with the same seed; the law-only spread of each
+draw's own optimum stays available as ``loss_optimum_*`` (it is not the loss of any run).
 """
 
 from __future__ import annotations
@@ -329,9 +332,11 @@ def allocate(
     """Compute-optimal allocation for each FLOP budget (C = 6·N·D), per posterior draw.
 
     Returns a Dataset with dims (chain, draw, budget): ``params`` (N_opt), ``tokens`` (D_opt),
-    ``tokens_per_param`` and ``loss`` (mean curve at the optimum); per budget ``robust_params``,
-    ``robust_tokens`` (the plan minimising the posterior expected loss, or its
-    ``robust_quantile``-quantile) and ``robust_loss_mean``. With ``unique_tokens`` (repeat-aware
+    ``tokens_per_param`` and ``loss`` (the law's mean curve at each draw's own optimum); per budget
+    ``robust_params``, ``robust_tokens`` (the plan minimising the posterior expected loss, or its
+    ``robust_quantile``-quantile) and ``robust_loss_mean``; ``robust_loss_pred`` (chain, draw,
+    budget), the predictive loss of the run trained at the robust plan — ``forecast`` there with
+    the same ``seed``, discrepancy and noise included: the answer ``allocation_table`` heads with. With ``unique_tokens`` (repeat-aware
     laws only): ``epochs`` (D/U), ``loss_unlimited`` (optimum with fresh data, same budget) and
     ``penalty`` (loss minus loss_unlimited). ``flops`` accepts numbers, unit strings and ranges
     "1e21:1e25:9". A grouped fit needs ``group_values`` naming a seen level per group column
@@ -354,6 +359,7 @@ def allocate(
     ds = allocate_params(fit.spec.law, theta, flops, unique_tokens=unique_tokens, robust_quantile=robust_quantile, ci=ci, discrepancy=discrepancy)
     post = fit.posterior
     ds = ds.assign_coords(chain=post["chain"].values, draw=post["draw"].values)
+    ds["robust_loss_pred"] = _robust_predictive(fit, ds, unique_tokens, seed, group_values, new_group)
     ds.attrs.update({"model": fit.spec.name, "converged": int(fit.converged)})
     if resolved:
         ds.attrs["group_values"] = ", ".join(f"{g}={level}" for g, (level, _) in resolved.items())
@@ -362,8 +368,21 @@ def allocate(
     return ds
 
 
+def _robust_predictive(fit: Fit, ds: xr.Dataset, unique_tokens: float | None, seed: int, group_values: Mapping[str, Any] | None, new_group: bool) -> xr.DataArray:
+    """The predictive loss (chain, draw, budget) of the run trained at each robust plan: ``forecast``
+    there with the same seed (``forecasting.plan_forecast``), discrepancy and noise included."""
+    from bayescale.forecasting import plan_forecast
+
+    pred = plan_forecast(fit, ds["robust_params"].values, ds["robust_tokens"].values, unique_tokens, seed=seed, group_values=group_values, new_group=new_group)
+    return xr.DataArray(pred["loss_pred"].transpose("chain", "draw", "target").values, dims=("chain", "draw", "budget"))
+
+
 def allocation_table(ds: xr.Dataset, ci: float | None = None) -> pd.DataFrame:
-    """One row per budget: ``flops``, median and equal-tailed ``ci`` interval of params, tokens, loss; the robust plan.
+    """One row per budget: ``flops``, median and equal-tailed ``ci`` interval of each draw's optimal
+    params and tokens; ``loss_*``, the predictive loss of the run trained at the robust plan (what
+    ``forecast`` gives there; only for ``allocate`` on a fit, which has a noise model);
+    ``loss_optimum_*``, the law-only loss at each draw's own optimum (the spread of the optimum,
+    narrower: no discrepancy, no noise, and each draw at its own plan); the robust plan.
 
     With ``unique_tokens``: also ``epochs_*`` and ``penalty_*``.
     """
@@ -371,15 +390,17 @@ def allocation_table(ds: xr.Dataset, ci: float | None = None) -> pd.DataFrame:
     check_probability(ci)
     q = [0.5, (1 - ci) / 2, (1 + ci) / 2]
     table = pd.DataFrame({"flops": ds["flops"].values})
-    names = ["params", "tokens", "loss"] + [n for n in ("epochs", "penalty") if n in ds]
+    sources = {"params": "params", "tokens": "tokens", "loss": "robust_loss_pred", "loss_optimum": "loss", "epochs": "epochs", "penalty": "penalty"}
+    names = [name for name, var in sources.items() if var in ds]
     for name in names:
-        flat = ds[name].transpose("chain", "draw", "budget").values.reshape(-1, ds.sizes["budget"])
+        flat = ds[sources[name]].transpose("chain", "draw", "budget").values.reshape(-1, ds.sizes["budget"])
         med, lo, hi = np.quantile(flat, q, axis=0)
         table[f"{name}_median"], table[f"{name}_lo"], table[f"{name}_hi"] = med, lo, hi
     table["robust_params"] = ds["robust_params"].values
     table["robust_tokens"] = ds["robust_tokens"].values
-    order = ["flops"] + [f"{n}_{s}" for n in ("params", "tokens", "loss") for s in ("median", "lo", "hi")] + ["robust_params", "robust_tokens"]
-    order += [f"{n}_{s}" for n in ("epochs", "penalty") if n in ds for s in ("median", "lo", "hi")]
+    head = [n for n in ("params", "tokens", "loss", "loss_optimum") if n in names]
+    order = ["flops"] + [f"{n}_{s}" for n in head for s in ("median", "lo", "hi")] + ["robust_params", "robust_tokens"]
+    order += [f"{n}_{s}" for n in ("epochs", "penalty") if n in names for s in ("median", "lo", "hi")]
     return table[order]
 
 

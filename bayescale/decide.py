@@ -288,19 +288,23 @@ def decide(
     group_values: Mapping[str, Any] | None = None,
     new_group: bool = False,
     seed: int = 0,
+    ci: float = 0.9,
 ) -> dict[str, Any]:
     """The ``bayescale decide`` document: one plan's P(loss < target), each budget's robust plan
     and its probability, or (neither given) the least compute reaching the target with ``prob``.
     Grouped fits: ``group_values``/``new_group`` as in ``allocate``; the document says which group.
-    Each plan states how far it lies beyond the runs (``beyond_data_decades``); ``self_check``
-    and ``trust`` say how far the fit's own forecasts held beyond its data.
+    Each plan carries ``loss_median``/``loss_lo``/``loss_hi``, the ``ci`` predictive interval of the
+    run trained there (what ``forecast`` and ``allocate`` give at that plan with the same seed),
+    and how far it lies beyond the runs (``beyond_data_decades``); ``self_check`` and ``trust``
+    say how far the fit's own forecasts held beyond its data.
     """
     from bayescale.groups import SeededGroupTarget, describe, resolve_request
 
     check_probability(prob, "prob")
+    check_probability(ci)
     resolved = resolve_request(fit, group_values, new_group)
     groups = SeededGroupTarget(group_values=dict(group_values or {}), new_group=bool(new_group), seed=seed)
-    doc: dict[str, Any] = {"target_loss": float(target_loss), "prob_required": prob, "predictive": predictive, "converged": fit.converged}
+    doc: dict[str, Any] = {"target_loss": float(target_loss), "prob_required": prob, "predictive": predictive, "ci": float(ci), "converged": fit.converged}
     if resolved:
         doc["group"] = {g: level for g, (level, _) in resolved.items()}
         doc["new_group"] = any(is_new for _, is_new in resolved.values())
@@ -318,11 +322,23 @@ def decide(
     if unique_tokens is not None:
         doc["unique_tokens"] = unique_tokens
     bounds = group_bounds(fit)
-    for plan in doc["plans"]:  # how far each plan lies beyond the runs (0 inside their range)
+    intervals = _loss_intervals(fit, doc["plans"], unique_tokens, ci, groups)
+    for plan, interval in zip(doc["plans"], intervals, strict=True):  # how far each plan lies beyond the runs (0 inside their range)
+        plan.update(interval)
         plan["beyond_data_decades"] = float(plan_distance(fit.spec.law.inputs, bounds, np.log(plan["params"]), np.log(plan["tokens"]))[()])
     doc["self_check"] = fit.self_check_summary()
     doc["trust"] = sentence(fit.self_check)
     return doc
+
+
+def _loss_intervals(fit: Fit, plans: Sequence[Mapping[str, Any]], unique_tokens: float | None, ci: float, groups: SeededGroupTarget) -> list[dict[str, float]]:
+    """Per plan, the predictive loss interval of the run trained there: ``plan_forecast`` of all the
+    plans together with the decision's seed (for budgets, exactly what ``allocate`` reports)."""
+    from bayescale.forecasting import forecast_table, plan_forecast
+
+    ds = plan_forecast(fit, [p["params"] for p in plans], [p["tokens"] for p in plans], unique_tokens, **groups)
+    table = forecast_table(ds, ci)
+    return [{k: float(row[k]) for k in ("loss_median", "loss_lo", "loss_hi")} for _, row in table.iterrows()]
 
 
 def _plan_document(

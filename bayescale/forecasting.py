@@ -123,9 +123,10 @@ def _target_groups(fit: Grouped, out: pd.DataFrame, group_values: Mapping[str, A
     return out
 
 
-def _group_effects(fit: Fit, frame: pd.DataFrame, view: PosteriorView, rng: np.random.Generator) -> tuple[list[LevelOffsets], list[np.ndarray]]:
+def _group_effects(fit: Fit, frame: pd.DataFrame, view: PosteriorView, rng: np.random.Generator, stacklevel: int | None = 4) -> tuple[list[LevelOffsets], list[np.ndarray]]:
     """Per group column: the pooled offsets over its seen levels, then fresh population draws
-    for unseen ones (``PosteriorView.offsets``), and each target's index into those levels.
+    for unseen ones (``PosteriorView.offsets``), and each target's index into those levels;
+    unseen levels warn at ``stacklevel`` (None: the caller asked for a new group and says so itself).
 
     Offsets stay (chain, draw, levels): targets index them chunk by chunk, never all at once.
     """
@@ -141,22 +142,22 @@ def _group_effects(fit: Fit, frame: pd.DataFrame, view: PosteriorView, rng: np.r
         lookup = {**known, **{v: len(known) + i for i, v in enumerate(new_levels)}}
         indices.append(np.array([lookup[v] for v in values], dtype=np.int64))
         offsets.append(view.offsets(g, rng, len(new_levels)))
-    if unseen_report:
+    if unseen_report and stacklevel is not None:
         warnings.warn(
             f"forecast targets in group(s) not seen at fit time ({'; '.join(unseen_report)}): forecasting them from the population level (wider intervals)",
             UserWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
     return offsets, indices
 
 
-def _chunks(fit: Fit, frame: pd.DataFrame, seed: int):
+def _chunks(fit: Fit, frame: pd.DataFrame, seed: int, stacklevel: int | None):
     """Yield ``(lo, hi, mean, pred)`` over target chunks; each array is (chain, draw, hi - lo)."""
     law = fit.spec.law
     view = PosteriorView.of(fit)
     rng = np.random.default_rng(seed)
     chains, draws = view.shape
-    offsets, indices = _group_effects(fit, frame, view, rng)
+    offsets, indices = _group_effects(fit, frame, view, rng, stacklevel)
     sigma = view.sigma()[..., None]
     nu_t = np.moveaxis(np.broadcast_to(view.nu(), (chains, draws, 1)), -1, 0)  # (1, chain, draw): target-major
     shift = shift_per_draw(fit)
@@ -190,11 +191,37 @@ def forecast(
     check_seed(seed)
     frame = target_table(fit, targets, group_values=group_values, new_group=new_group, rename=rename, **columns)
     _warn_extrapolation(fit, frame)
+    return _forecast_frame(fit, frame, seed, stacklevel=5)
+
+
+def plan_forecast(fit: Fit, params: Any, tokens: Any, unique_tokens: Any = None, *, seed: int = 0, group_values: Mapping[str, Any] | None = None, new_group: bool = False) -> xr.Dataset:
+    """``forecast`` at plans (N, D[, unique tokens]) chosen by the package (``allocate``, ``decide``):
+    the predictive loss of the runs one would train there, with the discrepancy and noise, the
+    same numbers ``forecast(fit, params=…, tokens=…, seed=seed)`` gives. The plans skip the range
+    checks and warnings meant for typed targets (an allocation may go far beyond the runs).
+    ``unique_tokens`` (repeat-aware laws) is capped at the tokens, as the law sees it.
+    """
+    check_seed(seed)
+    law = fit.spec.law
+    n, d = np.atleast_1d(np.asarray(params, dtype=float)), np.atleast_1d(np.asarray(tokens, dtype=float))
+    frame = pd.DataFrame({"params": n, "tokens": d})
+    if "flops" in law.inputs:
+        frame["flops"] = 6.0 * frame["params"] * frame["tokens"]
+    if "unique_tokens" in law.inputs:
+        frame["unique_tokens"] = d if unique_tokens is None else np.minimum(np.broadcast_to(np.asarray(unique_tokens, dtype=float), d.shape), d)
+    missing = [c for c in law.inputs if c not in frame.columns]
+    if missing:
+        raise BayescaleError(f"the {law.name} law needs {', '.join(missing)}; plans give only params and tokens")
+    return _forecast_frame(fit, _target_groups(fit, frame, group_values, new_group, "plans"), seed, stacklevel=None)
+
+
+def _forecast_frame(fit: Fit, frame: pd.DataFrame, seed: int, stacklevel: int | None) -> xr.Dataset:
+    """The forecast Dataset of a parsed target table (see ``forecast``)."""
     post = fit.posterior
     chains, draws, n = post.sizes["chain"], post.sizes["draw"], len(frame)
     mean = np.empty((chains, draws, n))
     pred = np.empty((chains, draws, n))
-    for lo, hi, m, p in _chunks(fit, frame, seed):
+    for lo, hi, m, p in _chunks(fit, frame, seed, stacklevel):
         mean[..., lo:hi], pred[..., lo:hi] = m, p
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, "target": np.arange(n)}
     coords.update({c: ("target", frame[c].to_numpy()) for c in frame.columns})
