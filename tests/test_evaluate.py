@@ -84,3 +84,30 @@ def test_one_evaluator_changes_forecasts_allocations_decisions_and_the_self_chec
     np.testing.assert_allclose(after["forecast_summary"], before["forecast_summary"] * np.exp(SHIFT), rtol=1e-5)
     assert after["prob_below"] < before["prob_below"]  # every run is predicted worse
     np.testing.assert_allclose(after["self_check"], before["self_check"] - SHIFT, atol=1e-9)  # the refit's forecasts moved up
+
+
+def _agree(fit, plan_flops: float, **groups) -> None:
+    """allocate's headline interval, decide's and forecast's at the very plan allocate recommends are one answer."""
+    from bayescale.allocate import allocation_table
+    from bayescale.decide import decide
+    from bayescale.forecasting import forecast_table
+
+    row = allocation_table(fit.allocate([plan_flops], seed=7, **groups), 0.8).iloc[0]
+    at_plan = forecast_table(fit.forecast(params=[row["robust_params"]], tokens=[row["robust_tokens"]], seed=7, **groups), 0.8).iloc[0]
+    plan = decide(fit, 2.0, 0.8, flops=[plan_flops], seed=7, ci=0.8, **groups)["plans"][0]
+    for key in ("loss_median", "loss_lo", "loss_hi"):
+        assert row[key] == pytest.approx(at_plan[key], rel=1e-12), key
+        assert plan[key] == pytest.approx(at_plan[key], rel=1e-12), key
+    # the law-only spread of each draw's own optimum is narrower: it is neither noise nor discrepancy
+    assert row["loss_optimum_hi"] - row["loss_optimum_lo"] < row["loss_hi"] - row["loss_lo"]
+
+
+@pytest.mark.filterwarnings("ignore::bayescale.errors.ExtrapolationWarning")
+def test_allocate_decide_and_forecast_agree_at_the_plan_ungrouped(chinchilla_fit):
+    _agree(chinchilla_fit, 5.76e23)
+
+
+@pytest.mark.filterwarnings("ignore::bayescale.errors.ExtrapolationWarning", "ignore::UserWarning")
+def test_allocate_decide_and_forecast_agree_at_the_plan_grouped(grouped_fit):
+    _agree(grouped_fit, 1e22, group_values={"dataset": "web"})
+    _agree(grouped_fit, 1e22, new_group=True)
