@@ -118,7 +118,7 @@ class PosteriorEvaluator:
             shift=None if shift is None else shift.reshape(-1, 1),
             bounds=None if shift is None else group_bounds(fit, seen_levels(resolved)),
             sigma=view.sigma().reshape(-1, 1) if "sigma" in post else np.zeros((size, 1)),
-            nu=np.reshape(likelihood.nu_values(post), (-1, 1)) if likelihood.robust else None,
+            nu=np.reshape(view.nu(), (-1, 1)) if likelihood.robust else None,
             likelihood=likelihood,
         )
 
