@@ -17,9 +17,12 @@ partially pooled offsets are added in internal coordinates, as in ``forecast``) 
 population spread, so the per-draw optima carry the group-to-group uncertainty. One of the two
 is required (``bayescale.groups``), so no plan is silently for a group nobody named.
 
-Everything is the *mean curve* (no observation noise): the allocation question is about the
-law, not about one run's noise. The robust plan's objective also carries the model discrepancy
-beyond the runs' range (``bayescale.discrepancy``), which favours plans nearer the data.
+The optima are chosen on the *mean curve* (no observation noise): where to put the compute is a
+question about the law, not about one run's noise. The robust plan's objective also carries the
+model discrepancy beyond the runs' range (``bayescale.discrepancy``), which favours plans nearer
+the data. The loss reported for a plan is the predictive loss of the run one would train there,
+the same numbers ``forecast`` gives at that (N, D) with the same seed; the law-only spread of each
+draw's own optimum stays available as ``loss_optimum_*`` (it is not the loss of any run).
 """
 
 from __future__ import annotations
@@ -31,11 +34,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.discrepancy import group_bounds, plan_distance, shift_per_draw
-from bayescale.errors import BayescaleError, check_probability, check_seed
+from bayescale import evaluate
+from bayescale.errors import BayescaleError, check_probability
+from bayescale.evaluate import PosteriorEvaluator
 from bayescale.laws.base import Law
 from bayescale.laws.chinchilla import optimal_log_n as chinchilla_optimal_log_n
-from bayescale.laws.ops import NUMPY
 
 if TYPE_CHECKING:
     from bayescale.fitted import Fitted
@@ -97,12 +100,8 @@ def parse_flops(values: Any) -> np.ndarray:
 def parameter_draws(fit: Fitted, group_values: Mapping[str, Any] | None = None, new_group: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
     """Public law parameters as (chain, draw) arrays: the fit's own (no groups), a seen level per
     group column, or a new, unseen group (``new_group=True``: fresh offsets per draw, seeded)."""
-    from bayescale.groups import resolve_request
-    from bayescale.posterior import PosteriorView
-
-    resolved = resolve_request(fit, group_values, new_group)
-    rng = np.random.default_rng([check_seed(seed), 1]) if resolved else None  # its own stream: never the same numbers as a noise draw seeded alike
-    return PosteriorView.of(fit).parameters(resolved, rng)
+    ev = PosteriorEvaluator.of(fit, group_values, new_group, seed)
+    return {k: v.reshape(ev.shape) for k, v in ev.params.items()}
 
 
 # --------------------------------------------------------------------------- the loss on the isoFLOP line
@@ -111,15 +110,11 @@ def parameter_draws(fit: Fitted, group_values: Mapping[str, Any] | None = None, 
 def line_log_loss(law: Law, p: Mapping[str, Any], log_c6: Any, log_n: Any, log_u: Any = None) -> np.ndarray:
     """log L at N = exp(log_n), D = C/(6N), for broadcasting arrays; ``log_u`` = log unique tokens (None: unlimited).
 
-    Unique tokens never exceed the tokens trained on: the law sees U_eff = min(U, D).
+    Unique tokens never exceed the tokens trained on: the law sees U_eff = min(U, D). The law
+    alone (``evaluate.log_loss`` without discrepancy): what each draw's own optimum minimises.
     """
-    log_d = log_c6 - log_n
-    x = {"params": log_n, "tokens": log_d}
-    if "unique_tokens" in law.inputs:
-        x["unique_tokens"] = log_d if log_u is None else np.minimum(log_u, log_d)
-    if "flops" in law.inputs:
-        x["flops"] = log_c6 + np.log(6.0) + 0.0 * log_n
-    return law.log_loss(NUMPY, p, x)
+    x = evaluate.plan_inputs(law, log_n, log_c6 - log_n, log_u, log_c6 + np.log(6.0))
+    return evaluate.log_loss(law, p, x)[0]
 
 
 def _golden_plain(f, lo: np.ndarray, hi: np.ndarray, steps: int = GOLDEN_STEPS) -> np.ndarray:
@@ -312,16 +307,12 @@ def _robust_plan(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One log N per budget for all draws (mean loss, or its ``robust_quantile``), bracketed by the
     per-draw optima ``log_n`` (each loss is unimodal in log N); returns it and the loss draws there."""
-    flat = {k: v.reshape(-1, 1) for k, v in p.items()}  # (S, 1)
+    ev = PosteriorEvaluator.from_draws(law, {k: v[..., 0] for k, v in p.items()}, *(discrepancy or (None, None)))  # draws (S, 1)
     lu_b = None if log_u is None else log_u[None, :]
-    shift = None if discrepancy is None else np.asarray(discrepancy[0], dtype=float).reshape(-1, 1)
-    bounds = None if discrepancy is None else discrepancy[1]
+    log_c = log_c6 + np.log(6.0)
 
-    def loss_of(ln: np.ndarray) -> np.ndarray:  # ln: (..., budget) -> (..., draws, budget)
-        log_loss = line_log_loss(law, flat, log_c6, ln[..., None, :], lu_b)
-        if shift is not None and bounds is not None:
-            log_loss = log_loss + shift * plan_distance(law.inputs, bounds, ln[..., None, :], log_c6 - ln[..., None, :])
-        return np.exp(log_loss)
+    def loss_of(ln: np.ndarray) -> np.ndarray:  # ln: (..., budget) -> (..., draws, budget), with the discrepancy
+        return np.exp(ev.log_loss(ln[..., None, :], log_c6 - ln[..., None, :], lu_b, log_c)[1])
 
     ln_flat = log_n.reshape(-1, log_c6.size)
     robust_ln = _robust_log_n(loss_of, np.median(ln_flat, axis=0), ln_flat.min(axis=0), ln_flat.max(axis=0), robust_quantile)
@@ -341,16 +332,18 @@ def allocate(
     """Compute-optimal allocation for each FLOP budget (C = 6·N·D), per posterior draw.
 
     Returns a Dataset with dims (chain, draw, budget): ``params`` (N_opt), ``tokens`` (D_opt),
-    ``tokens_per_param`` and ``loss`` (mean curve at the optimum); per budget ``robust_params``,
-    ``robust_tokens`` (the plan minimising the posterior expected loss, or its
-    ``robust_quantile``-quantile) and ``robust_loss_mean``. With ``unique_tokens`` (repeat-aware
+    ``tokens_per_param`` and ``loss`` (the law's mean curve at each draw's own optimum); per budget
+    ``robust_params``, ``robust_tokens`` (the plan minimising the posterior expected loss, or its
+    ``robust_quantile``-quantile) and ``robust_loss_mean``; ``robust_loss_pred`` (chain, draw,
+    budget), the predictive loss of the run trained at the robust plan — ``forecast`` there with
+    the same ``seed``, discrepancy and noise included: the answer ``allocation_table`` heads with. With ``unique_tokens`` (repeat-aware
     laws only): ``epochs`` (D/U), ``loss_unlimited`` (optimum with fresh data, same budget) and
     ``penalty`` (loss minus loss_unlimited). ``flops`` accepts numbers, unit strings and ranges
     "1e21:1e25:9". A grouped fit needs ``group_values`` naming a seen level per group column
     (matched ignoring case) or ``new_group=True`` (a new, unseen group: fresh offsets from the
     population spread, drawn with ``seed``); attrs ``group`` and ``new_group`` say which.
     """
-    from bayescale.groups import describe, resolve_request, seen_levels
+    from bayescale.groups import describe, resolve_request
     from bayescale.units import parse_quantity
 
     check_probability(ci)
@@ -360,12 +353,13 @@ def allocate(
         except ValueError as exc:
             raise BayescaleError(f"unique_tokens: {exc}") from None
     resolved = resolve_request(fit, group_values, new_group)
-    theta = parameter_draws(fit, group_values, new_group, seed)
-    shift = shift_per_draw(fit)
-    discrepancy = None if shift is None else (shift, group_bounds(fit, seen_levels(resolved)))
+    ev = PosteriorEvaluator.of(fit, group_values, new_group, seed)
+    theta = {k: v.reshape(ev.shape) for k, v in ev.params.items()}
+    discrepancy = None if ev.shift is None or ev.bounds is None else (ev.shift.reshape(ev.shape), ev.bounds)
     ds = allocate_params(fit.spec.law, theta, flops, unique_tokens=unique_tokens, robust_quantile=robust_quantile, ci=ci, discrepancy=discrepancy)
     post = fit.posterior
     ds = ds.assign_coords(chain=post["chain"].values, draw=post["draw"].values)
+    ds["robust_loss_pred"] = _robust_predictive(fit, ds, unique_tokens, seed, group_values, new_group)
     ds.attrs.update({"model": fit.spec.name, "converged": int(fit.converged)})
     if resolved:
         ds.attrs["group_values"] = ", ".join(f"{g}={level}" for g, (level, _) in resolved.items())
@@ -374,8 +368,21 @@ def allocate(
     return ds
 
 
+def _robust_predictive(fit: Fitted, ds: xr.Dataset, unique_tokens: float | None, seed: int, group_values: Mapping[str, Any] | None, new_group: bool) -> xr.DataArray:
+    """The predictive loss (chain, draw, budget) of the run trained at each robust plan: ``forecast``
+    there with the same seed (``forecasting.plan_forecast``), discrepancy and noise included."""
+    from bayescale.forecasting import plan_forecast
+
+    pred = plan_forecast(fit, ds["robust_params"].values, ds["robust_tokens"].values, unique_tokens, seed=seed, group_values=group_values, new_group=new_group)
+    return xr.DataArray(pred["loss_pred"].transpose("chain", "draw", "target").values, dims=("chain", "draw", "budget"))
+
+
 def allocation_table(ds: xr.Dataset, ci: float | None = None) -> pd.DataFrame:
-    """One row per budget: ``flops``, median and equal-tailed ``ci`` interval of params, tokens, loss; the robust plan.
+    """One row per budget: ``flops``, median and equal-tailed ``ci`` interval of each draw's optimal
+    params and tokens; ``loss_*``, the predictive loss of the run trained at the robust plan (what
+    ``forecast`` gives there; only for ``allocate`` on a fit, which has a noise model);
+    ``loss_optimum_*``, the law-only loss at each draw's own optimum (the spread of the optimum,
+    narrower: no discrepancy, no noise, and each draw at its own plan); the robust plan.
 
     With ``unique_tokens``: also ``epochs_*`` and ``penalty_*``.
     """
@@ -383,15 +390,17 @@ def allocation_table(ds: xr.Dataset, ci: float | None = None) -> pd.DataFrame:
     check_probability(ci)
     q = [0.5, (1 - ci) / 2, (1 + ci) / 2]
     table = pd.DataFrame({"flops": ds["flops"].values})
-    names = ["params", "tokens", "loss"] + [n for n in ("epochs", "penalty") if n in ds]
+    sources = {"params": "params", "tokens": "tokens", "loss": "robust_loss_pred", "loss_optimum": "loss", "epochs": "epochs", "penalty": "penalty"}
+    names = [name for name, var in sources.items() if var in ds]
     for name in names:
-        flat = ds[name].transpose("chain", "draw", "budget").values.reshape(-1, ds.sizes["budget"])
+        flat = ds[sources[name]].transpose("chain", "draw", "budget").values.reshape(-1, ds.sizes["budget"])
         med, lo, hi = np.quantile(flat, q, axis=0)
         table[f"{name}_median"], table[f"{name}_lo"], table[f"{name}_hi"] = med, lo, hi
     table["robust_params"] = ds["robust_params"].values
     table["robust_tokens"] = ds["robust_tokens"].values
-    order = ["flops"] + [f"{n}_{s}" for n in ("params", "tokens", "loss") for s in ("median", "lo", "hi")] + ["robust_params", "robust_tokens"]
-    order += [f"{n}_{s}" for n in ("epochs", "penalty") if n in ds for s in ("median", "lo", "hi")]
+    head = [n for n in ("params", "tokens", "loss", "loss_optimum") if n in names]
+    order = ["flops"] + [f"{n}_{s}" for n in head for s in ("median", "lo", "hi")] + ["robust_params", "robust_tokens"]
+    order += [f"{n}_{s}" for n in ("epochs", "penalty") if n in names for s in ("median", "lo", "hi")]
     return table[order]
 
 

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from bayescale.allocate import allocate, allocate_params, parameter_draws
-from bayescale.discrepancy import group_bounds, plan_distance, shift_per_draw
+from bayescale.allocate import allocate, allocate_params
+from bayescale.discrepancy import group_bounds
 from bayescale.errors import BayescaleError, check_probability
-from bayescale.laws.ops import NUMPY
+from bayescale.evaluate import PosteriorEvaluator, plan_distance
 from bayescale.self_check import sentence
 
 if TYPE_CHECKING:
@@ -84,52 +84,19 @@ def _positive(name: str, value: Any) -> np.ndarray:
     return arr
 
 
-class _Posterior:
-    """Flattened parameter draws (S, 1) of one fit, plus its observation noise, for fast loss draws."""
+def _noises(ev: PosteriorEvaluator, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent unit-noise draws per posterior draw (plan A, plan B), seeded: common random
+    numbers across budgets, so probabilities are smooth in compute."""
+    rng = np.random.default_rng(seed)
+    return ev.unit_noise(rng), ev.unit_noise(rng)
 
-    def __init__(self, fit: Fitted, group_values: Mapping[str, Any] | None = None, seed: int = 0, new_group: bool = False):
-        self.fit = fit
-        self.law = fit.spec.law
-        draws = parameter_draws(fit, group_values, new_group, seed)
-        self.shape = next(iter(draws.values())).shape
-        self.p = {k: v.reshape(-1, 1) for k, v in draws.items()}
-        post = fit.posterior
-        self.sigma = post["sigma"].transpose("chain", "draw").values.reshape(-1, 1) if "sigma" in post else np.zeros((self.size, 1))
-        rng = np.random.default_rng(seed)
-        likelihood = fit.spec.likelihood
-        values = {k: np.reshape(v, (-1, 1)) for k, v in likelihood.posterior_values(post).items()}
-        self.noise = likelihood.unit_noise(rng, values, (self.size, 1))
-        self.noise_b = likelihood.unit_noise(rng, values, (self.size, 1))
-        shift = shift_per_draw(fit)
-        self.shift = None if shift is None else shift.reshape(-1, 1)
-        from bayescale.groups import resolve_request, seen_levels
 
-        self.bounds = None if shift is None else group_bounds(fit, seen_levels(resolve_request(fit, group_values, new_group)))
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-    def loss(self, params: Any, tokens: Any, unique_tokens: Any = None, predictive: bool = False, second: bool = False) -> np.ndarray:
-        """Loss draws (S, T) at targets (T,): mean curve, or with (common-random-number) observation noise."""
-        n, d = np.atleast_1d(params).astype(float), np.atleast_1d(tokens).astype(float)
-        x = {"params": np.log(n)[None, :], "tokens": np.log(d)[None, :]}
-        if "unique_tokens" in self.law.inputs:
-            u = d if unique_tokens is None else np.minimum(np.atleast_1d(unique_tokens).astype(float), d)
-            x["unique_tokens"] = np.log(u)[None, :] + 0.0 * x["tokens"]
-        elif unique_tokens is not None:
-            raise BayescaleError(f"unique_tokens needs a repeat-aware law (e.g. data_constrained); this fit's law is {self.law.name}")
-        if "flops" in self.law.inputs:
-            x["flops"] = np.log(6.0 * n * d)[None, :]
-        missing = [c for c in self.law.inputs if c not in x]
-        if missing:
-            raise BayescaleError(f"the {self.law.name} law needs {', '.join(missing)}; decisions need params and tokens")
-        mu = self.law.log_loss(NUMPY, self.p, x)
-        if self.shift is not None and self.bounds is not None:  # model discrepancy beyond the runs' range, in both curves
-            mu = mu + self.shift * plan_distance(self.law.inputs, self.bounds, np.log(n), np.log(d))[None, :]
-        if predictive:
-            mu = mu + self.sigma * (self.noise_b if second else self.noise)
-        return np.exp(mu)
+def _loss(ev: PosteriorEvaluator, noise: np.ndarray, params: Any, tokens: Any, unique_tokens: Any = None, predictive: bool = False) -> np.ndarray:
+    """Loss draws (S, T) at targets (T,): the mean curve with the discrepancy, or with observation noise ``noise``."""
+    mu = ev.at(params, tokens, unique_tokens)[1]
+    if predictive:
+        mu = mu + ev.sigma * noise
+    return np.exp(mu)
 
 
 def prob_below(
@@ -154,15 +121,15 @@ def prob_below(
         raise BayescaleError(f"target_loss={target_loss!r} must be a positive, finite loss")
     n, d = np.broadcast_arrays(_positive("params", params), _positive("tokens", tokens))
     u = None if unique_tokens is None else np.broadcast_to(_positive("unique_tokens", unique_tokens), n.shape)
-    post = _Posterior(fit, group_values, seed, new_group)
-    loss = post.loss(n.ravel(), d.ravel(), None if u is None else u.ravel(), predictive)
+    ev = PosteriorEvaluator.of(fit, group_values, new_group, seed)
+    loss = _loss(ev, _noises(ev, seed)[0], n.ravel(), d.ravel(), None if u is None else u.ravel(), predictive)
     prob = (loss < target).mean(axis=0).reshape(n.shape)
     return float(prob) if prob.ndim == 0 else prob
 
 
-def _robust_plans(post: _Posterior, flops: np.ndarray, unique_tokens: float | None) -> tuple[np.ndarray, np.ndarray]:
-    discrepancy = None if post.shift is None or post.bounds is None else (post.shift.reshape(post.shape), post.bounds)
-    ds = allocate_params(post.law, {k: v.reshape(post.shape) for k, v in post.p.items()}, flops, unique_tokens=unique_tokens, discrepancy=discrepancy)
+def _robust_plans(ev: PosteriorEvaluator, flops: np.ndarray, unique_tokens: float | None) -> tuple[np.ndarray, np.ndarray]:
+    discrepancy = None if ev.shift is None or ev.bounds is None else (ev.shift.reshape(ev.shape), ev.bounds)
+    ds = allocate_params(ev.law, {k: v.reshape(ev.shape) for k, v in ev.params.items()}, flops, unique_tokens=unique_tokens, discrepancy=discrepancy)
     return ds["robust_params"].values, ds["robust_tokens"].values
 
 
@@ -195,12 +162,13 @@ def compute_for_target(
     if not 0 < lo_c < hi_c:
         raise BayescaleError(f"flops_range={flops_range!r} must be two increasing positive numbers")
     u = None if unique_tokens is None else float(_positive("unique_tokens", unique_tokens))
-    post = _Posterior(fit, group_values, seed, new_group)
-    _check_above_floor(post, target)
+    ev = PosteriorEvaluator.of(fit, group_values, new_group, seed)
+    noise = _noises(ev, seed)[0]
+    _check_above_floor(ev, target)
 
     def probability(flops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n, d = _robust_plans(post, flops, u)
-        loss = post.loss(n, d, None if u is None else np.full_like(n, u), predictive)
+        n, d = _robust_plans(ev, flops, u)
+        loss = _loss(ev, noise, n, d, None if u is None else np.full_like(n, u), predictive)
         return (loss < target).mean(axis=0), n, d
 
     best = _least_compute(probability, lo_c, hi_c, float(prob), target)
@@ -209,15 +177,15 @@ def compute_for_target(
     return Decision(target, float(prob), flops, n, d, p, bool(predictive), u, extra.get("usd"), extra.get("gpu_hours"))
 
 
-def _check_above_floor(post: _Posterior, target: float) -> None:
+def _check_above_floor(ev: PosteriorEvaluator, target: float) -> None:
     """Refuse a target below the irreducible loss for most draws: no compute reaches it."""
-    floor = post.law.irreducible
+    floor = ev.law.irreducible
     if floor is None:
         return
-    share = float((post.p[floor] >= target).mean())
+    share = float((ev.params[floor] >= target).mean())
     if share > 0.5:
         raise BayescaleError(
-            f"target loss {target:g} is below the irreducible loss {floor} for {share:.0%} of posterior draws (median {floor} = {np.median(post.p[floor]):.4g}): unreachable at any compute"
+            f"target loss {target:g} is below the irreducible loss {floor} for {share:.0%} of posterior draws (median {floor} = {np.median(ev.params[floor]):.4g}): unreachable at any compute"
         )
 
 
@@ -281,12 +249,13 @@ def compare_plans(
     """
     check_probability(ci)
     (na, da, ua), (nb, db, ub) = _plan("plan_a", plan_a), _plan("plan_b", plan_b)
-    post = _Posterior(fit, group_values, seed, new_group)
-    loss_a = post.loss(na, da, ua, predictive)[:, 0]
-    loss_b = post.loss(nb, db, ub, predictive, second=True)[:, 0]
+    ev = PosteriorEvaluator.of(fit, group_values, new_group, seed)
+    noise_a, noise_b = _noises(ev, seed)
+    loss_a = _loss(ev, noise_a, na, da, ua, predictive)[:, 0]
+    loss_b = _loss(ev, noise_b, nb, db, ub, predictive)[:, 0]
     diff = loss_a - loss_b
     fpost = fit.posterior
-    da_ = xr.DataArray(diff.reshape(post.shape), dims=("chain", "draw"), coords={"chain": fpost["chain"].values, "draw": fpost["draw"].values}, name="loss_diff")
+    da_ = xr.DataArray(diff.reshape(ev.shape), dims=("chain", "draw"), coords={"chain": fpost["chain"].values, "draw": fpost["draw"].values}, name="loss_diff")
     lo, med, hi = np.quantile(diff, [(1 - ci) / 2, 0.5, (1 + ci) / 2])
     return {
         "diff": da_,
@@ -319,19 +288,23 @@ def decide(
     group_values: Mapping[str, Any] | None = None,
     new_group: bool = False,
     seed: int = 0,
+    ci: float = 0.9,
 ) -> dict[str, Any]:
     """The ``bayescale decide`` document: one plan's P(loss < target), each budget's robust plan
     and its probability, or (neither given) the least compute reaching the target with ``prob``.
     Grouped fits: ``group_values``/``new_group`` as in ``allocate``; the document says which group.
-    Each plan states how far it lies beyond the runs (``beyond_data_decades``); ``self_check``
-    and ``trust`` say how far the fit's own forecasts held beyond its data.
+    Each plan carries ``loss_median``/``loss_lo``/``loss_hi``, the ``ci`` predictive interval of the
+    run trained there (what ``forecast`` and ``allocate`` give at that plan with the same seed),
+    and how far it lies beyond the runs (``beyond_data_decades``); ``self_check`` and ``trust``
+    say how far the fit's own forecasts held beyond its data.
     """
     from bayescale.groups import SeededGroupTarget, describe, resolve_request
 
     check_probability(prob, "prob")
+    check_probability(ci)
     resolved = resolve_request(fit, group_values, new_group)
     groups = SeededGroupTarget(group_values=dict(group_values or {}), new_group=bool(new_group), seed=seed)
-    doc: dict[str, Any] = {"target_loss": float(target_loss), "prob_required": prob, "predictive": predictive, "converged": fit.converged}
+    doc: dict[str, Any] = {"target_loss": float(target_loss), "prob_required": prob, "predictive": predictive, "ci": float(ci), "converged": fit.converged}
     if resolved:
         doc["group"] = {g: level for g, (level, _) in resolved.items()}
         doc["new_group"] = any(is_new for _, is_new in resolved.values())
@@ -349,11 +322,23 @@ def decide(
     if unique_tokens is not None:
         doc["unique_tokens"] = unique_tokens
     bounds = group_bounds(fit)
-    for plan in doc["plans"]:  # how far each plan lies beyond the runs (0 inside their range)
+    intervals = _loss_intervals(fit, doc["plans"], unique_tokens, ci, groups)
+    for plan, interval in zip(doc["plans"], intervals, strict=True):  # how far each plan lies beyond the runs (0 inside their range)
+        plan.update(interval)
         plan["beyond_data_decades"] = float(plan_distance(fit.spec.law.inputs, bounds, np.log(plan["params"]), np.log(plan["tokens"]))[()])
     doc["self_check"] = fit.self_check_summary()
     doc["trust"] = sentence(fit.self_check)
     return doc
+
+
+def _loss_intervals(fit: Fitted, plans: Sequence[Mapping[str, Any]], unique_tokens: float | None, ci: float, groups: SeededGroupTarget) -> list[dict[str, float]]:
+    """Per plan, the predictive loss interval of the run trained there: ``plan_forecast`` of all the
+    plans together with the decision's seed (for budgets, exactly what ``allocate`` reports)."""
+    from bayescale.forecasting import forecast_table, plan_forecast
+
+    ds = plan_forecast(fit, [p["params"] for p in plans], [p["tokens"] for p in plans], unique_tokens, **groups)
+    table = forecast_table(ds, ci)
+    return [{k: float(row[k]) for k in ("loss_median", "loss_lo", "loss_hi")} for _, row in table.iterrows()]
 
 
 def _plan_document(

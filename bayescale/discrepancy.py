@@ -98,12 +98,6 @@ def target_distance(fit: Fitted, frame: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def plan_distance(inputs: tuple[str, ...], bounds: Mapping[str, tuple[float, float]], log_n: Any, log_d: Any) -> np.ndarray:
-    """d(x) of plans given by natural-log parameters and tokens (decisions and allocations)."""
-    n, d = np.exp(log_n), np.exp(log_d)
-    return distance(coordinates(inputs, {"params": n, "active_params": n, "tokens": d, "flops": 6.0 * n * d}), bounds)
-
-
 def shift_per_draw(fit: Fitted) -> np.ndarray | None:
     """τ·u per posterior draw, dims (chain, draw); ``None`` when the fit has no discrepancy."""
     post = fit.posterior

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayescale import evaluate
 from bayescale.discrepancy import shift_per_draw, target_distance
 from bayescale.errors import BayescaleError, ExtrapolationWarning, RunTableError, check_probability, check_seed
-from bayescale.laws.ops import NUMPY, NUMPY_FAST
+from bayescale.laws.ops import NUMPY_FAST
 from bayescale.order_stats import NUMBA_MIN_ELEMENTS, row_order_stats
 from bayescale.posterior import LevelOffsets, PosteriorView
 from bayescale.runs import parse_numeric_column, read_table
@@ -122,9 +123,10 @@ def _target_groups(fit: Grouped, out: pd.DataFrame, group_values: Mapping[str, A
     return out
 
 
-def _group_effects(fit: Fitted, frame: pd.DataFrame, view: PosteriorView, rng: np.random.Generator) -> tuple[list[LevelOffsets], list[np.ndarray]]:
+def _group_effects(fit: Fitted, frame: pd.DataFrame, view: PosteriorView, rng: np.random.Generator, stacklevel: int | None = 4) -> tuple[list[LevelOffsets], list[np.ndarray]]:
     """Per group column: the pooled offsets over its seen levels, then fresh population draws
-    for unseen ones (``PosteriorView.offsets``), and each target's index into those levels.
+    for unseen ones (``PosteriorView.offsets``), and each target's index into those levels;
+    unseen levels warn at ``stacklevel`` (None: the caller asked for a new group and says so itself).
 
     Offsets stay (chain, draw, levels): targets index them chunk by chunk, never all at once.
     """
@@ -140,22 +142,22 @@ def _group_effects(fit: Fitted, frame: pd.DataFrame, view: PosteriorView, rng: n
         lookup = {**known, **{v: len(known) + i for i, v in enumerate(new_levels)}}
         indices.append(np.array([lookup[v] for v in values], dtype=np.int64))
         offsets.append(view.offsets(g, rng, len(new_levels)))
-    if unseen_report:
+    if unseen_report and stacklevel is not None:
         warnings.warn(
             f"forecast targets in group(s) not seen at fit time ({'; '.join(unseen_report)}): forecasting them from the population level (wider intervals)",
             UserWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
     return offsets, indices
 
 
-def _chunks(fit: Fitted, frame: pd.DataFrame, seed: int):
+def _chunks(fit: Fitted, frame: pd.DataFrame, seed: int, stacklevel: int | None):
     """Yield ``(lo, hi, mean, pred)`` over target chunks; each array is (chain, draw, hi - lo)."""
     law = fit.spec.law
     view = PosteriorView.of(fit)
     rng = np.random.default_rng(seed)
     chains, draws = view.shape
-    offsets, indices = _group_effects(fit, frame, view, rng)
+    offsets, indices = _group_effects(fit, frame, view, rng, stacklevel)
     sigma = view.sigma()[..., None]
     # the family's parameters as (1, chain, draw): noise is drawn target-major
     noise_values = {k: np.moveaxis(np.broadcast_to(np.asarray(v)[..., None], (chains, draws, 1)), -1, 0) for k, v in view.likelihood_values().items()}
@@ -168,9 +170,8 @@ def _chunks(fit: Fitted, frame: pd.DataFrame, seed: int):
         hi = min(n, lo + step)
         public = view.public(view.z_at(offsets, [index[lo:hi] for index in indices]))
         x = {c: v[lo:hi] for c, v in logs.items()}
-        mu = np.broadcast_to(law.log_loss(NUMPY, public, x), (chains, draws, hi - lo))
-        if dist is not None and shift is not None and dist[lo:hi].any():  # model discrepancy: zero inside the data's range
-            mu = mu + shift[..., None] * dist[lo:hi]
+        near = None if dist is None or shift is None else dist[lo:hi]  # model discrepancy: zero inside the data's range
+        mu = np.broadcast_to(evaluate.log_loss(law, public, x, None if shift is None else shift[..., None], near)[1], (chains, draws, hi - lo))
         # noise is drawn target by target (target-major), so the draws do not depend on chunking
         noise = np.moveaxis(fit.spec.likelihood.unit_noise(rng, noise_values, (hi - lo, chains, draws)), 0, -1)
         yield lo, hi, np.exp(mu), np.exp(mu + sigma * noise)
@@ -191,11 +192,37 @@ def forecast(
     check_seed(seed)
     frame = target_table(fit, targets, group_values=group_values, new_group=new_group, rename=rename, **columns)
     _warn_extrapolation(fit, frame)
+    return _forecast_frame(fit, frame, seed, stacklevel=5)
+
+
+def plan_forecast(fit: Fitted, params: Any, tokens: Any, unique_tokens: Any = None, *, seed: int = 0, group_values: Mapping[str, Any] | None = None, new_group: bool = False) -> xr.Dataset:
+    """``forecast`` at plans (N, D[, unique tokens]) chosen by the package (``allocate``, ``decide``):
+    the predictive loss of the runs one would train there, with the discrepancy and noise, the
+    same numbers ``forecast(fit, params=…, tokens=…, seed=seed)`` gives. The plans skip the range
+    checks and warnings meant for typed targets (an allocation may go far beyond the runs).
+    ``unique_tokens`` (repeat-aware laws) is capped at the tokens, as the law sees it.
+    """
+    check_seed(seed)
+    law = fit.spec.law
+    n, d = np.atleast_1d(np.asarray(params, dtype=float)), np.atleast_1d(np.asarray(tokens, dtype=float))
+    frame = pd.DataFrame({"params": n, "tokens": d})
+    if "flops" in law.inputs:
+        frame["flops"] = 6.0 * frame["params"] * frame["tokens"]
+    if "unique_tokens" in law.inputs:
+        frame["unique_tokens"] = d if unique_tokens is None else np.minimum(np.broadcast_to(np.asarray(unique_tokens, dtype=float), d.shape), d)
+    missing = [c for c in law.inputs if c not in frame.columns]
+    if missing:
+        raise BayescaleError(f"the {law.name} law needs {', '.join(missing)}; plans give only params and tokens")
+    return _forecast_frame(fit, _target_groups(fit, frame, group_values, new_group, "plans"), seed, stacklevel=None)
+
+
+def _forecast_frame(fit: Fitted, frame: pd.DataFrame, seed: int, stacklevel: int | None) -> xr.Dataset:
+    """The forecast Dataset of a parsed target table (see ``forecast``)."""
     post = fit.posterior
     chains, draws, n = post.sizes["chain"], post.sizes["draw"], len(frame)
     mean = np.empty((chains, draws, n))
     pred = np.empty((chains, draws, n))
-    for lo, hi, m, p in _chunks(fit, frame, seed):
+    for lo, hi, m, p in _chunks(fit, frame, seed, stacklevel):
         mean[..., lo:hi], pred[..., lo:hi] = m, p
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, "target": np.arange(n)}
     coords.update({c: ("target", frame[c].to_numpy()) for c in frame.columns})
@@ -263,9 +290,8 @@ def _marginal_quantiles(fit: Fitted, frame: pd.DataFrame, qs: np.ndarray, seed: 
         public = shared if shared is not None else public_values(lo, hi)
         x = {c: v[lo:hi, None].astype(np.float32) for c, v in logs.items()}
         with np.errstate(divide="ignore"):  # float32 flushes tiny floors (token_crisis) to 0: log 0 = -inf is meant
-            mu = np.broadcast_to(law.log_loss(NUMPY_FAST, public, x), (hi - lo, n_draws))
-        if dist is not None and shift is not None and dist[lo:hi].any():  # element by element: independent of block size
-            mu = mu + dist[lo:hi, None] * shift
+            near = None if dist is None else dist[lo:hi, None]  # element by element: independent of block size
+            mu = np.broadcast_to(evaluate.log_loss(law, public, x, shift, near, ops=NUMPY_FAST)[1], (hi - lo, n_draws))
         mean[lo:hi] = quantiles_of_exp(mu, None)
         pred[lo:hi] = quantiles_of_exp(mu, noise)
 

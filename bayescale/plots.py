@@ -249,7 +249,10 @@ def plot_prob_vs_compute(
 def plot_forecast_fan(ds: xr.Dataset, budgets: ArrayLike | None = None, target_loss: float | None = None, ax: Axes | None = None) -> Figure:
     """Loss at the compute-optimal plan versus compute, with 50% and 90% posterior bands (a fan).
 
-    ``ds`` is an ``allocate`` Dataset over a grid of budgets; ``budgets`` are marked.
+    ``ds`` is an ``allocate`` Dataset over a grid of budgets; ``budgets`` are marked. The bands are
+    the predictive loss of the run trained at each robust plan (``robust_loss_pred``, what the
+    report's headline quotes); a Dataset without it (``allocate_params``) shows the law-only loss
+    at each draw's optimum.
     """
     import matplotlib.pyplot as plt
 
@@ -258,7 +261,8 @@ def plot_forecast_fan(ds: xr.Dataset, budgets: ArrayLike | None = None, target_l
     else:
         fig = _figure_of(ax)
     flops = ds["flops"].values
-    flat = ds["loss"].transpose("chain", "draw", "budget").values.reshape(-1, ds.sizes["budget"])
+    name = "robust_loss_pred" if "robust_loss_pred" in ds else "loss"
+    flat = ds[name].transpose("chain", "draw", "budget").values.reshape(-1, ds.sizes["budget"])
     q05, q25, q50, q75, q95 = np.quantile(flat, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
     ax.fill_between(flops, q05, q95, color="C0", alpha=0.2, lw=0, label="90% interval")
     ax.fill_between(flops, q25, q75, color="C0", alpha=0.35, lw=0, label="50% interval")

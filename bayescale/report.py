@@ -111,7 +111,7 @@ def report_context(
     runs = fit.runs.data
     budgets = np.asarray(flops if flops is not None and len(flops) else [float(runs["flops"].max()) * 100.0], dtype=float)
     table = allocation_table(allocate(fit, budgets, unique_tokens=unique, **groups), ci)
-    decision = decide(fit, target_loss, prob, flops=budgets, unique_tokens=unique, **groups) if target_loss is not None else None
+    decision = decide(fit, target_loss, prob, flops=budgets, unique_tokens=unique, ci=ci, **groups) if target_loss is not None else None
     headline = _headline(table, decision, unique)
     figures, seed_table, on_lines = _figures(fit, budgets, target_loss, prob, ci, unique, groups)
     targets = table[["flops"]].assign(params=table["robust_params"], tokens=table["robust_tokens"], **{g: level for g, (level, _) in resolved.items()})
@@ -141,7 +141,8 @@ def report_context(
 
 
 def _headline(table: pd.DataFrame, decision: Mapping[str, Any] | None, unique_tokens: float | None) -> list[dict[str, float]]:
-    """Per budget: the robust plan, its intervals and epochs, and (with a target) its probability."""
+    """Per budget: the robust plan, the predictive loss interval of the run trained there (as
+    ``forecast`` gives it), the law-only spread of the per-draw optima, epochs and (with a target) its probability."""
     headline = []
     for i, row in table.iterrows():
         item = {
@@ -156,6 +157,8 @@ def _headline(table: pd.DataFrame, decision: Mapping[str, Any] | None, unique_to
             "loss_median": float(row["loss_median"]),
             "loss_lo": float(row["loss_lo"]),
             "loss_hi": float(row["loss_hi"]),
+            "loss_optimum_lo": float(row["loss_optimum_lo"]),
+            "loss_optimum_hi": float(row["loss_optimum_hi"]),
             "epochs": float(row["robust_tokens"] / unique_tokens) if unique_tokens else 1.0,
         }
         if decision is not None:

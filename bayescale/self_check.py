@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bayescale import evaluate
 from bayescale.design import Design, design
 from bayescale.discrepancy import draw_tau, target_distance
 from bayescale.documents import SelfCheck
@@ -133,7 +134,7 @@ def score(trained: Fit, test: RunTable) -> SelfCheck:
     dist = target_distance(trained, test.data)
     if trained.spec.discrepancy.scale > 0:
         tau, u = draw_tau(trained.spec.discrepancy.scale, (samples.shape[0],), trained.seed)
-        shifted = samples + (tau * u)[:, None] * dist[None, :]
+        shifted = evaluate.with_discrepancy(samples, (tau * u)[:, None], dist[None, :])
     else:  # pragma: no cover - scale is validated > 0
         shifted = samples
     factor = extrapolation_factor(trained, frame)

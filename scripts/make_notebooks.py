@@ -110,7 +110,9 @@ BUDGET = [
     new_markdown_cell(
         "## The allocation frontier\n"
         "\n"
-        "Per posterior draw, the compute-optimal N and D for each budget (C = 6ND), and the single robust plan minimising the posterior expected loss. Crosses: Hoffmann et al. Table 3."
+        "Per posterior draw, the compute-optimal N and D for each budget (C = 6ND), and the single robust plan minimising the posterior expected loss. Crosses: Hoffmann et al. Table 3. "
+        "`loss_*` is the predictive loss of the run trained at the robust plan (what `forecast` gives there, discrepancy and noise included); "
+        "`loss_optimum_*` is the law alone at each draw's own optimum, a much narrower spread that is not the loss of any run."
     ),
     new_code_cell("budgets = np.geomspace(1e19, 1e26, 29)\nds = result.allocate(budgets, ci=0.9)\ntable = allocation_table(ds)\nfig = plot_frontier(ds, reference=hoffmann_table3())\ntable.iloc[::7]"),
     new_markdown_cell(

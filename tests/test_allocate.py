@@ -20,7 +20,8 @@ from .fakefit import fake_fit, fake_grouped_fit
 BUDGETS = np.array([1e19, 5.76e23, 1e26])
 REPEAT = {"R_D_star": 15.4, "R_N_star": 5.3}
 KAPLAN = {"alpha_N": 0.076, "alpha_D": 0.095, "N_c": 8.8e13, "D_c": 5.4e13}
-TABLE_COLUMNS = ["flops", "params_median", "params_lo", "params_hi", "tokens_median", "tokens_lo", "tokens_hi", "loss_median", "loss_lo", "loss_hi", "robust_params", "robust_tokens"]
+LOSS = ["loss_median", "loss_lo", "loss_hi", "loss_optimum_median", "loss_optimum_lo", "loss_optimum_hi"]
+TABLE_COLUMNS = ["flops", "params_median", "params_lo", "params_hi", "tokens_median", "tokens_lo", "tokens_hi", *LOSS, "robust_params", "robust_tokens"]
 
 
 def by_hand(truth, flops):
@@ -158,6 +159,10 @@ def test_allocation_table_columns_and_quantiles():
     flat = ds["params"].values.reshape(-1, 3)
     np.testing.assert_allclose(table["params_lo"], np.quantile(flat, 0.1, axis=0))
     np.testing.assert_allclose(table["flops"], BUDGETS)
+    np.testing.assert_allclose(table["loss_optimum_lo"], np.quantile(ds["loss"].values.reshape(-1, 3), 0.1, axis=0))
+    # without a fit there is no noise model, so no predictive interval: the law-only spread is never relabelled as one
+    bare = allocation_table(allocate_params(get_law("chinchilla"), TRUTH, BUDGETS))
+    assert "loss_median" not in bare.columns and "loss_optimum_median" in bare.columns
 
 
 def test_parse_flops_units_ranges_and_errors():
