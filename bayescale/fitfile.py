@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.errors import ConvergenceWarning, FitFileError
-from bayescale.posterior import SAMPLE_DIMS, required_variables
+from bayescale.errors import ConvergenceWarning, FitFileError, RunTableError
+from bayescale.names import renamed, stored_name
+from bayescale.posterior import SAMPLE_DIMS, group_dim, required_variables
 from bayescale.result import Diagnostics, Fit, package_version
 from bayescale.runs import RunTable
 from bayescale.spec import ModelSpec
@@ -25,14 +26,32 @@ FORMAT_VERSION = 2
 MAX_LOAD_BYTES = 2**30
 
 
-def _runs_dataset(runs: RunTable) -> xr.Dataset:
+#: Attribute of the ``runs`` node: ``{stored: original}`` for the headers ``names.stored_name`` changed.
+NAMES_ATTR = "original_names"
+
+
+def runs_dataset(runs: RunTable) -> xr.Dataset:
+    """The runs as a fit stores them: one variable per column under its storable name, the
+    user's names kept in ``NAMES_ATTR`` (written only when a name changed)."""
     data = {}
     for column in runs.data.columns:
         values = runs.data[column].to_numpy()
         if values.dtype.kind not in "fiu":
             values = values.astype(str).astype(object)
-        data[column] = ("run", values)
-    return xr.Dataset(data, attrs={"source": runs.source, "extra_columns": json.dumps(list(runs.extra_columns))})
+        data[stored_name(column)] = ("run", values)
+    attrs = {"source": runs.source, "extra_columns": json.dumps(list(runs.extra_columns))}
+    changed = renamed(map(str, runs.data.columns))
+    if changed:
+        attrs[NAMES_ATTR] = json.dumps({stored: original for original, stored in changed.items()})
+    return xr.Dataset(data, attrs=attrs)
+
+
+def _runs_frame(path: Path, runs_ds: xr.Dataset) -> pd.DataFrame:
+    """The stored runs with the user's column names back (``NAMES_ATTR``)."""
+    names = json.loads(runs_ds.attrs.get(NAMES_ATTR, "{}"))
+    if not isinstance(names, dict) or not all(isinstance(k, str) and isinstance(v, str) and stored_name(v) == k for k, v in names.items()):
+        raise FitFileError(f"{path}: runs attribute {NAMES_ATTR} must map stored column names to the names they encode")
+    return pd.DataFrame({names.get(str(k), str(k)): v.values for k, v in runs_ds.data_vars.items()})
 
 
 def save_fit(result: Fit, path: str | Path) -> Path:
@@ -45,7 +64,7 @@ def save_fit(result: Fit, path: str | Path) -> Path:
 
     path = make_parents(path)
     tree = result.tree.copy()
-    tree["runs"] = xr.DataTree(_runs_dataset(result.runs))
+    tree["runs"] = xr.DataTree(runs_dataset(result.runs))
     tree.attrs = {
         "bayescale_format": FORMAT_VERSION,
         "bayescale_version": package_version(),
@@ -70,6 +89,23 @@ def save_fit(result: Fit, path: str | Path) -> Path:
             tree.to_netcdf(tmp, engine="h5netcdf")
 
     return write_atomic(path, write, "fit")
+
+
+def check_storable(runs: RunTable, spec: ModelSpec, groups: tuple[str, ...]) -> None:
+    """Before sampling: write what this fit's file will hold (the runs, the variable and dimension
+    names, one draw) to a scratch file, so a table a fit file cannot hold fails in a second, not after sampling."""
+    import tempfile
+
+    try:
+        coords = {group_dim(g): sorted(set(runs.data[g].astype(str))) for g in groups}
+        posterior = xr.Dataset({name: (SAMPLE_DIMS, np.zeros((1, 1))) for name in required_variables(spec, groups)}, coords=coords)
+        tree = xr.DataTree.from_dict({"posterior": posterior, "runs": runs_dataset(runs)})
+        tree.attrs = {"spec": spec.to_json(), "groups": json.dumps(list(groups))}
+        with tempfile.TemporaryDirectory(prefix="bayescale-check-") as folder, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree.to_netcdf(Path(folder) / "check.nc", engine="h5netcdf")
+    except Exception as exc:
+        raise RunTableError(f"{runs.source}: a fit of this table could not be saved ({type(exc).__name__}: {str(exc)[:200]}); nothing was sampled") from None
 
 
 def content_hash(tree: xr.DataTree) -> str:
@@ -138,7 +174,7 @@ def _check_loaded(path: Path, tree: xr.DataTree, spec: ModelSpec, groups: tuple[
             raise FitFileError(f"{path}: posterior variable {var_name!r} holds NaN or infinite draws")
     levels = {g: sorted(set(frame[g].astype(str))) for g in groups}
     for g in groups:
-        if g not in posterior.coords or sorted(map(str, posterior[g].values)) != levels[g]:
+        if group_dim(g) not in posterior.coords or sorted(map(str, posterior[group_dim(g)].values)) != levels[g]:
             raise FitFileError(f"{path}: posterior levels of group {g!r} do not match the runs' levels")
 
 
@@ -159,7 +195,7 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
         groups = tuple(groups)
         diagnostics = Diagnostics.from_dict(json.loads(attrs["diagnostics"]))
         runs_ds = tree["runs"].to_dataset() if "runs" in tree.children else xr.Dataset()
-        frame = pd.DataFrame({k: v.values for k, v in runs_ds.data_vars.items()})
+        frame = _runs_frame(path, runs_ds)
         _check_loaded(path, tree, spec, groups, frame)
         runs = RunTable(frame, source=str(runs_ds.attrs.get("source", path)), extra_columns=tuple(json.loads(runs_ds.attrs.get("extra_columns", "[]"))))
         info = json.loads(attrs.get("info", "{}"))

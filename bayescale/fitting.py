@@ -20,7 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from bayescale.errors import ConvergenceWarning, RunTableError, SamplerError, check_count, check_seed
-from bayescale.fitfile import FORMAT_VERSION, MAX_LOAD_BYTES, content_hash, load_fit, save_fit
+from bayescale.fitfile import FORMAT_VERSION, MAX_LOAD_BYTES, check_storable, content_hash, load_fit, save_fit
 from bayescale.model import Design, design
 from bayescale.pooling import resolve_centered, uncentre_after_divergences, without_centring
 from bayescale.posterior import SAMPLE_DIMS, judged_variables
@@ -91,6 +91,7 @@ def fit(
     runs, spec, groups = _inputs(runs, model, group, strict)
     _adaptation(adaptation, sampler, False)  # a bad sampler or adaptation fails before any work
     d = design(spec, runs, groups)
+    check_storable(runs, spec, groups)  # a table no fit file can hold fails now, not after sampling
     _check_size(spec, d, draws, chains)
     rule = "auto" if spec.centered == AUTO else "spec"
     spec = resolve_centered(spec, d)  # the fit keeps the resolved spec: exactly what was sampled

@@ -20,6 +20,7 @@ import numpy as np
 
 from bayescale.errors import RunTableError
 from bayescale.laws import Law
+from bayescale.names import RESERVED_DIMS, stored_name
 from bayescale.runs import RunTable
 from bayescale.spec import ModelSpec, Prior
 
@@ -52,6 +53,9 @@ def design(spec: ModelSpec, runs: RunTable, groups: Sequence[str] = ()) -> Desig
     reserved = [g for g in groups if g in ("params", "tokens", "loss", "flops", "unique_tokens", "epochs", "experts", "active_params")]
     if reserved:
         raise RunTableError(f"{runs.source}: cannot group by the numeric column(s) {', '.join(reserved)}")
+    taken = [g for g in groups if stored_name(g) in RESERVED_DIMS]
+    if taken:
+        raise RunTableError(f"{runs.source}: cannot group by a column named {', '.join(map(repr, taken))}: a fit uses that name for its own dimension; rename the column in the table")
     runs.require_columns(groups, "grouping")
     n_params = len(law.parameters)
     needed = n_params + 2
@@ -100,11 +104,16 @@ def initial_internal(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarr
     return {k: float(v) for k, v in d.law.to_internal(medians, reference).items()}
 
 
+def index_name(g: str) -> str:
+    """The ``pm.Data`` of each run's level of group column ``g`` (a storable name: ``names.stored_name``)."""
+    return f"{stored_name(g)}_index"
+
+
 def data_values(d: Design) -> dict[str, np.ndarray]:
     """Values of every ``pm.Data`` of the model, by name: what changes between same-shaped fits."""
     values = {f"log_{c}": v for c, v in d.x.items()}
     values.update({f"centre_{c}": np.asarray(v) for c, v in d.centres.items()})
-    values.update({f"{g}_index": d.codes[g] for g in d.groups})
+    values.update({index_name(g): d.codes[g] for g in d.groups})
     values["observed_log_loss"] = d.y
     values["run_weight"] = np.ones(d.y.size)
     return values
@@ -127,12 +136,12 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]) 
 
     from bayescale.laws.ops import pytensor_ops
     from bayescale.pooling import resolve_centered
-    from bayescale.posterior import eta_name, level_z_name, tau_name, z_name
+    from bayescale.posterior import eta_name, group_dim, level_z_name, tau_name, z_name
 
     ops = pytensor_ops()
     law = d.law
     spec = resolve_centered(spec, d)
-    coords = {"run": np.arange(d.y.size), **{g: d.levels[g] for g in d.groups}}
+    coords = {"run": np.arange(d.y.size), **{group_dim(g): d.levels[g] for g in d.groups}}
     init = initial_internal(spec, d, prior_draws)
     with pm.Model(coords=coords) as model:
         x = {c: pm.Data(f"log_{c}", v, dims="run") for c, v in d.x.items()}
@@ -141,7 +150,7 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]) 
         observed = pm.Data("observed_log_loss", d.y, dims="run")
         # 1 for every run in a fit; the self-check sets held-out runs to 0 in the same compiled model
         weight = pm.Data("run_weight", np.ones(d.y.size), dims="run")
-        index = {g: pm.Data(f"{g}_index", d.codes[g], dims="run") for g in d.groups}
+        index = {g: pm.Data(index_name(g), d.codes[g], dims="run") for g in d.groups}
         z_pop: dict[str, Any] = {}
         public_pop: dict[str, Any] = {}
         for p in law.parameters:  # a fixed parameter's coordinate is a function of free exponents
@@ -158,11 +167,11 @@ def build_model(spec: ModelSpec, d: Design, prior_draws: dict[str, np.ndarray]) 
                 for g in d.groups:
                     tau = pm.HalfNormal(tau_name(p.name, g), sigma=spec.pool_scale[p.name])
                     if p.name in spec.centered:  # eta kept as a Deterministic: consumers see one form
-                        offset = pm.Normal(level_z_name(p.name, g), mu=z_pop[p.name], sigma=tau, dims=g) - z_pop[p.name]
-                        pm.Deterministic(eta_name(p.name, g), offset / tau, dims=g)
+                        offset = pm.Normal(level_z_name(p.name, g), mu=z_pop[p.name], sigma=tau, dims=group_dim(g)) - z_pop[p.name]
+                        pm.Deterministic(eta_name(p.name, g), offset / tau, dims=group_dim(g))
                         z = z + offset[index[g]]
                     else:
-                        eta = pm.Normal(eta_name(p.name, g), 0.0, 1.0, dims=g)
+                        eta = pm.Normal(eta_name(p.name, g), 0.0, 1.0, dims=group_dim(g))
                         z = z + tau * eta[index[g]]
             z_run[p.name] = z
         log_prior = 0.0
