@@ -288,8 +288,12 @@ def fit_cmd(
 
     config = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet)
     selection = {"column": column, "drop_highest_loss": drop_highest_loss, "max_epochs": max_epochs, "where": where, "strict": strict}
+    from bayescale.recovery import output_state, save_or_recover  # never-lose: a sampled fit is never lost
+
+    seen = output_state(output)  # what --force agreed to replace; anything written there meanwhile is re-checked
     result = _run(_fit, runs, model, group, config, **selection, output=output, force=force, command=command, self_check=self_check)
-    path = _run(result.save, output)
+    recheck = lambda: _refuse_overwrite(output, result.runs, model, group, config)  # noqa: E731
+    path = _run(save_or_recover, result, output, recheck=recheck, seen=seen if force else None)
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
     if result.groups:
         typer.echo(result.pooling_sentence())
