@@ -213,10 +213,19 @@ def _compile_kernels(model, release_gil: bool) -> NumbaKernels:
 
 
 def sample(compiled: Any, stats: Sequence[str], **kwargs: Any) -> xr.DataTree:
-    """``nutpie.sample`` as a DataTree of ``posterior`` and the sampler ``stats`` named (built without ArviZ)."""
+    """``nutpie.sample`` as a DataTree of ``posterior`` and the sampler ``stats`` named (built without ArviZ).
+
+    An interrupt (Ctrl-C) cancels the chains and propagates: nutpie's blocking call would instead
+    return the partly filled trace as if sampling had finished.
+    """
     nutpie = import_nutpie()
     model = compiled.nutpie_model() if isinstance(compiled, NumbaKernels) else compiled
-    raw = nutpie.sample(model, return_raw_trace=True, **kwargs)
+    sampler = nutpie.sample(model, return_raw_trace=True, blocking=False, **kwargs)
+    try:
+        raw = sampler.wait()
+    except BaseException:
+        sampler.cancel()
+        raise
     return to_datatree(raw.get_arrow_trace(), model, stats)
 
 

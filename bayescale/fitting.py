@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.errors import ConvergenceWarning, RunTableError, SamplerError, check_count, check_seed
+from bayescale.errors import BayescaleError, ConvergenceWarning, RunTableError, SamplerError, check_count, check_seed
 from bayescale.fitfile import FORMAT_VERSION, MAX_LOAD_BYTES, check_storable, content_hash, load_fit, save_fit
 from bayescale.model import Design, design
 from bayescale.pooling import resolve_centered, uncentre_after_divergences, without_centring
@@ -49,6 +49,9 @@ __all__ = [
     "save_fit",
     "with_discrepancy",
 ]
+
+#: Fewest draws per chain a fit takes: R-hat and ESS are undefined below this.
+MIN_DRAWS = 4
 
 
 def fit(
@@ -88,6 +91,8 @@ def fit(
     seed = check_seed(seed)
     draws, tune, chains = check_count(draws, "draws"), check_count(tune, "tune"), check_count(chains, "chains")
     self_check_draws = check_count(self_check_draws, "self_check_draws")
+    if draws < MIN_DRAWS:
+        raise BayescaleError(f"draws={draws}: convergence (R-hat, ESS) cannot be judged on fewer than {MIN_DRAWS} draws per chain; use 1000 (or 200 for a first look)")
     runs, spec, groups = _inputs(runs, model, group, strict)
     _adaptation(adaptation, sampler, False)  # a bad sampler or adaptation fails before any work
     d = design(spec, runs, groups)
