@@ -164,6 +164,8 @@ def _check_loaded(path: Path, tree: xr.DataTree, spec: ModelSpec, groups: tuple[
             if values.dtype.kind not in "fiu" or not np.all(np.isfinite(values) & (values > 0)):
                 raise FitFileError(f"{path}: runs/{column} holds non-numeric, non-finite or non-positive values")
     posterior = tree["posterior"].to_dataset()
+    if min(posterior.sizes.get(dim, 0) for dim in SAMPLE_DIMS) < 1:
+        raise FitFileError(f"{path}: the posterior holds {posterior.sizes.get('chain', 0)} chain(s) of {posterior.sizes.get('draw', 0)} draw(s); a fit has at least one of each")
     for name in required_variables(spec, groups):
         if name not in posterior:
             raise FitFileError(f"{path}: posterior variable {name!r} is missing")
@@ -213,7 +215,7 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
             seed=int(seed),
             sampler=str(attrs["sampler"]),
             info=info,
-            self_check=json.loads(attrs["self_check"]) if "self_check" in attrs else None,
+            self_check=_check_self_check(path, json.loads(attrs["self_check"]) if "self_check" in attrs else None),
         )
     except FitFileError:
         raise
@@ -224,12 +226,54 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
     return result
 
 
+#: The groups a fit file holds; a file with others is foreign (refused before its groups are walked).
+FIT_NODES = ("posterior", "sample_stats", "observed_data", "constant_data", "runs", "parameter_diagnostics")
+
+
+def _check_hdf5_root(path: Path) -> None:
+    """Refuse an HDF5 file without the fit's root attribute or with foreign top-level groups in
+    milliseconds, before xarray walks every (nested) group of it."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            marked = "bayescale_format" in handle.attrs
+            foreign = sorted(set(handle.keys()) - set(FIT_NODES))
+    except OSError:
+        return  # not HDF5: the netCDF reader gives its own error
+    if not marked:
+        raise FitFileError(f"{path}: not a bayescale fit (no bayescale_format attribute); it may be a plain ArviZ/PyMC file")
+    if foreign:
+        raise FitFileError(f"{path}: not a bayescale fit: it holds group(s) {_short(foreign)} a fit never has")
+
+
+def _check_self_check(path: Path, doc: Any) -> dict[str, Any] | None:
+    """The stored self-check if it holds what ``self_check.sentence`` and the summaries read, else ``FitFileError``."""
+    from bayescale.self_check import SUMMARY_KEYS
+
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise FitFileError(f"{path}: self_check must be a JSON object, got {_short(doc)}")
+    if doc.get("skipped") is not None:
+        if not isinstance(doc["skipped"], str):
+            raise FitFileError(f"{path}: self_check.skipped must be a text, got {_short(doc['skipped'])}")
+        return doc
+    for key in (*SUMMARY_KEYS, *(k for k in ("coverage_50", "covered_90", "n_train", "cutoff_flops") if k in doc)):
+        value = doc.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise FitFileError(f"{path}: self_check.{key} must be a finite number, got {_short(value)}")
+    return doc
+
+
 def _read_checked(path: Path, max_bytes: int) -> xr.DataTree:
     """The file's tree, once it is known to be a bayescale fit of this format whose content hash matches."""
     if not path.exists():
         raise FitFileError(f"{path}: no such fit file")
     if not (path.is_file() or (path.is_dir() and path.suffix == ".zarr")):
         raise FitFileError(f"{path}: not a fit file (a folder or a device); a fit is a .nc file or a .zarr folder")
+    if path.is_file():
+        _check_hdf5_root(path)
     try:
         tree = _open_bounded(path, max_bytes)
     except FitFileError:

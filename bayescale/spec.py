@@ -227,7 +227,7 @@ class ModelSpec:
         priors = _priors(raw, law, source)
         likelihood = _likelihood(_mapping(raw.get("likelihood", {}), f"{source}: likelihood", 'a table like [likelihood] family = "studentt"'), source)
         pooled, scale, centered, group = _pooling(raw, law, priors, source)
-        return cls(
+        spec = cls(
             name=str(raw.get("name", form)),
             form=form,
             priors=priors,
@@ -239,6 +239,10 @@ class ModelSpec:
             discrepancy=Discrepancy.from_dict(raw.get("discrepancy", {}), source),
             description=str(raw.get("description", law.description)),
         )
+        from bayescale.spec_ranges import check_ranges
+
+        check_ranges(spec, source)  # every value finite and samplable, named in the error
+        return spec
 
     def to_dict(self) -> dict[str, Any]:
         return {

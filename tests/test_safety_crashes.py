@@ -118,3 +118,27 @@ def test_real_ctrl_c_during_sampling_keeps_the_old_fit(tmp_path):
     assert "error: interrupted; nothing was written" in output and "saved" not in output
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.nc"]
+
+
+_INIT_FAILURE = """
+import sys
+from dataclasses import replace
+import bayescale
+from bayescale.errors import SamplerError
+from bayescale.spec import load_spec
+spec = load_spec("chinchilla")
+spec = replace(spec, likelihood=replace(spec.likelihood, nu=float("inf")))  # past the spec's own range check
+try:
+    bayescale.fit(sys.argv[1], spec, draws=20, tune=20, chains=2, self_check=False)
+except SamplerError as exc:
+    print(exc)
+    sys.exit(exc.exit_code)
+"""
+
+
+def test_sampler_that_cannot_start_exits_6_without_a_segfault():
+    """nutpie's own initialisation failure corrupts its threads (exit 139 at interpreter exit); the model is checked first."""
+    run = subprocess.run([sys.executable, "-c", _INIT_FAILURE, CHINCHILLA], check=False, capture_output=True, text=True, timeout=300)
+    assert run.returncode == SamplerError.exit_code, run.stdout + run.stderr
+    assert "log density is not finite at its initial values" in run.stdout
+    assert "Stack backtrace" not in run.stdout
