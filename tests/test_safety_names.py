@@ -99,16 +99,19 @@ def test_cli_fit_of_a_wandb_export_saves(export_csv, tmp_path):
 
 
 def test_unstorable_table_is_refused_before_sampling(monkeypatch):
-    """A value no fit file can hold (a lone surrogate from a DataFrame) fails in a second, before any sampling."""
-    frame = pd.read_csv(data_path("chinchilla_figure4_runs.csv"))
-    frame["note"] = "\ud800"
+    """Whatever makes the fit file unwritable (here xarray refusing the tree) fails in a second, before any sampling."""
+    import xarray as xr
+
+    def refuse(*args, **kwargs):
+        raise ValueError("Given variables have names containing the '/' character")
 
     def no_sampling(*args, **kwargs):
         raise AssertionError("sampled a fit that could not be saved")
 
+    monkeypatch.setattr(xr.DataTree, "to_netcdf", refuse)
     monkeypatch.setattr("bayescale.fitting.sample", no_sampling)
-    with pytest.raises(RunTableError, match=r"could not be saved.*nothing was sampled"):
-        fit(frame, "chinchilla", draws=50, tune=50, chains=1)
+    with pytest.raises(RunTableError, match=r"could not be saved \(ValueError: Given variables.*nothing was sampled"):
+        fit(data_path("chinchilla_figure4_runs.csv"), "chinchilla", draws=50, tune=50, chains=1)
 
 
 @pytest.mark.parametrize("name", RESERVED_DIMS)
