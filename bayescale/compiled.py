@@ -213,11 +213,42 @@ def _compile_kernels(model, release_gil: bool) -> NumbaKernels:
 
 
 def sample(compiled: Any, stats: Sequence[str], **kwargs: Any) -> xr.DataTree:
-    """``nutpie.sample`` as a DataTree of ``posterior`` and the sampler ``stats`` named (built without ArviZ)."""
+    """``nutpie.sample`` as a DataTree of ``posterior`` and the sampler ``stats`` named (built without ArviZ).
+
+    An interrupt (Ctrl-C) cancels the chains and propagates: nutpie's blocking call would instead
+    return the partly filled trace as if sampling had finished.
+    """
     nutpie = import_nutpie()
+    if isinstance(compiled, NumbaKernels):
+        check_initial(compiled, int(kwargs.get("seed", 0)), int(kwargs.get("chains", 1)))
     model = compiled.nutpie_model() if isinstance(compiled, NumbaKernels) else compiled
-    raw = nutpie.sample(model, return_raw_trace=True, **kwargs)
+    sampler = nutpie.sample(model, return_raw_trace=True, blocking=False, **kwargs)
+    try:
+        raw = sampler.wait()
+    except BaseException:
+        sampler.cancel()
+        raise
     return to_datatree(raw.get_arrow_trace(), model, stats)
+
+
+#: Initial points tried per chain before a model is called unsamplable (nutpie retries jittered points too).
+INITIAL_TRIES = 20
+
+
+def check_initial(kernels: NumbaKernels, seed: int, chains: int) -> None:
+    """Raise ``ValueError`` unless the log density and its gradient are finite at some initial point.
+
+    nutpie's failure to initialise a chain (a NaN log density) leaves its threads' Python state
+    corrupt: the process segfaults at exit. Checked here first, it is an ordinary error instead.
+    """
+    args = tuple(kernels.data[n] for n in kernels.logp_data)
+    value = float("nan")
+    for attempt in range(max(1, chains) * INITIAL_TRIES):
+        point = np.asarray(kernels.initial_point(seed + attempt), dtype="float64")
+        value, grad = kernels.logp(point, *args)
+        if np.isfinite(value) and np.all(np.isfinite(grad)):
+            return
+    raise ValueError(f"the model's log density is not finite at its initial values (log density {float(value)}): the spec's priors or likelihood put no mass where the runs are; check their values")
 
 
 def to_datatree(trace: Any, compiled: Any, stats: Sequence[str]) -> xr.DataTree:

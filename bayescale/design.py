@@ -14,6 +14,7 @@ import numpy as np
 
 from bayescale.errors import RunTableError
 from bayescale.laws import Law
+from bayescale.names import RESERVED_DIMS, stored_name
 from bayescale.runs import RunTable
 from bayescale.spec import ModelSpec
 
@@ -43,6 +44,9 @@ def design(spec: ModelSpec, runs: RunTable, groups: Sequence[str] = ()) -> Desig
     reserved = [g for g in groups if g in ("params", "tokens", "loss", "flops", "unique_tokens", "epochs", "experts", "active_params")]
     if reserved:
         raise RunTableError(f"{runs.source}: cannot group by the numeric column(s) {', '.join(reserved)}")
+    taken = [g for g in groups if stored_name(g) in RESERVED_DIMS]
+    if taken:
+        raise RunTableError(f"{runs.source}: cannot group by a column named {', '.join(map(repr, taken))}: a fit uses that name for its own dimension; rename the column in the table")
     runs.require_columns(groups, "grouping")
     n_params = len(law.parameters)
     needed = n_params + 2

@@ -16,14 +16,23 @@ import xarray as xr
 
 from bayescale.documents import Diagnostics, FitInfo, SelfCheck
 from bayescale.errors import ConvergenceWarning, FitFileError
-from bayescale.fitformat import FORMAT_VERSION, content_hash
-from bayescale.posterior import SAMPLE_DIMS, required_variables
+from bayescale.fitformat import FORMAT_VERSION, NAMES_ATTR, content_hash
+from bayescale.names import stored_name
+from bayescale.posterior import SAMPLE_DIMS, group_dim, required_variables
 from bayescale.result import Fit
 from bayescale.runs import RunTable
 from bayescale.spec import ModelSpec
 
 #: A load refuses a file whose variables declare more than this many bytes (checked before reading).
 MAX_LOAD_BYTES = 2**30
+
+
+def _runs_frame(path: Path, runs_ds: xr.Dataset) -> pd.DataFrame:
+    """The stored runs with the user's column names back (``NAMES_ATTR``)."""
+    names = json.loads(runs_ds.attrs.get(NAMES_ATTR, "{}"))
+    if not isinstance(names, dict) or not all(isinstance(k, str) and isinstance(v, str) and stored_name(v) == k for k, v in names.items()):
+        raise FitFileError(f"{path}: runs attribute {NAMES_ATTR} must map stored column names to the names they encode")
+    return pd.DataFrame({names.get(str(k), str(k)): v.values for k, v in runs_ds.data_vars.items()})
 
 
 def _short(value: Any, limit: int = 40) -> str:
@@ -59,6 +68,8 @@ def _check_loaded(path: Path, tree: xr.DataTree, spec: ModelSpec, groups: tuple[
             if values.dtype.kind not in "fiu" or not np.all(np.isfinite(values) & (values > 0)):
                 raise FitFileError(f"{path}: runs/{column} holds non-numeric, non-finite or non-positive values")
     posterior = tree["posterior"].to_dataset()
+    if min(posterior.sizes.get(dim, 0) for dim in SAMPLE_DIMS) < 1:
+        raise FitFileError(f"{path}: the posterior holds {posterior.sizes.get('chain', 0)} chain(s) of {posterior.sizes.get('draw', 0)} draw(s); a fit has at least one of each")
     for name in required_variables(spec, groups):
         if name not in posterior:
             raise FitFileError(f"{path}: posterior variable {name!r} is missing")
@@ -69,7 +80,7 @@ def _check_loaded(path: Path, tree: xr.DataTree, spec: ModelSpec, groups: tuple[
             raise FitFileError(f"{path}: posterior variable {var_name!r} holds NaN or infinite draws")
     levels = {g: sorted(set(frame[g].astype(str))) for g in groups}
     for g in groups:
-        if g not in posterior.coords or sorted(map(str, posterior[g].values)) != levels[g]:
+        if group_dim(g) not in posterior.coords or sorted(map(str, posterior[group_dim(g)].values)) != levels[g]:
             raise FitFileError(f"{path}: posterior levels of group {g!r} do not match the runs' levels")
 
 
@@ -90,7 +101,7 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
         groups = tuple(groups)
         diagnostics = Diagnostics.from_dict(json.loads(attrs["diagnostics"]))
         runs_ds = tree["runs"].to_dataset() if "runs" in tree.children else xr.Dataset()
-        frame = pd.DataFrame({k: v.values for k, v in runs_ds.data_vars.items()})
+        frame = _runs_frame(path, runs_ds)
         _check_loaded(path, tree, spec, groups, frame)
         runs = RunTable(frame, source=str(runs_ds.attrs.get("source", path)), extra_columns=tuple(json.loads(runs_ds.attrs.get("extra_columns", "[]"))))
         info = json.loads(attrs.get("info", "{}"))
@@ -108,7 +119,7 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
             seed=int(seed),
             sampler=str(attrs["sampler"]),
             info=FitInfo.from_dict(info),
-            self_check=SelfCheck.from_dict(json.loads(attrs["self_check"])) if "self_check" in attrs else None,
+            self_check=SelfCheck.from_dict(checked) if (checked := _check_self_check(path, json.loads(attrs["self_check"]) if "self_check" in attrs else None)) is not None else None,
         )
     except FitFileError:
         raise
@@ -151,12 +162,52 @@ def fit_identity(path: str | Path) -> dict[str, Any]:
         raise FitFileError(f"{path}: not a bayescale fit") from None
 
 
+#: The groups a fit file holds; a file with others is foreign (refused before its groups are walked).
+FIT_NODES = ("posterior", "sample_stats", "observed_data", "constant_data", "runs", "parameter_diagnostics")
+
+
+def _check_hdf5_root(path: Path) -> None:
+    """Refuse an HDF5 file without the fit's root attribute or with foreign top-level groups in
+    milliseconds, before xarray walks every (nested) group of it."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            marked = "bayescale_format" in handle.attrs
+            foreign = sorted(set(handle.keys()) - set(FIT_NODES))
+    except OSError:
+        return  # not HDF5: the netCDF reader gives its own error
+    if not marked:
+        raise FitFileError(f"{path}: not a bayescale fit (no bayescale_format attribute); it may be a plain ArviZ/PyMC file")
+    if foreign:
+        raise FitFileError(f"{path}: not a bayescale fit: it holds group(s) {_short(foreign)} a fit never has")
+
+
+def _check_self_check(path: Path, doc: Any) -> dict[str, Any] | None:
+    """The stored self-check if it holds what ``self_check.sentence`` and the summaries read, else ``FitFileError``."""
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise FitFileError(f"{path}: self_check must be a JSON object, got {_short(doc)}")
+    if doc.get("skipped") is not None:
+        if not isinstance(doc["skipped"], str):
+            raise FitFileError(f"{path}: self_check.skipped must be a text, got {_short(doc['skipped'])}")
+        return doc
+    for key in (*SelfCheck.SUMMARY_KEYS, *(k for k in ("coverage_50", "covered_90", "n_train", "cutoff_flops") if k in doc)):
+        value = doc.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise FitFileError(f"{path}: self_check.{key} must be a finite number, got {_short(value)}")
+    return doc
+
+
 def _read_checked(path: Path, max_bytes: int) -> xr.DataTree:
     """The file's tree, once it is known to be a bayescale fit of this format whose content hash matches."""
     if not path.exists():
         raise FitFileError(f"{path}: no such fit file")
     if not (path.is_file() or (path.is_dir() and path.suffix == ".zarr")):
         raise FitFileError(f"{path}: not a fit file (a folder or a device); a fit is a .nc file or a .zarr folder")
+    if path.is_file():
+        _check_hdf5_root(path)
     try:
         tree = _open_bounded(path, max_bytes)
     except FitFileError:

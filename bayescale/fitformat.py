@@ -13,9 +13,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
+from bayescale.errors import RunTableError
+from bayescale.names import renamed, stored_name
+from bayescale.posterior import SAMPLE_DIMS, group_dim, required_variables
+
 if TYPE_CHECKING:
     from bayescale.fitted import Fitted
     from bayescale.runs import RunTable
+    from bayescale.spec import ModelSpec
 
 #: Version 2 adds the ``content_hash`` attribute (checked at load).
 FORMAT_VERSION = 2
@@ -31,14 +36,24 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def _runs_dataset(runs: RunTable) -> xr.Dataset:
+#: Attribute of the ``runs`` node: ``{stored: original}`` for the headers ``names.stored_name`` changed.
+NAMES_ATTR = "original_names"
+
+
+def runs_dataset(runs: RunTable) -> xr.Dataset:
+    """The runs as a fit stores them: one variable per column under its storable name, the
+    user's names kept in ``NAMES_ATTR`` (written only when a name changed)."""
     data = {}
     for column in runs.data.columns:
         values = runs.data[column].to_numpy()
         if values.dtype.kind not in "fiu":
             values = values.astype(str).astype(object)
-        data[column] = ("run", values)
-    return xr.Dataset(data, attrs={"source": runs.source, "extra_columns": json.dumps(list(runs.extra_columns))})
+        data[stored_name(column)] = ("run", values)
+    attrs = {"source": runs.source, "extra_columns": json.dumps(list(runs.extra_columns))}
+    changed = renamed(map(str, runs.data.columns))
+    if changed:
+        attrs[NAMES_ATTR] = json.dumps({stored: original for original, stored in changed.items()})
+    return xr.Dataset(data, attrs=attrs)
 
 
 def save_fit(result: Fitted, path: str | Path) -> Path:
@@ -51,7 +66,7 @@ def save_fit(result: Fitted, path: str | Path) -> Path:
 
     path = make_parents(path)
     tree = result.tree.copy()
-    tree["runs"] = xr.DataTree(_runs_dataset(result.runs))
+    tree["runs"] = xr.DataTree(runs_dataset(result.runs))
     tree.attrs = {
         "bayescale_format": FORMAT_VERSION,
         "bayescale_version": package_version(),
@@ -99,3 +114,20 @@ def content_hash(tree: xr.DataTree) -> str:
             else:
                 digest.update(json.dumps([str(v) for v in values.ravel()]).encode())
     return digest.hexdigest()
+
+
+def check_storable(runs: RunTable, spec: ModelSpec, groups: tuple[str, ...]) -> None:
+    """Before sampling: write what this fit's file will hold (the runs, the variable and dimension
+    names, one draw) to a scratch file, so a table a fit file cannot hold fails in a second, not after sampling."""
+    import tempfile
+
+    try:
+        coords = {group_dim(g): sorted(set(runs.data[g].astype(str))) for g in groups}
+        posterior = xr.Dataset({name: (SAMPLE_DIMS, np.zeros((1, 1))) for name in required_variables(spec, groups)}, coords=coords)
+        tree = xr.DataTree.from_dict({"posterior": posterior, "runs": runs_dataset(runs)})
+        tree.attrs = {"spec": spec.to_json(), "groups": json.dumps(list(groups))}
+        with tempfile.TemporaryDirectory(prefix="bayescale-check-") as folder, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree.to_netcdf(Path(folder) / "check.nc", engine="h5netcdf")
+    except Exception as exc:
+        raise RunTableError(f"{runs.source}: a fit of this table could not be saved ({type(exc).__name__}: {str(exc)[:200]}); nothing was sampled") from None

@@ -22,9 +22,9 @@ import xarray as xr
 from bayescale.design import Design
 from bayescale.design import design as make_design
 from bayescale.documents import Diagnostics, FitInfo, SelfCheck, Uncentering
-from bayescale.errors import ConvergenceWarning, RunTableError, SamplerError, check_count, check_seed
+from bayescale.errors import BayescaleError, ConvergenceWarning, RunTableError, SamplerError, check_count, check_seed
 from bayescale.fitfile import MAX_LOAD_BYTES, load_fit
-from bayescale.fitformat import FORMAT_VERSION, content_hash, package_version, save_fit
+from bayescale.fitformat import FORMAT_VERSION, check_storable, content_hash, package_version, save_fit
 from bayescale.pooling import resolve_centered, uncenter_after_divergences, without_centering
 from bayescale.posterior import SAMPLE_DIMS, judged_variables
 from bayescale.result import Fit, check_convergence
@@ -52,6 +52,9 @@ __all__ = [
     "save_fit",
     "with_discrepancy",
 ]
+
+#: Fewest draws per chain a fit takes: R-hat and ESS are undefined below this.
+MIN_DRAWS = 4
 
 
 def fit(
@@ -91,9 +94,12 @@ def fit(
     seed = check_seed(seed)
     draws, tune, chains = check_count(draws, "draws"), check_count(tune, "tune"), check_count(chains, "chains")
     self_check_draws = check_count(self_check_draws, "self_check_draws")
+    if draws < MIN_DRAWS:
+        raise BayescaleError(f"draws={draws}: convergence (R-hat, ESS) cannot be judged on fewer than {MIN_DRAWS} draws per chain; use 1000 (or 200 for a first look)")
     runs, spec, groups = _inputs(runs, model, group, strict)
     _adaptation(adaptation, sampler, False)  # a bad sampler or adaptation fails before any work
     design = make_design(spec, runs, groups)
+    check_storable(runs, spec, groups)  # a table no fit file can hold fails now, not after sampling
     _check_size(spec, design, draws, chains)
     rule = "auto" if spec.centered == AUTO else "spec"
     spec = resolve_centered(spec, design)  # the fit keeps the resolved spec: exactly what was sampled

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bayescale.design import Design
-from bayescale.posterior import eta_name, level_z_name, tau_name, z_name
+from bayescale.names import stored_name
+from bayescale.posterior import eta_name, group_dim, level_z_name, tau_name, z_name
 from bayescale.spec import AUTO, ModelSpec
 
 if TYPE_CHECKING:
@@ -39,11 +40,16 @@ def initial_internal(spec: ModelSpec, design: Design, prior_draws: dict[str, np.
     return {k: float(v) for k, v in design.law.to_internal(medians, reference).items()}
 
 
+def index_name(g: str) -> str:
+    """The ``pm.Data`` of each run's level of group column ``g`` (a storable name: ``names.stored_name``)."""
+    return f"{stored_name(g)}_index"
+
+
 def data_values(design: Design) -> dict[str, np.ndarray]:
     """Values of every ``pm.Data`` of the model, by name: what changes between same-shaped fits."""
     values = {f"log_{c}": v for c, v in design.x.items()}
     values.update({f"centre_{c}": np.asarray(v) for c, v in design.centres.items()})
-    values.update({f"{g}_index": design.codes[g] for g in design.groups})
+    values.update({index_name(g): design.codes[g] for g in design.groups})
     values["observed_log_loss"] = design.y
     values["run_weight"] = np.ones(design.y.size)
     return values
@@ -74,7 +80,7 @@ def build_model(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarr
         raise ValueError(f"{spec.name}: build_model needs a resolved centring; call pooling.resolve_centered(spec, design) first")
     ops = pytensor_ops()
     law = design.law
-    coords = {"run": np.arange(design.y.size), **{g: design.levels[g] for g in design.groups}}
+    coords = {"run": np.arange(design.y.size), **{group_dim(g): design.levels[g] for g in design.groups}}
     init = initial_internal(spec, design, prior_draws)
     with pm.Model(coords=coords) as model:
         x = {c: pm.Data(f"log_{c}", v, dims="run") for c, v in design.x.items()}
@@ -83,7 +89,7 @@ def build_model(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarr
         observed = pm.Data("observed_log_loss", design.y, dims="run")
         # 1 for every run in a fit; the self-check sets held-out runs to 0 in the same compiled model
         weight = pm.Data("run_weight", np.ones(design.y.size), dims="run")
-        index = {g: pm.Data(f"{g}_index", design.codes[g], dims="run") for g in design.groups}
+        index = {g: pm.Data(index_name(g), design.codes[g], dims="run") for g in design.groups}
         z_pop: dict[str, Any] = {}
         public_pop: dict[str, Any] = {}
         for p in law.parameters:  # a fixed parameter's coordinate is a function of free exponents
@@ -100,11 +106,11 @@ def build_model(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarr
                 for g in design.groups:
                     tau = pm.HalfNormal(tau_name(p.name, g), sigma=spec.pool_scale[p.name])
                     if p.name in spec.centered:  # eta kept as a Deterministic: consumers see one form
-                        offset = pm.Normal(level_z_name(p.name, g), mu=z_pop[p.name], sigma=tau, dims=g) - z_pop[p.name]
-                        pm.Deterministic(eta_name(p.name, g), offset / tau, dims=g)
+                        offset = pm.Normal(level_z_name(p.name, g), mu=z_pop[p.name], sigma=tau, dims=group_dim(g)) - z_pop[p.name]
+                        pm.Deterministic(eta_name(p.name, g), offset / tau, dims=group_dim(g))
                         z = z + offset[index[g]]
                     else:
-                        eta = pm.Normal(eta_name(p.name, g), 0.0, 1.0, dims=g)
+                        eta = pm.Normal(eta_name(p.name, g), 0.0, 1.0, dims=group_dim(g))
                         z = z + tau * eta[index[g]]
             z_run[p.name] = z
         log_prior = 0.0

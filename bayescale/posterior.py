@@ -16,6 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from bayescale.laws.ops import NUMPY
+from bayescale.names import stored_name
 
 if TYPE_CHECKING:
     from bayescale.design import Design
@@ -31,24 +32,29 @@ def z_name(p: str) -> str:
     return f"{p}_z"
 
 
+def group_dim(g: str) -> str:
+    """The posterior dimension of group column ``g``: its storable name (``names.stored_name``)."""
+    return stored_name(g)
+
+
 def tau_name(p: str, g: str) -> str:
     """Spread of ``p``'s levels over group column ``g`` (internal coordinates)."""
-    return f"{p}_tau_{g}"
+    return f"{p}_tau_{stored_name(g)}"
 
 
 def eta_name(p: str, g: str) -> str:
     """Standard-normal offsets of ``p``'s levels of ``g`` (a Deterministic when centred)."""
-    return f"{p}_eta_{g}"
+    return f"{p}_eta_{stored_name(g)}"
 
 
 def level_z_name(p: str, g: str) -> str:
     """Per-level internal value of a centred pooled ``p`` (sampled directly, ``N(θ_z, θ_tau_g)``)."""
-    return f"{p}_z_{g}"
+    return f"{p}_z_{stored_name(g)}"
 
 
 def by_level_name(p: str, g: str) -> str:
     """Public draws of ``p`` per level of ``g``, stored post hoc."""
-    return f"{p}_by_{g}"
+    return f"{p}_by_{stored_name(g)}"
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ class PosteriorView:
         chains, draws = self.shape
         taus, etas = {}, {}
         for p in self.spec.pooled:
-            eta = self.posterior[eta_name(p, g)].transpose(*SAMPLE_DIMS, g).values
+            eta = self.posterior[eta_name(p, g)].transpose(*SAMPLE_DIMS, group_dim(g)).values
             if rng is not None:
                 eta = np.concatenate([eta, rng.standard_normal((chains, draws, n_new))], axis=-1)
             etas[p] = eta

@@ -20,6 +20,7 @@ import xarray as xr
 from bayescale.design import Design, design
 from bayescale.documents import Diagnostics, FitInfo, SelfCheck
 from bayescale.errors import check_probability
+from bayescale.names import original_name
 from bayescale.posterior import SAMPLE_DIMS, by_level_name
 from bayescale.runs import RunTable
 from bayescale.spec import ModelSpec
@@ -75,7 +76,11 @@ def _at_fault(stat: xr.Dataset, bad, fmt: str, largest_first: bool = False, limi
     found = []
     for name, da in stat.data_vars.items():
         values = np.atleast_1d(da.values)
-        labels = [name] if da.ndim == 0 else [f"{name}[{', '.join(str(da[d].values[i]) for d, i in zip(da.dims, idx, strict=True))}]" for idx in np.ndindex(da.shape)]
+        labels = (
+            [original_name(str(name))]
+            if da.ndim == 0
+            else [f"{original_name(str(name))}[{', '.join(str(da[d].values[i]) for d, i in zip(da.dims, idx, strict=True))}]" for idx in np.ndindex(da.shape)]
+        )
         for label, value in zip(labels, values.ravel(), strict=True):
             if np.isfinite(value) and bad(value):
                 found.append((-value if largest_first else value, label, value))
@@ -182,7 +187,7 @@ class Fit:
             labels = [(None, da)] if not extra_dims else [(lvl, da.sel({extra_dims[0]: lvl})) for lvl in da[extra_dims[0]].values]
             for level, sub in labels:
                 values = sub.values.reshape(-1)
-                key = name if level is None else f"{str(name).split('_by_')[0]}[{extra_dims[0]}={level}]"
+                key = name if level is None else f"{str(name).split('_by_')[0]}[{original_name(str(extra_dims[0]))}={level}]"
                 sel = {} if level is None else {extra_dims[0]: level}
                 rows.append(
                     {

@@ -104,7 +104,33 @@ def _adaptation(adaptation: str | None, sampler: str, non_centered: bool) -> str
 
 
 def sample(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, values: dict[str, np.ndarray] | None = None) -> xr.DataTree:
-    """Sample the model of ``spec`` on ``design`` as ``config`` says; ``values`` replaces its ``pm.Data`` (the self-check's weights and centres)."""
+    """Sample the model of ``spec`` on ``design`` as ``config`` says; ``values`` replaces its ``pm.Data`` (the self-check's weights and centres).
+
+    The draws are complete or this raises (``check_complete``); an interrupt propagates as ``KeyboardInterrupt``.
+    """
+    return check_complete(_run_sampler(spec, design, prior_draws, config, values), config)
+
+
+def check_complete(raw: xr.DataTree, config: SamplerConfig) -> xr.DataTree:
+    """``raw`` if its posterior holds every draw asked for, all finite; else a ``SamplerError``.
+
+    A sampler stopped early (an interrupt PyMC turns into a short trace) or a model whose draws
+    are NaN (a spec putting mass where the law is undefined) must never be saved as a fit.
+    """
+    if "posterior" not in raw.children:
+        raise SamplerError(f"the {config.sampler} sampler returned no posterior")
+    posterior = raw["posterior"].to_dataset()
+    chains, draws = posterior.sizes.get("chain", 0), posterior.sizes.get("draw", 0)
+    if (chains, draws) != (config.chains, config.draws):
+        raise SamplerError(f"the {config.sampler} sampler returned {chains} chain(s) of {draws} draw(s), not the {config.chains} of {config.draws} asked for (stopped early); nothing was kept")
+    for name, var in posterior.data_vars.items():
+        if var.dtype.kind in "fc" and not np.all(np.isfinite(var.values)):
+            raise SamplerError(f"the {config.sampler} sampler returned NaN or infinite draws of {name!r}: the spec's priors or likelihood put mass where the law is undefined; check their values")
+    return raw
+
+
+def _run_sampler(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, values: dict[str, np.ndarray] | None) -> xr.DataTree:
+    """The raw draws of the sampler ``config`` names."""
     from bayescale.model import build_model, data_values
 
     sampler = config.sampler
@@ -145,7 +171,8 @@ def sample(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarray], 
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:
-            raise SamplerError(f"the {sampler} sampler failed: {type(exc).__name__}: {exc}") from exc
+            cause = str(exc).split("Stack backtrace:")[0]  # nutpie appends a Rust backtrace of <unknown> frames
+            raise SamplerError(f"the {sampler} sampler failed: {type(exc).__name__}: {cause}") from exc
         finally:
             logger.setLevel(level)
 

@@ -21,6 +21,7 @@ from bayescale.laws import LAWS, Law, get_law
 from bayescale.likelihoods import Likelihood, likelihood_from_dict
 from bayescale.priors import Prior
 from bayescale.resources import models_dir
+from bayescale.spec_ranges import check_ranges
 
 TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling", "discrepancy"}
 POOLING_KEYS = {"params", "group", "scale", "centered"}
@@ -100,7 +101,7 @@ class ModelSpec:
         priors = _priors(raw, law, source)
         likelihood = likelihood_from_dict(_mapping(raw.get("likelihood", {}), f"{source}: likelihood", 'a table like [likelihood] family = "studentt"'), source)
         pooled, scale, centered, group = _pooling(raw, law, priors, source)
-        return cls(
+        spec = cls(
             name=str(raw.get("name", form)),
             form=form,
             priors=priors,
@@ -112,6 +113,8 @@ class ModelSpec:
             discrepancy=Discrepancy.from_dict(raw.get("discrepancy", {}), source),
             description=str(raw.get("description", law.description)),
         )
+        check_ranges(spec.prior_items(), spec.pool_scale, spec.discrepancy.scale, source)  # every value finite and samplable, named in the error
+        return spec
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -21,6 +21,10 @@ def one_line(text: str) -> str:
     return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
+#: Exit code of a command stopped by Ctrl-C (128 + SIGINT), as typer gives it.
+INTERRUPTED = 130
+
+
 class _Group(TyperGroup):
     """The command group: a usage error (bad flag value, missing argument) is one ``error:`` line, exit 2."""
 
@@ -40,6 +44,8 @@ class _Group(TyperGroup):
         except typer.Abort:
             typer.echo("Aborted!", err=True)
             sys.exit(1)
+        if code == INTERRUPTED:  # typer turns Ctrl-C into exit 130; every writer is atomic
+            typer.secho("error: interrupted; nothing was written", err=True, fg=typer.colors.RED)
         sys.exit(code if isinstance(code, int) else 0)
 
 

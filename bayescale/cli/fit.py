@@ -108,10 +108,15 @@ def fit_cmd(
 
     config = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet)
     selection = {"column": column, "drop_highest_loss": drop_highest_loss, "max_epochs": max_epochs, "where": where, "strict": strict}
+    from bayescale.recovery import output_state, save_or_recover
+
+    seen = output_state(output)  # what --force agreed to replace; anything written there meanwhile is re-checked
     result = run(fit_runs, runs, model, group, config, **selection, output=output, force=force, command=command, self_check=self_check)
-    if not force:  # again at save time: another process may have written -o while this fit sampled
-        run(_refuse_overwrite, output, result.runs, model, group, config)
-    path = run(result.save, output)
+
+    def recheck() -> None:  # again at save time: another process may have written -o while this fit sampled
+        _refuse_overwrite(output, result.runs, model, group, config)
+
+    path = run(save_or_recover, result, output, recheck=recheck, seen=seen if force else None)  # a sampled fit is never lost
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
     if result.groups:
         typer.echo(result.pooling_sentence())

@@ -16,6 +16,10 @@ from bayescale.priors import Prior
 DEFAULT_NU = 4.0
 
 
+#: Degrees of freedom a spec may fix: below 0.1 the density is numerically improper, above 1e6 it is a normal.
+NU_RANGE = (0.1, 1e6)
+
+
 @dataclass(frozen=True)
 class StudentT(Likelihood):
     """``log loss ~ StudentT(nu, mu, sigma)``; ``nu`` a number (fixed) or a ``Prior`` (sampled)."""
@@ -31,8 +35,10 @@ class StudentT(Likelihood):
         nu_raw = raw.get("nu", DEFAULT_NU)
         if isinstance(nu_raw, Mapping):
             nu: float | Prior = Prior.from_dict(nu_raw, f"{source}: likelihood.nu")
-        elif isinstance(nu_raw, (int, float)) and not isinstance(nu_raw, bool) and nu_raw > 0:
+        elif isinstance(nu_raw, (int, float)) and not isinstance(nu_raw, bool) and NU_RANGE[0] <= nu_raw <= NU_RANGE[1]:
             nu = float(nu_raw)
+        elif isinstance(nu_raw, (int, float)) and not isinstance(nu_raw, bool):
+            raise ModelSpecError(f"{source}: likelihood.nu = {nu_raw!r} must be a number from {NU_RANGE[0]:g} to {NU_RANGE[1]:g} (4 is robust, 1e6 is a normal likelihood)")
         else:
             raise ModelSpecError(f"{source}: likelihood.nu must be a positive number or a prior, got {nu_raw!r}")
         sigma = sigma_prior(raw, source)
