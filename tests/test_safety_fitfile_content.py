@@ -11,6 +11,7 @@ import h5py
 import pytest
 import xarray as xr
 
+from bayescale.documents import SelfCheck
 from bayescale.errors import FitFileError, ModelSpecError
 from bayescale.fitfile import content_hash
 from bayescale.fitting import load_fit
@@ -22,7 +23,7 @@ from .safetyfit import complete_fake_fit
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     result = complete_fake_fit()
-    result = replace(result, self_check={"extrapolation": 3.0, "median_abs_log_error": 0.01, "coverage_90": 0.9, "n_test": 10})
+    result = replace(result, self_check=SelfCheck.from_dict({"extrapolation": 3.0, "median_abs_log_error": 0.01, "coverage_90": 0.9, "n_test": 10}))
     return result.save(tmp_path_factory.mktemp("content") / "fit.nc")
 
 
