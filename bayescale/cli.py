@@ -195,8 +195,7 @@ def _fit(
     """Load the runs as the flags select them, refuse to replace a different saved fit, and fit with ``config``."""
     import bayescale
 
-    pairs = _pairs(where, "--where", "COLUMN=VALUE", "published_fit=true")
-    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=pairs, strict=strict)
+    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where, strict=strict)
     if output is not None and not force:
         _refuse_overwrite(output, table, model, group, config)
     return bayescale.fit(table, model, group or None, **config.fit_options(), command=command, self_check=self_check)
@@ -249,6 +248,15 @@ def _spec_identity(text: str) -> dict[str, Any]:
     return spec
 
 
+# --- row selection (issue 31 §4): the help text; parsing and order live in bayescale.where / runs.load_runs
+WHERE_HELP = (
+    "Keep only runs matching COLUMN OP VALUE, OP one of = != < <= > >= (repeatable; quote it: 'params<=1e9'). "
+    "= and != take lists (arch=dense,moe); several = on one column mean OR, other conditions AND. "
+    "Numeric columns compare as numbers (= within 1e-5 relative, so a printed value matches), text ignoring case. "
+    "Filters apply in this order: --where, then --drop-highest-loss, then --max-epochs."
+)
+
+
 @app.command("fit")
 def fit_cmd(
     runs: Annotated[Path, typer.Argument(help="Run table: CSV, TSV or Parquet.")],
@@ -256,9 +264,9 @@ def fit_cmd(
     model: Annotated[str, typer.Option(help="Shipped spec name or path to a TOML spec.")] = "chinchilla",
     group: Annotated[list[str] | None, typer.Option(help="Grouping column (repeatable): partially pooled parameters per group.")] = None,
     column: Annotated[list[str] | None, typer.Option(help="Rename a header: CANONICAL=HEADER, e.g. params='Model Size'.")] = None,
-    drop_highest_loss: Annotated[int, typer.Option(help="Drop the k highest-loss runs (Epoch AI dropped 5 Chinchilla points).")] = 0,
-    max_epochs: Annotated[float | None, typer.Option(help="Keep only runs with at most this many epochs (tokens / unique_tokens).")] = None,
-    where: Annotated[list[str] | None, typer.Option(help="Keep only runs with COLUMN=VALUE (repeatable), e.g. published_fit=true.")] = None,
+    drop_highest_loss: Annotated[int, typer.Option(help="Drop the k highest-loss runs (Epoch AI dropped 5 Chinchilla points); applied after --where.")] = 0,
+    max_epochs: Annotated[float | None, typer.Option(help="Keep only runs with at most this many epochs (tokens / unique_tokens); applied last.")] = None,
+    where: Annotated[list[str] | None, typer.Option(help=WHERE_HELP)] = None,
     draws: Annotated[int, typer.Option(help="Posterior draws per chain.")] = 1000,
     tune: Annotated[int, typer.Option(help="Tuning steps per chain.")] = 1000,
     chains: Annotated[int, typer.Option(help="Number of chains.")] = 4,
@@ -291,6 +299,7 @@ def fit_cmd(
     result = _run(_fit, runs, model, group, config, **selection, output=output, force=force, command=command, self_check=self_check)
     path = _run(result.save, output)
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
+    typer.echo(result.selection_sentence())
     if result.groups:
         typer.echo(result.pooling_sentence())
     from bayescale.self_check import sentence
@@ -322,7 +331,7 @@ def _format_summary(result, ci: float, fmt: Format) -> str:
     disc = result.discrepancy_summary(ci)
     trust = f"discrepancy: tau median {disc['tau_median']:.3g} log loss per decade beyond the runs (prior scale {disc['scale']:g})" if "tau_median" in disc else "discrepancy: off"
     pooling = f"\n{result.pooling_sentence()}" if result.groups else ""
-    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{body}\n\n{result.diagnostics.message()}\n{scope}{pooling}\nself-check: {sentence(result.self_check)}\n{trust}"
+    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{result.selection_sentence()}\n{body}\n\n{result.diagnostics.message()}\n{scope}{pooling}\nself-check: {sentence(result.self_check)}\n{trust}"
 
 
 @app.command("summary")

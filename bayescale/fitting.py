@@ -103,6 +103,8 @@ def fit(
     info = _info(config, spec, groups, rule, time.perf_counter() - start, command)
     if recentred:
         info["recentred"] = recentred
+    if runs.selection:
+        info["selection"] = dict(runs.selection)  # which rows load_runs kept, and by which filters
     result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)
     check = _self_check(result, d, prior_draws, replace(config, draws=min(self_check_draws, draws), tune=min(self_check_draws, tune))) if self_check else None
     result = with_discrepancy(result, check).with_parameter_diagnostics()

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,8 @@ import pandas as pd
 from bayescale.errors import DataWarning, RunTableError
 from bayescale.units import parse_quantity
 
+#: Row conditions ``load_runs`` takes: condition strings or a ``{column: value}`` mapping (``bayescale.where``).
+Where = Mapping[str, Any] | Sequence[str] | str | None
 REQUIRED = ("params", "tokens", "loss")
 NUMERIC = ("params", "tokens", "loss", "flops", "unique_tokens", "experts", "active_params")
 ARCHS = ("dense", "moe")
@@ -40,6 +43,8 @@ class RunTable:
     data: pd.DataFrame
     source: str = "<DataFrame>"
     extra_columns: tuple[str, ...] = field(default=())
+    #: How ``load_runs`` selected the rows (``where.describe`` says it in a line); empty when every row was kept.
+    selection: Mapping[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -199,7 +204,7 @@ def load_runs(
     columns: Mapping[str, str] | None = None,
     drop_highest_loss: int = 0,
     max_epochs: float | None = None,
-    where: Mapping[str, str] | None = None,
+    where: Where = None,
     strict: bool = False,
 ) -> RunTable:
     """Read and validate a run table from a CSV/TSV/Parquet path or a DataFrame.
@@ -209,8 +214,11 @@ def load_runs(
     highest loss (Besiroglu et al. 2024 dropped 5 from the Chinchilla points as outliers).
     ``max_epochs=k`` keeps only runs with at most k epochs (tokens / unique_tokens), e.g. to
     leave out extreme-repetition runs whose loss diverges, which the data-constrained law
-    cannot express. ``where={"published_fit": "true"}`` keeps the runs whose column equals the
-    value (compared as text, ignoring case), e.g. the run subset a paper fitted.
+    cannot express. ``where`` keeps the runs that match conditions (``bayescale.where``): strings
+    like ``"params<=1e9"``, ``"arch=dense,moe"`` (operators ``= != < <= > >=``) or a mapping
+    ``{"published_fit": "true"}`` (equality); numeric columns compare as numbers, text ignoring
+    case; several ``=`` on one column mean OR. The filters apply in one order: ``where``, then
+    ``drop_highest_loss``, then ``max_epochs``; ``RunTable.selection`` records what each kept.
 
     Implausible magnitudes (``check_magnitudes``: tokens in billions without a unit, flops
     that disagree with 6·N·D, ...) warn with ``DataWarning``; ``strict=True`` makes them errors.
@@ -248,8 +256,8 @@ def load_runs(
     extra = [c for c in frame.columns if c not in reserved]
     for column in extra:
         data[column] = frame[column].astype(str).str.strip().to_numpy()
-    data = _select_rows(data, name, drop_highest_loss, max_epochs, where)
-    return RunTable(data=data.reset_index(drop=True), source=name, extra_columns=tuple(extra))
+    data, selection = _select_rows(data, name, drop_highest_loss, max_epochs, where)
+    return RunTable(data=data.reset_index(drop=True), source=name, extra_columns=tuple(extra), selection=selection)
 
 
 def _read_source(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str, bool]:
@@ -314,28 +322,28 @@ def _unique_tokens(frame: pd.DataFrame, d: np.ndarray, name: str, from_file: boo
     return unique
 
 
-def _select_rows(data: pd.DataFrame, name: str, drop_highest_loss: int, max_epochs: float | None, where: Mapping[str, str] | None) -> pd.DataFrame:
-    """Row selection after validation, in order: drop the highest-loss runs, cap the epochs, keep ``where`` matches."""
+def _select_rows(data: pd.DataFrame, name: str, drop_highest_loss: int, max_epochs: float | None, where: Where) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Row selection after validation, in this order: keep ``where`` matches, drop the highest-loss runs, cap the epochs.
+
+    Returns the kept rows and the record of it (``read``, then one step per filter with the runs it kept).
+    """
+    from bayescale.where import select
+
+    read = len(data)
+    data, steps = select(data, where, name)
     if drop_highest_loss:
         if not 0 <= drop_highest_loss < len(data) - 1:
-            raise RunTableError(f"{name}: cannot drop the {drop_highest_loss} highest-loss runs of {len(data)}")
+            raise RunTableError(f"{name}: cannot drop the {drop_highest_loss} highest-loss runs of {len(data)}" + (f" (left by --where of {read})" if steps else ""))
         keep = data["loss"].rank(method="first", ascending=False) > drop_highest_loss
         data = data[keep.to_numpy()]
+        steps.append({"filter": "drop_highest_loss", "value": drop_highest_loss, "kept": len(data)})
     if max_epochs is not None:
         kept = data["epochs"].to_numpy() <= max_epochs * (1 + 1e-9)
         if kept.sum() < 1:
-            raise RunTableError(f"{name}: no run has at most {max_epochs:g} epochs")
+            raise RunTableError(f"{name}: no run has at most {max_epochs:g} epochs (of the {len(data)} runs left by the earlier filters; fewest epochs {data['epochs'].min():.4g})")
         data = data[kept]
-    for column, value in (where or {}).items():
-        if column not in data.columns:
-            raise RunTableError(f"{name}: cannot select rows by column {column!r}: the table has {', '.join(map(repr, data.columns))}")
-        text = data[column].astype(str).str.strip().str.lower()
-        matches = (text == str(value).strip().lower()).to_numpy()
-        if not matches.any():
-            seen = ", ".join(sorted(set(data[column].astype(str)))[:10])
-            raise RunTableError(f"{name}: no run has {column}={value!r} (values present: {seen})")
-        data = data[matches]
-    return data
+        steps.append({"filter": "max_epochs", "value": max_epochs, "kept": len(data)})
+    return data, ({"read": read, "steps": steps} if steps else {})
 
 
 #: Plausible ranges for a language-model run table (checked on every run; beyond them a value is
