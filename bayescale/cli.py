@@ -186,6 +186,7 @@ def _fit(
     drop_highest_loss: int = 0,
     max_epochs: float | None = None,
     where: list[str] | None = None,
+    flops_unit: str | None = None,
     output: Path | None = None,
     force: bool = True,
     command: str | None = None,
@@ -195,7 +196,7 @@ def _fit(
     """Load the runs as the flags select them, refuse to replace a different saved fit, and fit with ``config``."""
     import bayescale
 
-    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where, strict=strict)
+    table = bayescale.load_runs(runs, columns=_columns(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where, strict=strict, flops_unit=flops_unit)
     if output is not None and not force:
         _refuse_overwrite(output, table, model, group, config)
     return bayescale.fit(table, model, group or None, **config.fit_options(), command=command, self_check=self_check)
@@ -255,6 +256,7 @@ WHERE_HELP = (
     "Numeric columns compare as numbers (= within 1e-5 relative, so a printed value matches), text ignoring case. "
     "Filters apply in this order: --where, then --drop-highest-loss, then --max-epochs."
 )
+FLOPS_UNIT_HELP = "Unit of the table's flops column: FLOPs, GFLOPs, TFLOPs, PFLOPs, EFLOPs or PF-days (default: from a header such as total_gflops, else FLOPs; a column 10x off 6·N·D is refused)."
 
 
 @app.command("fit")
@@ -267,6 +269,7 @@ def fit_cmd(
     drop_highest_loss: Annotated[int, typer.Option(help="Drop the k highest-loss runs (Epoch AI dropped 5 Chinchilla points); applied after --where.")] = 0,
     max_epochs: Annotated[float | None, typer.Option(help="Keep only runs with at most this many epochs (tokens / unique_tokens); applied last.")] = None,
     where: Annotated[list[str] | None, typer.Option(help=WHERE_HELP)] = None,
+    flops_unit: Annotated[str | None, typer.Option(help=FLOPS_UNIT_HELP)] = None,
     draws: Annotated[int, typer.Option(help="Posterior draws per chain.")] = 1000,
     tune: Annotated[int, typer.Option(help="Tuning steps per chain.")] = 1000,
     chains: Annotated[int, typer.Option(help="Number of chains.")] = 4,
@@ -287,7 +290,7 @@ def fit_cmd(
         runs,
         options=[
             ("-o", output), ("--model", Path(model) if model.endswith(".toml") else model), ("--group", group or []), ("--column", column or []),
-            ("--where", where or []), ("--drop-highest-loss", drop_highest_loss or None), ("--max-epochs", max_epochs),
+            ("--where", where or []), ("--drop-highest-loss", drop_highest_loss or None), ("--max-epochs", max_epochs), ("--flops-unit", flops_unit),
             ("--draws", draws), ("--tune", tune), ("--chains", chains), ("--seed", seed),
             ("--sampler", None if sampler == "nutpie" else sampler), ("--adaptation", adaptation), ("--no-self-check", not self_check),
         ],
@@ -295,7 +298,7 @@ def fit_cmd(
     from bayescale.sampling import SamplerConfig
 
     config = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet)
-    selection = {"column": column, "drop_highest_loss": drop_highest_loss, "max_epochs": max_epochs, "where": where, "strict": strict}
+    selection = {"column": column, "drop_highest_loss": drop_highest_loss, "max_epochs": max_epochs, "where": where, "flops_unit": flops_unit, "strict": strict}
     result = _run(_fit, runs, model, group, config, **selection, output=output, force=force, command=command, self_check=self_check)
     path = _run(result.save, output)
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")

@@ -206,6 +206,7 @@ def load_runs(
     max_epochs: float | None = None,
     where: Where = None,
     strict: bool = False,
+    flops_unit: str | None = None,
 ) -> RunTable:
     """Read and validate a run table from a CSV/TSV/Parquet path or a DataFrame.
 
@@ -220,25 +221,31 @@ def load_runs(
     case; several ``=`` on one column mean OR. The filters apply in one order: ``where``, then
     ``drop_highest_loss``, then ``max_epochs``; ``RunTable.selection`` records what each kept.
 
+    ``flops_unit`` names the unit of a logged flops column (``"GFLOPs"``, ``"PF-days"``, see
+    ``units.FLOP_UNITS``); without it a header naming a unit (``total_gflops``, ``flops (PF-days)``;
+    such a header is read as the flops column when there is no ``flops``) is converted with a
+    ``DataWarning``, and a flops column 10× or more off 6·N·D (6·N_active·D for MoE runs) is refused.
+
     Implausible magnitudes (``check_magnitudes``: tokens in billions without a unit, flops
     that disagree with 6·N·D, ...) warn with ``DataWarning``; ``strict=True`` makes them errors.
     """
     frame, name, from_file = _read_source(source)
     frame = _apply_column_map(frame, columns, name)
     _check_required(frame, name)
+    frame, flops_header = _flops_column(frame, columns, name)
     canonical = {c: parse_numeric_column(frame, c, name, from_file) for c in REQUIRED}
     n, d = canonical["params"], canonical["tokens"]
     problems = check_magnitudes(n, d, name, from_file)
-    flops = _flops(frame, n, d, name, from_file, problems)
+    arch = _parse_arch(frame, name, from_file)
+    experts = parse_numeric_column(frame, "experts", name, from_file) if "experts" in frame.columns else np.ones(len(frame))
+    active = parse_numeric_column(frame, "active_params", name, from_file) if "active_params" in frame.columns else n.copy()
+    _check_moe(arch, experts, active, n, name, from_file)
+    flops = _flops(frame, n, d, active, name, from_file, problems, _flops_factor(flops_unit, flops_header, name))
     if strict and problems:
         raise RunTableError(problems[0] + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else "") + "; strict mode refuses suspicious magnitudes")
     for message in problems:
         warnings.warn(message, DataWarning, stacklevel=2)
     unique = _unique_tokens(frame, d, name, from_file)
-    arch = _parse_arch(frame, name, from_file)
-    experts = parse_numeric_column(frame, "experts", name, from_file) if "experts" in frame.columns else np.ones(len(frame))
-    active = parse_numeric_column(frame, "active_params", name, from_file) if "active_params" in frame.columns else n.copy()
-    _check_moe(arch, experts, active, n, name, from_file)
     data = pd.DataFrame(
         {
             "params": n,
@@ -283,28 +290,91 @@ def _check_required(frame: pd.DataFrame, name: str) -> None:
         )
 
 
-def _flops(frame: pd.DataFrame, n: np.ndarray, d: np.ndarray, name: str, from_file: bool, problems: list[str]) -> np.ndarray:
-    """The logged flops (a disagreement with 6·N·D beyond ``FLOPS_TOLERANCE`` is added to ``problems``), else 6·N·D."""
+def _flops_column(frame: pd.DataFrame, columns: Mapping[str, str] | None, name: str) -> tuple[pd.DataFrame, str | None]:
+    """The table with its flops column (a lone unit-named compute header such as ``total_gflops`` becomes ``flops``), and that column's own header."""
+    from bayescale.units import names_compute
+
+    if "flops" in frame.columns:
+        return frame, (columns or {}).get("flops", "flops")
+    candidates = [c for c in frame.columns if names_compute(c)]
+    if len(candidates) != 1:
+        return frame, None
+    return frame.rename(columns={candidates[0]: "flops"}), candidates[0]
+
+
+def _flops_factor(flops_unit: str | None, header: str | None, name: str) -> tuple[float, str]:
+    """FLOPs per unit of the flops column, and how the unit was known (for messages): the given unit, else the header's."""
+    from bayescale.units import flop_unit, header_flop_unit
+
+    if flops_unit is not None:
+        try:
+            label, factor = flop_unit(flops_unit)
+        except ValueError as exc:
+            raise RunTableError(f"--flops-unit: {exc}") from None
+        return factor, f"flops in {label} (as given)"
+    unit = header_flop_unit(header) if header is not None else None
+    if unit is None:
+        return 1.0, "flops" if header in (None, "flops") else f"flops (column {header!r})"
+    label, factor = unit
+    warnings.warn(
+        f"{name}: column {header!r} is in {label} (its name says so): converted to FLOPs (× {factor:g}) as the flops column; pass --flops-unit (flops_unit=) to say otherwise",
+        DataWarning,
+        stacklevel=3,
+    )
+    return factor, f"column {header!r} in {label}"
+
+
+#: A logged flops column this many times off 6·N·D (either way) is refused: a unit mistake, not a rounding.
+FLOPS_REFUSE = 10.0
+
+
+def _flops(frame: pd.DataFrame, n: np.ndarray, d: np.ndarray, active: np.ndarray, name: str, from_file: bool, problems: list[str], unit: tuple[float, str]) -> np.ndarray:
+    """The logged flops in FLOPs (refused 10× or more off 6·N·D, added to ``problems`` beyond ``FLOPS_TOLERANCE``), else 6·N·D.
+
+    A run agrees if its flops match 6·N·D or, for MoE runs, 6·N_active·D.
+    """
     with np.errstate(over="ignore"):
         six_nd = 6.0 * n * d
-    if "flops" in frame.columns:
-        flops = parse_numeric_column(frame, "flops", name, from_file)
-        with np.errstate(over="ignore"):
-            ratio = flops / six_nd
-        bad = np.flatnonzero((ratio > FLOPS_TOLERANCE) | (ratio < 1.0 / FLOPS_TOLERANCE))
+    if "flops" not in frame.columns:
+        bad = np.flatnonzero(~np.isfinite(six_nd))
         if bad.size:
             first = bad[0]
-            problems.append(
-                f"{name}: {bad.size} run(s) have flops inconsistent with 6·params·tokens by more than "
-                f"a factor {FLOPS_TOLERANCE:g} (first: {_row_label(name, first, from_file)}, "
-                f"flops={flops[first]:.3g} vs 6ND={six_nd[first]:.3g}); the logged flops are kept"
-            )
-        return flops
-    bad = np.flatnonzero(~np.isfinite(six_nd))
+            raise RunTableError(f"{name}: {_row_label(name, first, from_file)}: flops = 6·params·tokens = 6·{n[first]:.3g}·{d[first]:.3g} overflows; params or tokens is implausibly large")
+        return six_nd
+    factor, known = unit
+    with np.errstate(over="ignore"):
+        flops = parse_numeric_column(frame, "flops", name, from_file) * factor
+        ratio = flops / six_nd
+        ratio_active = flops / (6.0 * active * d)
+    off = np.minimum(np.abs(np.log10(ratio)), np.abs(np.log10(ratio_active)))
+    refused = np.flatnonzero(~(off < np.log10(FLOPS_REFUSE)))
+    if refused.size:
+        first = refused[0]
+        raise RunTableError(
+            f"{name}: {_row_label(name, first, from_file)}, {known}: {flops[first]:.3g} FLOPs is {ratio[first]:.3g} × 6·params·tokens = {six_nd[first]:.3g} "
+            f"({refused.size} of {len(flops)} runs are {FLOPS_REFUSE:g}× or more off); {_unit_hint(ratio)}"
+        )
+    bad = np.flatnonzero(off > np.log10(FLOPS_TOLERANCE))
     if bad.size:
         first = bad[0]
-        raise RunTableError(f"{name}: {_row_label(name, first, from_file)}: flops = 6·params·tokens = 6·{n[first]:.3g}·{d[first]:.3g} overflows; params or tokens is implausibly large")
-    return six_nd
+        problems.append(
+            f"{name}: {bad.size} run(s) have flops inconsistent with 6·params·tokens by more than "
+            f"a factor {FLOPS_TOLERANCE:g} (first: {_row_label(name, first, from_file)}, "
+            f"flops={flops[first]:.3g} vs 6ND={six_nd[first]:.3g}); the logged flops are kept"
+        )
+    return flops
+
+
+def _unit_hint(ratio: np.ndarray) -> str:
+    """The FLOP unit that would explain a flops column's typical ratio to 6·N·D, as advice."""
+    from bayescale.units import FLOP_UNITS
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        typical = float(np.nanmedian(np.log10(ratio)))
+    for label, size in FLOP_UNITS.items():
+        if np.isfinite(typical) and size > 1 and abs(typical + np.log10(size)) < 0.5:
+            return f"the column looks like {label}: pass --flops-unit {label} (API: flops_unit={label!r}), or drop the column to use 6·N·D"
+    return "no FLOP unit explains it: check the column (is it the training compute?), or drop it to use 6·N·D"
 
 
 def _unique_tokens(frame: pd.DataFrame, d: np.ndarray, name: str, from_file: bool) -> np.ndarray:

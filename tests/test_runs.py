@@ -1,5 +1,6 @@
 """Run tables: every validation rule raises a RunTableError naming file, row, column and value."""
 
+import re
 import warnings
 
 import numpy as np
@@ -104,10 +105,10 @@ def test_unreadable_files(tmp_path):
 
 
 def test_flops_inconsistent_warns():
-    frame = pd.DataFrame({"params": [1e8, 2e8], "tokens": [1e9, 1e9], "loss": [3.0, 2.9], "flops": [6e17, 5e19]})
+    frame = pd.DataFrame({"params": [1e8, 2e8], "tokens": [1e9, 1e9], "loss": [3.0, 2.9], "flops": [6e17, 4e18]})
     with pytest.warns(DataWarning, match=r"1 run\(s\) have flops inconsistent.*row 2"):
         table = load_runs(frame)
-    assert table.column("flops")[1] == 5e19
+    assert table.column("flops")[1] == 4e18
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_runs(frame.iloc[:1])
@@ -123,3 +124,52 @@ def test_content_hash_ignores_source(tmp_path):
     frame = pd.DataFrame({"params": [1e8, 2e8], "tokens": [1e9, 2e9], "loss": [3.0, 2.9]})
     frame.to_csv(tmp_path / "a.csv", index=False)
     assert load_runs(tmp_path / "a.csv").content_hash() == load_runs(frame).content_hash()
+
+
+def _gflops_frame(header: str = "flops") -> pd.DataFrame:
+    n, d = np.array([1e8, 4e8, 1.6e9]), np.array([2e9, 8e9, 3.2e10])
+    return pd.DataFrame({"params": n, "tokens": d, "loss": [3.2, 2.9, 2.6], header: 6 * n * d / 1e9})
+
+
+def test_flops_in_gflops_is_refused_naming_the_row_and_the_unit():
+    with pytest.raises(RunTableError, match=r"row 1, flops: 1.2e\+09 FLOPs is 1e-09 × 6·params·tokens = 1.2e\+18 \(3 of 3 runs .*looks like GFLOPs: pass --flops-unit GFLOPs") as info:
+        load_runs(_gflops_frame())
+    assert "\n" not in str(info.value)
+    table = load_runs(_gflops_frame(), flops_unit="GFLOP")
+    np.testing.assert_allclose(table.column("flops"), 6 * table.column("params") * table.column("tokens"))
+    with pytest.raises(RunTableError, match="--flops-unit: unknown FLOP unit 'furlongs'; use one of FLOPs, GFLOPs"):
+        load_runs(_gflops_frame(), flops_unit="furlongs")
+
+
+def test_flops_far_off_with_no_unit_explaining_it_is_refused():
+    frame = _gflops_frame()
+    frame["flops"] = 6 * frame["params"] * frame["tokens"] * 37
+    with pytest.raises(RunTableError, match="no FLOP unit explains it"):
+        load_runs(frame)
+
+
+@pytest.mark.parametrize(("header", "unit"), [("total_gflops", "GFLOPs"), ("flops (GFLOPs)", "GFLOPs")])
+def test_unit_named_headers_are_converted_saying_so(header, unit):
+    with pytest.warns(DataWarning, match=rf"column '{re.escape(header)}' is in {unit} \(its name says so\): converted to FLOPs"):
+        table = load_runs(_gflops_frame(header))
+    np.testing.assert_allclose(table.column("flops"), 6 * table.column("params") * table.column("tokens"))
+    assert header not in table.data.columns
+
+
+def test_pf_days_and_mapped_unit_headers():
+    frame = _gflops_frame()
+    frame["compute (PF-days)"] = frame.pop("flops") * 1e9 / 8.64e19
+    with pytest.warns(DataWarning, match="in PF-days"):
+        assert load_runs(frame).column("flops")[0] == pytest.approx(1.2e18)
+    frame["throughput/total_tflops"] = 1.0  # not the compute: a throughput stays an ordinary column
+    frame = frame.rename(columns={"compute (PF-days)": "c"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = load_runs(frame.drop(columns="c"))
+    assert "throughput/total_tflops" in table.data.columns
+
+
+def test_moe_flops_agree_with_active_params():
+    n, active, d = np.array([8e9, 1.6e10]), np.array([1e9, 2e9]), np.array([2e10, 4e10])
+    frame = pd.DataFrame({"params": n, "tokens": d, "loss": [2.8, 2.6], "arch": "moe", "experts": 8, "active_params": active, "flops": 6 * active * d})
+    assert load_runs(frame).column("flops").tolist() == (6 * active * d).tolist()
