@@ -52,7 +52,7 @@ def design(spec: ModelSpec, runs: RunTable, groups: Sequence[str] = ()) -> Desig
     reserved = [g for g in groups if g in ("params", "tokens", "loss", "flops", "unique_tokens", "epochs", "experts", "active_params")]
     if reserved:
         raise RunTableError(f"{runs.source}: cannot group by the numeric column(s) {', '.join(reserved)}")
-    runs.require_columns(groups, "grouping")
+    runs.require_group_columns(groups)
     n_params = len(law.parameters)
     needed = n_params + 2
     if len(runs) < needed:

@@ -58,6 +58,17 @@ class RunTable:
         payload = self.data.to_csv(index=False).encode()
         return hashlib.sha256(payload).hexdigest()
 
+    def require_group_columns(self, columns: Sequence[str]) -> None:
+        """Raise a ``RunTableError`` if a grouping column is absent or has blank cells (a level no command could name)."""
+        self.require_columns(columns, "grouping")
+        for column in columns:
+            blank = np.flatnonzero(self.data[column].astype(str).str.strip().to_numpy() == "")
+            if blank.size:
+                rows = ", ".join(str(i + 1) for i in blank[:5]) + (f" and {blank.size - 5} more" if blank.size > 5 else "")
+                raise RunTableError(
+                    f"{self.source}: grouping column {column!r} is blank in {blank.size} run(s) (row(s) {rows} of the fitted table); fill in the level or drop those runs (--where '{column}!=')"
+                )
+
     def require_columns(self, columns: Sequence[str], purpose: str) -> None:
         """Raise a ``RunTableError`` if any of ``columns`` is absent (e.g. a grouping column)."""
         missing = [c for c in columns if c not in self.data.columns]
@@ -235,6 +246,7 @@ def load_runs(
     frame, flops_header = _flops_column(frame, columns, name)
     canonical = {c: parse_numeric_column(frame, c, name, from_file) for c in REQUIRED}
     n, d = canonical["params"], canonical["tokens"]
+    check_loss(canonical["loss"], name, from_file)
     problems = check_magnitudes(n, d, name, from_file)
     arch = _parse_arch(frame, name, from_file)
     experts = parse_numeric_column(frame, "experts", name, from_file) if "experts" in frame.columns else np.ones(len(frame))
@@ -264,12 +276,18 @@ def load_runs(
     for column in extra:
         data[column] = frame[column].astype(str).str.strip().to_numpy()
     data, selection = _select_rows(data, name, drop_highest_loss, max_epochs, where)
+    _check_loss_spread(data["loss"].to_numpy(), name, bool(selection))
     return RunTable(data=data.reset_index(drop=True), source=name, extra_columns=tuple(extra), selection=selection)
 
 
 def _read_source(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str, bool]:
     """The raw table, the name errors use, and whether it came from a file (rows are then numbered as lines)."""
     if isinstance(source, pd.DataFrame):
+        if isinstance(source.columns, pd.MultiIndex):
+            example = ", ".join(map(repr, list(source.columns)[:3]))
+            raise RunTableError(
+                f"<DataFrame>: the columns are a {source.columns.nlevels}-level MultiIndex ({example}, ...); flatten them first, e.g. df.columns = ['_'.join(map(str, c)) for c in df.columns]"
+            )
         return source.copy(), "<DataFrame>", False
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -378,9 +396,15 @@ def _unit_hint(ratio: np.ndarray) -> str:
 
 
 def _unique_tokens(frame: pd.DataFrame, d: np.ndarray, name: str, from_file: bool) -> np.ndarray:
-    """The ``unique_tokens`` column (never more than the tokens seen), else every token is unique."""
+    """The ``unique_tokens`` column (never more than the tokens seen), else tokens / an ``epochs`` column, else every token is unique."""
+    epochs = parse_numeric_column(frame, "epochs", name, from_file) if "epochs" in frame.columns else None
     if "unique_tokens" not in frame.columns:
-        return d.copy()
+        if epochs is None:
+            return d.copy()
+        bad = np.flatnonzero(epochs < 1 - 1e-9)
+        if bad.size:
+            raise RunTableError(f"{name}: {_row_label(name, bad[0], from_file)}, column 'epochs': {epochs[bad[0]]:.4g} is below 1; a run sees each unique token at least once")
+        return d / epochs
     unique = parse_numeric_column(frame, "unique_tokens", name, from_file)
     bad = np.flatnonzero(d < unique * (1 - 1e-9))
     if bad.size:
@@ -389,7 +413,40 @@ def _unique_tokens(frame: pd.DataFrame, d: np.ndarray, name: str, from_file: boo
             f"{name}: {_row_label(name, first, from_file)}, column 'tokens': tokens={d[first]:.4g} is less than "
             f"unique_tokens={unique[first]:.4g}; a run cannot see fewer tokens than it has unique ones"
         )
+    if epochs is not None:
+        bad = np.flatnonzero(~np.isclose(epochs, d / unique, rtol=1e-3))
+        if bad.size:
+            first = bad[0]
+            raise RunTableError(
+                f"{name}: {_row_label(name, first, from_file)}, column 'epochs': {epochs[first]:.4g} disagrees with tokens / unique_tokens = {d[first] / unique[first]:.4g}; drop one of the columns"
+            )
     return unique
+
+
+#: Plausible per-token cross-entropy (nats): beyond it a "loss" is almost always another column (a percentage, an accuracy in %, a perplexity, a count).
+LOSS_RANGE = (0.01, 20.0)
+
+
+def check_loss(loss: np.ndarray, name: str = "<table>", from_file: bool = False) -> None:
+    """Refuse losses outside ``LOSS_RANGE``, naming the first such row, its value and what the column may be instead."""
+    low, high = LOSS_RANGE
+    bad = np.flatnonzero((loss < low) | (loss > high))
+    if not bad.size:
+        return
+    first = bad[0]
+    top = float(np.max(loss))
+    hint = "a percentage or an accuracy in % mapped as loss?" if top <= 100 else "a count, a perplexity or a value with a unit suffix mapped as loss?"
+    raise RunTableError(
+        f"{name}: {_row_label(name, first, from_file)}, column 'loss': {loss[first]:.4g} is outside the plausible {low:g}..{high:g} nats of a "
+        f"cross-entropy loss ({bad.size} of {len(loss)} runs; the column ranges {np.min(loss):.4g}..{top:.4g}): {hint}"
+    )
+
+
+def _check_loss_spread(loss: np.ndarray, name: str, selected: bool) -> None:
+    """Refuse a loss column with no spread: no law can be fitted to runs that all reach one loss."""
+    if len(loss) >= 2 and np.ptp(loss) == 0:
+        after = " after the row filters" if selected else ""
+        raise RunTableError(f"{name}: column 'loss': all {len(loss)} runs{after} have the same loss {loss[0]:.6g}; a fit needs losses that vary (is the right column mapped as loss?)")
 
 
 def _select_rows(data: pd.DataFrame, name: str, drop_highest_loss: int, max_epochs: float | None, where: Where) -> tuple[pd.DataFrame, dict[str, Any]]:

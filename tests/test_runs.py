@@ -173,3 +173,55 @@ def test_moe_flops_agree_with_active_params():
     n, active, d = np.array([8e9, 1.6e10]), np.array([1e9, 2e9]), np.array([2e10, 4e10])
     frame = pd.DataFrame({"params": n, "tokens": d, "loss": [2.8, 2.6], "arch": "moe", "experts": 8, "active_params": active, "flops": 6 * active * d})
     assert load_runs(frame).column("flops").tolist() == (6 * active * d).tolist()
+
+
+def _runs(**extra):
+    frame = pd.DataFrame({"params": [1e8, 2e8, 4e8, 8e8], "tokens": [2e9, 4e9, 8e9, 1.6e10], "loss": [3.4, 3.1, 2.9, 2.7]})
+    return frame.assign(**extra)
+
+
+@pytest.mark.parametrize(
+    ("loss", "message"),
+    [
+        ([3.4, 3.1, 45.0, 2.7], r"row 3, column 'loss': 45 is outside the plausible 0.01..20 nats .*1 of 4 runs.*a percentage or an accuracy in %"),
+        ([3.4, 3.1, 2.566e9, 2.7], r"row 3, column 'loss': 2.566e\+09 .*a count, a perplexity or a value with a unit suffix"),
+        ([3.4, 0.001, 2.9, 2.7], r"row 2, column 'loss': 0.001 is outside"),
+        ([2.5, 2.5, 2.5, 2.5], r"column 'loss': all 4 runs have the same loss 2.5; a fit needs losses that vary"),
+        (["3.4", "3.1", "n/a", "2.7"], r"row 3, column 'loss': cannot read 'n/a' as a number"),
+    ],
+)
+def test_implausible_losses_are_refused_in_one_line(loss, message):
+    with pytest.raises(RunTableError, match=message) as info:
+        load_runs(_runs(loss=loss))
+    assert "\n" not in str(info.value)
+
+
+def test_no_spread_left_by_the_filters_says_so():
+    with pytest.raises(RunTableError, match="all 2 runs after the row filters have the same loss"):
+        load_runs(_runs(loss=[3.0, 3.0, 2.9, 2.7]), where="params<=2e8")
+
+
+def test_an_epochs_column_gives_unique_tokens():
+    table = load_runs(_runs(epochs=[1, 2, 4, 8]))
+    np.testing.assert_allclose(table.column("unique_tokens"), [2e9, 2e9, 2e9, 2e9])
+    assert len(load_runs(_runs(epochs=[1, 2, 4, 8]), max_epochs=4)) == 3
+    with pytest.raises(RunTableError, match=r"row 2, column 'epochs': 0.5 is below 1"):
+        load_runs(_runs(epochs=[1, 0.5, 4, 8]))
+    with pytest.raises(RunTableError, match=r"row 1, column 'epochs': 3 disagrees with tokens / unique_tokens = 1"):
+        load_runs(_runs(epochs=[3, 1, 1, 1], unique_tokens=[2e9, 4e9, 8e9, 1.6e10]))
+
+
+def test_multiindex_columns_are_refused():
+    frame = _runs()
+    frame.columns = pd.MultiIndex.from_tuples([("run", c) for c in frame.columns])
+    with pytest.raises(RunTableError, match=r"the columns are a 2-level MultiIndex.*flatten them first"):
+        load_runs(frame)
+
+
+def test_blank_group_cells_are_refused_naming_the_rows():
+    from bayescale.model import design
+    from bayescale.spec import load_spec
+
+    table = load_runs(_runs(dataset=["web", " ", "code", ""]))
+    with pytest.raises(RunTableError, match=r"grouping column 'dataset' is blank in 2 run\(s\) \(row\(s\) 2, 4 of the fitted table\)"):
+        design(load_spec("chinchilla"), table, ["dataset"])
