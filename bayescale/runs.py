@@ -6,10 +6,7 @@ A ``RunTable`` is the only input a fit accepts. Every rule a table breaks raises
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import stat
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from bayescale.errors import DataWarning, RunTableError
-from bayescale.units import parse_quantity
+from bayescale.tables import MAX_TABLE_BYTES, _decode_bytes, _row_label, parse_numeric_column, read_table
+
+__all__ = ["MAX_TABLE_BYTES", "RunTable", "check_loss", "check_magnitudes", "load_runs", "parse_numeric_column", "read_table"]
 
 #: Row conditions ``load_runs`` takes: condition strings or a ``{column: value}`` mapping (``bayescale.where``).
 Where = Mapping[str, Any] | Sequence[str] | str | None
@@ -76,106 +75,6 @@ class RunTable:
             raise RunTableError(f"{self.source}: column(s) {', '.join(map(repr, missing))} needed for {purpose} not found; the table has {', '.join(map(repr, self.data.columns))}")
 
 
-#: Largest run table (bytes) a load reads: far above any real log, small enough to fail fast on
-#: ``/dev/zero`` or a runaway pipe instead of exhausting memory.
-MAX_TABLE_BYTES = 2**30
-
-
-def _read_once(path: Path, limit: int = MAX_TABLE_BYTES) -> bytes:
-    """The file's bytes, read exactly once and at most ``limit`` of them.
-
-    Regular files and pipes (a FIFO, ``<(cat runs.csv)``) are read; devices, sockets and folders
-    are refused, so ``/dev/zero`` cannot fill memory and a FIFO is never opened twice.
-    """
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise RunTableError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise RunTableError(f"{path}: cannot read: {exc.strerror}") from None
-    if stat.S_ISDIR(mode):
-        raise RunTableError(f"{path}: is a folder, not a run table (CSV or Parquet)")
-    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
-        raise RunTableError(f"{path}: is a device or socket, not a run table file; save the table to a CSV or Parquet file")
-    if stat.S_ISREG(mode) and path.stat().st_size > limit:
-        raise RunTableError(f"{path}: {path.stat().st_size / 2**20:.0f} MiB is larger than a run table may be ({limit / 2**20:.0f} MiB)")
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as exc:
-        raise RunTableError(f"{path}: cannot read: {exc.strerror}") from None
-    if len(data) > limit:
-        raise RunTableError(f"{path}: the stream is larger than a run table may be ({limit / 2**20:.0f} MiB); stopped reading")
-    return data
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV/TSV/Parquet run table as strings (CSV) or typed columns (Parquet), read once."""
-    data = _read_once(path)
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq") or data[:4] == b"PAR1":
-            return pd.read_parquet(io.BytesIO(data))
-        if b"\x00" in data[:4096]:
-            raise RunTableError(f"{path}: looks like a binary file, expected a CSV or Parquet run table")
-        text = data.decode("utf-8-sig")
-        sep = "\t" if suffix in (".tsv", ".tab") else ","
-        _check_header(path, text, sep)
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-    except RunTableError:
-        raise
-    except UnicodeDecodeError as exc:
-        raise RunTableError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the table as UTF-8 CSV") from None
-    except pd.errors.EmptyDataError:
-        raise RunTableError(f"{path}: the file is empty; expected a header row with params, tokens, loss") from None
-    except Exception as exc:
-        raise RunTableError(f"{path}: cannot read as a run table: {type(exc).__name__}: {str(exc)[:200]}") from None
-    return frame
-
-
-def _check_header(path: Path, text: str, sep: str) -> None:
-    """Refuse a header naming a column twice, however it is hidden (quotes, spaces, a byte-order mark)."""
-    try:
-        header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
-    except csv.Error:
-        return  # pandas reports the malformed table itself
-    seen: set[str] = set()
-    for name in header:
-        clean = name.replace("\ufeff", "").strip()
-        if clean in seen:
-            raise RunTableError(f"{path}: column {clean!r} appears more than once in the header")
-        seen.add(clean)
-
-
-def _row_label(source: str, position: int, from_file: bool) -> str:
-    # position is 0-based over data rows; files have a header line, so data row k is line k+2.
-    return f"row {position + 1} (line {position + 2})" if from_file else f"row {position + 1}"
-
-
-def parse_numeric_column(frame: pd.DataFrame, column: str, source: str, from_file: bool, positive: bool = True) -> np.ndarray:
-    """Parse one column to floats (units allowed), raising on empty, non-numeric, inf or ≤ 0."""
-    series = frame[column]
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        values = series.to_numpy(dtype=float, na_value=np.nan)
-        if np.all(np.isfinite(values) & ((values > 0) if positive else True)):
-            return values  # the common case, vectorised; the loop below names the first bad row
-    out = np.empty(len(frame))
-    for position, value in enumerate(series.tolist()):
-        where = f"{source}: {_row_label(source, position, from_file)}, column {column!r}"
-        if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and value.strip() in ("", "nan", "NaN", "NA", "null", "None")):
-            raise RunTableError(f"{where}: empty or NaN value; every run needs a {column}")
-        try:
-            number = parse_quantity(value)
-        except ValueError as exc:
-            raise RunTableError(f"{where}: {exc}") from None
-        if not np.isfinite(number):
-            raise RunTableError(f"{where}: value {value!r} is not finite")
-        if positive and number <= 0:
-            raise RunTableError(f"{where}: value {value!r} must be > 0")
-        out[position] = number
-    return out
-
-
 def _apply_column_map(frame: pd.DataFrame, columns: Mapping[str, str] | None, source: str) -> pd.DataFrame:
     frame = frame.rename(columns=lambda c: str(c).replace("\ufeff", "").strip())
     repeated = frame.columns[frame.columns.duplicated()]
@@ -190,24 +89,6 @@ def _apply_column_map(frame: pd.DataFrame, columns: Mapping[str, str] | None, so
         if canonical in frame.columns and canonical != foreign:
             raise RunTableError(f"{source}: column mapping {canonical}={foreign!r} would duplicate the existing column {canonical!r}")
     return frame.rename(columns={foreign: canonical for canonical, foreign in columns.items()})
-
-
-def _decode_bytes(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Bytes cells (a Parquet binary column) as UTF-8 text; undecodable bytes name their column and row."""
-    for column in frame.columns:
-        series = frame[column]
-        if series.dtype != object or not any(isinstance(v, (bytes, bytearray)) for v in series):
-            continue
-        values = series.tolist()
-        for position, value in enumerate(values):
-            if isinstance(value, (bytes, bytearray)):
-                try:
-                    values[position] = bytes(value).decode("utf-8")
-                except UnicodeDecodeError:
-                    raise RunTableError(f"{source}: row {position + 1}, column {column!r}: binary value {bytes(value)[:20]!r} is not UTF-8 text") from None
-        frame = frame.copy()
-        frame[column] = values
-    return frame
 
 
 def load_runs(
@@ -505,20 +386,21 @@ def _parse_arch(frame: pd.DataFrame, name: str, from_file: bool) -> np.ndarray:
     if "arch" not in frame.columns:
         return np.full(len(frame), "dense", dtype=object)
     values = frame["arch"].astype(str).str.strip().str.lower().to_numpy(dtype=object)
-    for position, value in enumerate(values):
-        if value not in ARCHS:
-            raise RunTableError(f"{name}: {_row_label(name, position, from_file)}, column 'arch': {value!r} is not one of {', '.join(ARCHS)}")
+    bad = np.flatnonzero(~np.isin(values, np.asarray(ARCHS, dtype=object)))
+    if bad.size:
+        raise RunTableError(f"{name}: {_row_label(name, bad[0], from_file)}, column 'arch': {values[bad[0]]!r} is not one of {', '.join(ARCHS)}")
     return values
 
 
 def _check_moe(arch: np.ndarray, experts: np.ndarray, active: np.ndarray, n: np.ndarray, name: str, from_file: bool) -> None:
-    for position in range(len(arch)):
-        label = f"{name}: {_row_label(name, position, from_file)}"
-        if active[position] > n[position] * (1 + 1e-9):
-            raise RunTableError(f"{label}, column 'active_params': {active[position]:.4g} exceeds params={n[position]:.4g}")
-        if experts[position] != round(experts[position]):
-            raise RunTableError(f"{label}, column 'experts': {experts[position]:g} is not a whole number of experts")
-        if arch[position] == "dense" and experts[position] != 1:
-            raise RunTableError(f"{label}, column 'experts': a dense run has 1 expert, got {experts[position]:g} (set arch=moe)")
-        if arch[position] == "moe" and experts[position] < 2:
-            raise RunTableError(f"{label}, column 'experts': an MoE run needs at least 2 experts, got {experts[position]:g}")
+    """Refuse MoE columns that contradict each other (vectorised; the first bad run is named)."""
+    dense = arch == "dense"
+    for column, bad, what in (
+        ("active_params", active > n * (1 + 1e-9), lambda i: f"{active[i]:.4g} exceeds params={n[i]:.4g}"),
+        ("experts", experts != np.round(experts), lambda i: f"{experts[i]:g} is not a whole number of experts"),
+        ("experts", dense & (experts != 1), lambda i: f"a dense run has 1 expert, got {experts[i]:g} (set arch=moe)"),
+        ("experts", ~dense & (experts < 2), lambda i: f"an MoE run needs at least 2 experts, got {experts[i]:g}"),
+    ):
+        rows = np.flatnonzero(bad)
+        if rows.size:
+            raise RunTableError(f"{name}: {_row_label(name, rows[0], from_file)}, column {column!r}: {what(rows[0])}")

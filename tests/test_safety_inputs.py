@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from bayescale import DataWarning, RunTableError, fit, load_runs
-from bayescale.runs import _read_once
 from bayescale.simulate import EPOCH_CHINCHILLA, grid_runs, simulate_runs
+from bayescale.tables import _read_once
 
 
 @pytest.fixture(scope="module")
