@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayescale import DataWarning, RunTableError, load_runs
+from bayescale import BayescaleError, DataWarning, RunTableError, load_runs
 from bayescale.resources import data_path
 
 
@@ -225,3 +225,24 @@ def test_blank_group_cells_are_refused_naming_the_rows():
     table = load_runs(_runs(dataset=["web", " ", "code", ""]))
     with pytest.raises(RunTableError, match=r"grouping column 'dataset' is blank in 2 run\(s\) \(row\(s\) 2, 4 of the fitted table\)"):
         design(load_spec("chinchilla"), table, ["dataset"])
+
+
+def test_forecast_targets_group_values_per_target_and_collisions():
+    """``group_values`` gives one level per target (each validated); target columns that collide with the fit's groups are refused."""
+    from bayescale.forecasting import forecast_summary
+
+    from .fakefit import fake_grouped_fit
+
+    truth = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+    fit = fake_grouped_fit(truth, {"RPJ": truth, "web": {**truth, "E": 1.55}}, chains=1, draws=20)
+    both = forecast_summary(fit, params=[1e9, 1e9], tokens=[2e10, 2e10], group_values={"dataset": ["rpj", "web"]})
+    assert both["dataset"].tolist() == ["RPJ", "web"]
+    assert both["loss_median"].iloc[0] - both["loss_median"].iloc[1] == pytest.approx(0.14, abs=1e-6)
+    with pytest.raises(BayescaleError, match="nonesuch"):
+        forecast_summary(fit, params=[1e9, 1e9], tokens=[2e10, 2e10], group_values={"dataset": ["rpj", "nonesuch"]})
+    with pytest.raises(RunTableError, match=r"gives 3 levels for 2 targets"):
+        forecast_summary(fit, params=[1e9, 1e9], tokens=[2e10, 2e10], group_values={"dataset": ["rpj", "web", "web"]})
+    with pytest.raises(RunTableError, match="target column 'Dataset' collides with the fit's group 'dataset'"):
+        forecast_summary(fit, pd.DataFrame({"params": [1e9], "tokens": [2e10], "Dataset": ["web"]}))
+    with pytest.raises(RunTableError, match="the targets have a column 'new_group'"):
+        forecast_summary(fit, pd.DataFrame({"params": [1e9], "tokens": [2e10], "dataset": ["web"], "new_group": [False]}))
