@@ -47,7 +47,7 @@ def design(spec: ModelSpec, runs: RunTable, groups: Sequence[str] = ()) -> Desig
     taken = [g for g in groups if stored_name(g) in RESERVED_DIMS]
     if taken:
         raise RunTableError(f"{runs.source}: cannot group by a column named {', '.join(map(repr, taken))}: a fit uses that name for its own dimension; rename the column in the table")
-    runs.require_columns(groups, "grouping")
+    runs.require_group_columns(groups)
     n_params = len(law.parameters)
     needed = n_params + 2
     if len(runs) < needed:

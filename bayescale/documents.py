@@ -119,6 +119,8 @@ class FitInfo:
     command: str | None = None
     #: Set when ``fit`` sampled again with auto-centred levels non-centred (JSON key ``recentred``).
     uncentered: Uncentering | None = None
+    #: Which rows ``load_runs`` kept and by which filters (``RunTable.selection``): ``read``, ``steps``.
+    selection: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object stored as the fit file's ``info`` attribute (unrecorded fields left out)."""
@@ -126,6 +128,7 @@ class FitInfo:
         out["pooled"] = None if self.pooled is None else list(self.pooled)
         out["centered"] = None if self.centered is None else list(self.centered)
         out["recentred"] = None if self.uncentered is None else self.uncentered.to_dict()
+        out["selection"] = None if not self.selection else dict(self.selection)
         return _without_none(out)
 
     @classmethod
@@ -143,6 +146,7 @@ class FitInfo:
             created=_optional(raw, "created", str),
             command=_optional(raw, "command", str),
             uncentered=None if raw.get("recentred") is None else Uncentering.from_dict(raw["recentred"]),
+            selection=dict(raw["selection"]) if isinstance(raw.get("selection"), Mapping) else None,
         )
 
 

@@ -109,7 +109,7 @@ def fit(
     prior_draws = spec.check_priors(0)  # initial values must not depend on the seed: a cached model serves every seed
     start = time.perf_counter()
     spec, tree, diagnostics, config, uncentered = _sample_uncentering(spec, design, prior_draws, config, adaptation, auto=rule == "auto")
-    info = _info(config, spec, groups, rule, time.perf_counter() - start, command, uncentered)
+    info = _info(config, spec, groups, rule, time.perf_counter() - start, command, uncentered, runs.selection)
     result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)
     check = _self_check(result, design, prior_draws, replace(config, draws=min(self_check_draws, draws), tune=min(self_check_draws, tune))) if self_check else None
     result = with_discrepancy(result, check).with_parameter_diagnostics()
@@ -157,8 +157,10 @@ def _inputs(
     return runs, spec, groups
 
 
-def _info(config: SamplerConfig, spec: ModelSpec, groups: tuple[str, ...], rule: str, seconds: float, command: str | None, uncentered: Uncentering | None) -> FitInfo:
-    """``Fit.info``: sampler settings, what was pooled and centred (and by which rule), timing, and the command line."""
+def _info(
+    config: SamplerConfig, spec: ModelSpec, groups: tuple[str, ...], rule: str, seconds: float, command: str | None, uncentered: Uncentering | None, selection: Mapping[str, Any] | None
+) -> FitInfo:
+    """``Fit.info``: sampler settings, what was pooled and centred (and by which rule), timing, the command line and the row selection."""
     return FitInfo(
         seconds=seconds,
         draws=config.draws,
@@ -172,6 +174,7 @@ def _info(config: SamplerConfig, spec: ModelSpec, groups: tuple[str, ...], rule:
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         command=command or None,
         uncentered=uncentered,
+        selection=dict(selection) if selection else None,
     )
 
 

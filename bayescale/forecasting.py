@@ -110,10 +110,16 @@ def _target_groups(fit: Grouped, out: pd.DataFrame, group_values: Mapping[str, A
 
     if not fit.groups:
         return out
+    if "new_group" in out.columns:
+        raise RunTableError(f"{source}: the targets have a column 'new_group', which the forecast writes; rename it (or use new_group=True / --new-group)")
+    for g in fit.groups:  # a target column that differs from a group only in case would be silently ignored
+        twins = [c for c in out.columns if str(c) != g and str(c).casefold() == g.casefold()]
+        if twins:
+            raise RunTableError(f"{source}: target column {twins[0]!r} collides with the fit's group {g!r} (they differ only in case); name it {g!r}")
     for g, value in (group_values or {}).items():
         if g in out.columns:
             raise RunTableError(f"{source}: group {g!r} given both as a target column and as a group value; give it once")
-        out[g] = str(np.ravel(np.asarray(value, dtype=object))[0]) if np.ndim(value) else value
+        out[g] = _levels_per_target(g, value, len(out), source)
     new = np.zeros(len(out), dtype=bool)
     for g in fit.groups:
         values = out[g].to_numpy(dtype=object) if g in out.columns else np.full(len(out), None, dtype=object)
@@ -121,6 +127,18 @@ def _target_groups(fit: Grouped, out: pd.DataFrame, group_values: Mapping[str, A
         new |= is_new
     out["new_group"] = new
     return out
+
+
+def _levels_per_target(column: str, value: Any, n_targets: int, source: str) -> Any:
+    """A group value for every target: one level for all, or a list of one level per target."""
+    if not np.ndim(value):
+        return value
+    levels = np.ravel(np.asarray(value, dtype=object))
+    if levels.size == 1:
+        return levels[0]
+    if levels.size != n_targets:
+        raise RunTableError(f"{source}: group_values[{column!r}] gives {levels.size} levels for {n_targets} targets; give one level, or one per target")
+    return levels
 
 
 def _group_effects(fit: Fitted, frame: pd.DataFrame, view: PosteriorView, rng: np.random.Generator, stacklevel: int | None = 4) -> tuple[list[LevelOffsets], list[np.ndarray]]:

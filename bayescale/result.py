@@ -218,7 +218,17 @@ class Fit:
             "self_check": self.self_check_summary(),
             "discrepancy": self.discrepancy_summary(ci),
             "pooling": self.pooling_summary(),
+            "selection": dict(self.info.selection) if self.info.selection else None,
         }
+
+    def selection_sentence(self) -> str:
+        """One line: how many runs the table had and how many each row filter kept (``where.describe``)."""
+        from bayescale.where import describe
+
+        selection = self.info.selection or {}
+        if not selection:
+            return f"runs: all {len(self.runs)} rows of the table"
+        return "runs: " + describe(selection.get("steps", []), int(selection.get("read", len(self.runs))))
 
     def pooling_summary(self) -> dict[str, Any]:
         """What varied by group and how it was sampled: ``pooled``, ``centered``, ``centering``

@@ -6,21 +6,23 @@ A ``RunTable`` is the only input a fit accepts. Every rule a table breaks raises
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import stat
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bayescale.errors import DataWarning, RunTableError
-from bayescale.units import parse_quantity
+from bayescale.tables import MAX_TABLE_BYTES, _decode_bytes, _row_label, parse_numeric_column, read_table
 
+__all__ = ["MAX_TABLE_BYTES", "RunTable", "check_loss", "check_magnitudes", "load_runs", "parse_numeric_column", "read_table"]
+
+#: Row conditions ``load_runs`` takes: condition strings or a ``{column: value}`` mapping (``bayescale.where``).
+Where = Mapping[str, Any] | Sequence[str] | str | None
 REQUIRED = ("params", "tokens", "loss")
 NUMERIC = ("params", "tokens", "loss", "flops", "unique_tokens", "experts", "active_params")
 ARCHS = ("dense", "moe")
@@ -40,6 +42,8 @@ class RunTable:
     data: pd.DataFrame
     source: str = "<DataFrame>"
     extra_columns: tuple[str, ...] = field(default=())
+    #: How ``load_runs`` selected the rows (``where.describe`` says it in a line); empty when every row was kept.
+    selection: Mapping[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -53,111 +57,22 @@ class RunTable:
         payload = self.data.to_csv(index=False).encode()
         return hashlib.sha256(payload).hexdigest()
 
+    def require_group_columns(self, columns: Sequence[str]) -> None:
+        """Raise a ``RunTableError`` if a grouping column is absent or has blank cells (a level no command could name)."""
+        self.require_columns(columns, "grouping")
+        for column in columns:
+            blank = np.flatnonzero(self.data[column].astype(str).str.strip().to_numpy() == "")
+            if blank.size:
+                rows = ", ".join(str(i + 1) for i in blank[:5]) + (f" and {blank.size - 5} more" if blank.size > 5 else "")
+                raise RunTableError(
+                    f"{self.source}: grouping column {column!r} is blank in {blank.size} run(s) (row(s) {rows} of the fitted table); fill in the level or drop those runs (--where '{column}!=')"
+                )
+
     def require_columns(self, columns: Sequence[str], purpose: str) -> None:
         """Raise a ``RunTableError`` if any of ``columns`` is absent (e.g. a grouping column)."""
         missing = [c for c in columns if c not in self.data.columns]
         if missing:
             raise RunTableError(f"{self.source}: column(s) {', '.join(map(repr, missing))} needed for {purpose} not found; the table has {', '.join(map(repr, self.data.columns))}")
-
-
-#: Largest run table (bytes) a load reads: far above any real log, small enough to fail fast on
-#: ``/dev/zero`` or a runaway pipe instead of exhausting memory.
-MAX_TABLE_BYTES = 2**30
-
-
-def _read_once(path: Path, limit: int = MAX_TABLE_BYTES) -> bytes:
-    """The file's bytes, read exactly once and at most ``limit`` of them.
-
-    Regular files and pipes (a FIFO, ``<(cat runs.csv)``) are read; devices, sockets and folders
-    are refused, so ``/dev/zero`` cannot fill memory and a FIFO is never opened twice.
-    """
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise RunTableError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise RunTableError(f"{path}: cannot read: {exc.strerror}") from None
-    if stat.S_ISDIR(mode):
-        raise RunTableError(f"{path}: is a folder, not a run table (CSV or Parquet)")
-    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
-        raise RunTableError(f"{path}: is a device or socket, not a run table file; save the table to a CSV or Parquet file")
-    if stat.S_ISREG(mode) and path.stat().st_size > limit:
-        raise RunTableError(f"{path}: {path.stat().st_size / 2**20:.0f} MiB is larger than a run table may be ({limit / 2**20:.0f} MiB)")
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as exc:
-        raise RunTableError(f"{path}: cannot read: {exc.strerror}") from None
-    if len(data) > limit:
-        raise RunTableError(f"{path}: the stream is larger than a run table may be ({limit / 2**20:.0f} MiB); stopped reading")
-    return data
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV/TSV/Parquet run table as strings (CSV) or typed columns (Parquet), read once."""
-    data = _read_once(path)
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq") or data[:4] == b"PAR1":
-            return pd.read_parquet(io.BytesIO(data))
-        if b"\x00" in data[:4096]:
-            raise RunTableError(f"{path}: looks like a binary file, expected a CSV or Parquet run table")
-        text = data.decode("utf-8-sig")
-        sep = "\t" if suffix in (".tsv", ".tab") else ","
-        _check_header(path, text, sep)
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-    except RunTableError:
-        raise
-    except UnicodeDecodeError as exc:
-        raise RunTableError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the table as UTF-8 CSV") from None
-    except pd.errors.EmptyDataError:
-        raise RunTableError(f"{path}: the file is empty; expected a header row with params, tokens, loss") from None
-    except Exception as exc:
-        raise RunTableError(f"{path}: cannot read as a run table: {type(exc).__name__}: {str(exc)[:200]}") from None
-    return frame
-
-
-def _check_header(path: Path, text: str, sep: str) -> None:
-    """Refuse a header naming a column twice, however it is hidden (quotes, spaces, a byte-order mark)."""
-    try:
-        header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
-    except csv.Error:
-        return  # pandas reports the malformed table itself
-    seen: set[str] = set()
-    for name in header:
-        clean = name.replace("\ufeff", "").strip()
-        if clean in seen:
-            raise RunTableError(f"{path}: column {clean!r} appears more than once in the header")
-        seen.add(clean)
-
-
-def _row_label(source: str, position: int, from_file: bool) -> str:
-    # position is 0-based over data rows; files have a header line, so data row k is line k+2.
-    return f"row {position + 1} (line {position + 2})" if from_file else f"row {position + 1}"
-
-
-def parse_numeric_column(frame: pd.DataFrame, column: str, source: str, from_file: bool, positive: bool = True) -> np.ndarray:
-    """Parse one column to floats (units allowed), raising on empty, non-numeric, inf or ≤ 0."""
-    series = frame[column]
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        values = series.to_numpy(dtype=float, na_value=np.nan)
-        if np.all(np.isfinite(values) & ((values > 0) if positive else True)):
-            return values  # the common case, vectorised; the loop below names the first bad row
-    out = np.empty(len(frame))
-    for position, value in enumerate(series.tolist()):
-        where = f"{source}: {_row_label(source, position, from_file)}, column {column!r}"
-        if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and value.strip() in ("", "nan", "NaN", "NA", "null", "None")):
-            raise RunTableError(f"{where}: empty or NaN value; every run needs a {column}")
-        try:
-            number = parse_quantity(value)
-        except ValueError as exc:
-            raise RunTableError(f"{where}: {exc}") from None
-        if not np.isfinite(number):
-            raise RunTableError(f"{where}: value {value!r} is not finite")
-        if positive and number <= 0:
-            raise RunTableError(f"{where}: value {value!r} must be > 0")
-        out[position] = number
-    return out
 
 
 def _apply_column_map(frame: pd.DataFrame, columns: Mapping[str, str] | None, source: str) -> pd.DataFrame:
@@ -176,31 +91,14 @@ def _apply_column_map(frame: pd.DataFrame, columns: Mapping[str, str] | None, so
     return frame.rename(columns={foreign: canonical for canonical, foreign in columns.items()})
 
 
-def _decode_bytes(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Bytes cells (a Parquet binary column) as UTF-8 text; undecodable bytes name their column and row."""
-    for column in frame.columns:
-        series = frame[column]
-        if series.dtype != object or not any(isinstance(v, (bytes, bytearray)) for v in series):
-            continue
-        values = series.tolist()
-        for position, value in enumerate(values):
-            if isinstance(value, (bytes, bytearray)):
-                try:
-                    values[position] = bytes(value).decode("utf-8")
-                except UnicodeDecodeError:
-                    raise RunTableError(f"{source}: row {position + 1}, column {column!r}: binary value {bytes(value)[:20]!r} is not UTF-8 text") from None
-        frame = frame.copy()
-        frame[column] = values
-    return frame
-
-
 def load_runs(
     source: str | Path | pd.DataFrame,
     columns: Mapping[str, str] | None = None,
     drop_highest_loss: int = 0,
     max_epochs: float | None = None,
-    where: Mapping[str, str] | None = None,
+    where: Where = None,
     strict: bool = False,
+    flops_unit: str | None = None,
 ) -> RunTable:
     """Read and validate a run table from a CSV/TSV/Parquet path or a DataFrame.
 
@@ -209,8 +107,16 @@ def load_runs(
     highest loss (Besiroglu et al. 2024 dropped 5 from the Chinchilla points as outliers).
     ``max_epochs=k`` keeps only runs with at most k epochs (tokens / unique_tokens), e.g. to
     leave out extreme-repetition runs whose loss diverges, which the data-constrained law
-    cannot express. ``where={"published_fit": "true"}`` keeps the runs whose column equals the
-    value (compared as text, ignoring case), e.g. the run subset a paper fitted.
+    cannot express. ``where`` keeps the runs that match conditions (``bayescale.where``): strings
+    like ``"params<=1e9"``, ``"arch=dense,moe"`` (operators ``= != < <= > >=``) or a mapping
+    ``{"published_fit": "true"}`` (equality); numeric columns compare as numbers, text ignoring
+    case; several ``=`` on one column mean OR. The filters apply in one order: ``where``, then
+    ``drop_highest_loss``, then ``max_epochs``; ``RunTable.selection`` records what each kept.
+
+    ``flops_unit`` names the unit of a logged flops column (``"GFLOPs"``, ``"PF-days"``, see
+    ``units.FLOP_UNITS``); without it a header naming a unit (``total_gflops``, ``flops (PF-days)``;
+    such a header is read as the flops column when there is no ``flops``) is converted with a
+    ``DataWarning``, and a flops column 10× or more off 6·N·D (6·N_active·D for MoE runs) is refused.
 
     Implausible magnitudes (``check_magnitudes``: tokens in billions without a unit, flops
     that disagree with 6·N·D, ...) warn with ``DataWarning``; ``strict=True`` makes them errors.
@@ -218,19 +124,21 @@ def load_runs(
     frame, name, from_file = _read_source(source)
     frame = _apply_column_map(frame, columns, name)
     _check_required(frame, name)
+    frame, flops_header = _flops_column(frame, columns, name)
     canonical = {c: parse_numeric_column(frame, c, name, from_file) for c in REQUIRED}
     n, d = canonical["params"], canonical["tokens"]
+    check_loss(canonical["loss"], name, from_file)
     problems = check_magnitudes(n, d, name, from_file)
-    flops = _flops(frame, n, d, name, from_file, problems)
+    arch = _parse_arch(frame, name, from_file)
+    experts = parse_numeric_column(frame, "experts", name, from_file) if "experts" in frame.columns else np.ones(len(frame))
+    active = parse_numeric_column(frame, "active_params", name, from_file) if "active_params" in frame.columns else n.copy()
+    _check_moe(arch, experts, active, n, name, from_file)
+    flops = _flops(frame, n, d, active, name, from_file, problems, _flops_factor(flops_unit, flops_header, name))
     if strict and problems:
         raise RunTableError(problems[0] + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else "") + "; strict mode refuses suspicious magnitudes")
     for message in problems:
         warnings.warn(message, DataWarning, stacklevel=2)
     unique = _unique_tokens(frame, d, name, from_file)
-    arch = _parse_arch(frame, name, from_file)
-    experts = parse_numeric_column(frame, "experts", name, from_file) if "experts" in frame.columns else np.ones(len(frame))
-    active = parse_numeric_column(frame, "active_params", name, from_file) if "active_params" in frame.columns else n.copy()
-    _check_moe(arch, experts, active, n, name, from_file)
     data = pd.DataFrame(
         {
             "params": n,
@@ -248,13 +156,19 @@ def load_runs(
     extra = [c for c in frame.columns if c not in reserved]
     for column in extra:
         data[column] = frame[column].astype(str).str.strip().to_numpy()
-    data = _select_rows(data, name, drop_highest_loss, max_epochs, where)
-    return RunTable(data=data.reset_index(drop=True), source=name, extra_columns=tuple(extra))
+    data, selection = _select_rows(data, name, drop_highest_loss, max_epochs, where)
+    _check_loss_spread(data["loss"].to_numpy(), name, bool(selection))
+    return RunTable(data=data.reset_index(drop=True), source=name, extra_columns=tuple(extra), selection=selection)
 
 
 def _read_source(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str, bool]:
     """The raw table, the name errors use, and whether it came from a file (rows are then numbered as lines)."""
     if isinstance(source, pd.DataFrame):
+        if isinstance(source.columns, pd.MultiIndex):
+            example = ", ".join(map(repr, list(source.columns)[:3]))
+            raise RunTableError(
+                f"<DataFrame>: the columns are a {source.columns.nlevels}-level MultiIndex ({example}, ...); flatten them first, e.g. df.columns = ['_'.join(map(str, c)) for c in df.columns]"
+            )
         return source.copy(), "<DataFrame>", False
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -275,34 +189,103 @@ def _check_required(frame: pd.DataFrame, name: str) -> None:
         )
 
 
-def _flops(frame: pd.DataFrame, n: np.ndarray, d: np.ndarray, name: str, from_file: bool, problems: list[str]) -> np.ndarray:
-    """The logged flops (a disagreement with 6·N·D beyond ``FLOPS_TOLERANCE`` is added to ``problems``), else 6·N·D."""
+def _flops_column(frame: pd.DataFrame, columns: Mapping[str, str] | None, name: str) -> tuple[pd.DataFrame, str | None]:
+    """The table with its flops column (a lone unit-named compute header such as ``total_gflops`` becomes ``flops``), and that column's own header."""
+    from bayescale.units import names_compute
+
+    if "flops" in frame.columns:
+        return frame, (columns or {}).get("flops", "flops")
+    candidates = [c for c in frame.columns if names_compute(c)]
+    if len(candidates) != 1:
+        return frame, None
+    return frame.rename(columns={candidates[0]: "flops"}), candidates[0]
+
+
+def _flops_factor(flops_unit: str | None, header: str | None, name: str) -> tuple[float, str]:
+    """FLOPs per unit of the flops column, and how the unit was known (for messages): the given unit, else the header's."""
+    from bayescale.units import flop_unit, header_flop_unit
+
+    if flops_unit is not None:
+        try:
+            label, factor = flop_unit(flops_unit)
+        except ValueError as exc:
+            raise RunTableError(f"--flops-unit: {exc}") from None
+        return factor, f"flops in {label} (as given)"
+    unit = header_flop_unit(header) if header is not None else None
+    if unit is None:
+        return 1.0, "flops" if header in (None, "flops") else f"flops (column {header!r})"
+    label, factor = unit
+    warnings.warn(
+        f"{name}: column {header!r} is in {label} (its name says so): converted to FLOPs (× {factor:g}) as the flops column; pass --flops-unit (flops_unit=) to say otherwise",
+        DataWarning,
+        stacklevel=3,
+    )
+    return factor, f"column {header!r} in {label}"
+
+
+#: A logged flops column this many times off 6·N·D (either way) is refused: a unit mistake, not a rounding.
+FLOPS_REFUSE = 10.0
+
+
+def _flops(frame: pd.DataFrame, n: np.ndarray, d: np.ndarray, active: np.ndarray, name: str, from_file: bool, problems: list[str], unit: tuple[float, str]) -> np.ndarray:
+    """The logged flops in FLOPs (refused 10× or more off 6·N·D, added to ``problems`` beyond ``FLOPS_TOLERANCE``), else 6·N·D.
+
+    A run agrees if its flops match 6·N·D or, for MoE runs, 6·N_active·D.
+    """
     with np.errstate(over="ignore"):
         six_nd = 6.0 * n * d
-    if "flops" in frame.columns:
-        flops = parse_numeric_column(frame, "flops", name, from_file)
-        with np.errstate(over="ignore"):
-            ratio = flops / six_nd
-        bad = np.flatnonzero((ratio > FLOPS_TOLERANCE) | (ratio < 1.0 / FLOPS_TOLERANCE))
+    if "flops" not in frame.columns:
+        bad = np.flatnonzero(~np.isfinite(six_nd))
         if bad.size:
             first = bad[0]
-            problems.append(
-                f"{name}: {bad.size} run(s) have flops inconsistent with 6·params·tokens by more than "
-                f"a factor {FLOPS_TOLERANCE:g} (first: {_row_label(name, first, from_file)}, "
-                f"flops={flops[first]:.3g} vs 6ND={six_nd[first]:.3g}); the logged flops are kept"
-            )
-        return flops
-    bad = np.flatnonzero(~np.isfinite(six_nd))
+            raise RunTableError(f"{name}: {_row_label(name, first, from_file)}: flops = 6·params·tokens = 6·{n[first]:.3g}·{d[first]:.3g} overflows; params or tokens is implausibly large")
+        return six_nd
+    factor, known = unit
+    with np.errstate(over="ignore"):
+        flops = parse_numeric_column(frame, "flops", name, from_file) * factor
+        ratio = flops / six_nd
+        ratio_active = flops / (6.0 * active * d)
+    off = np.minimum(np.abs(np.log10(ratio)), np.abs(np.log10(ratio_active)))
+    refused = np.flatnonzero(~(off < np.log10(FLOPS_REFUSE)))
+    if refused.size:
+        first = refused[0]
+        raise RunTableError(
+            f"{name}: {_row_label(name, first, from_file)}, {known}: {flops[first]:.3g} FLOPs is {ratio[first]:.3g} × 6·params·tokens = {six_nd[first]:.3g} "
+            f"({refused.size} of {len(flops)} runs are {FLOPS_REFUSE:g}× or more off); {_unit_hint(ratio)}"
+        )
+    bad = np.flatnonzero(off > np.log10(FLOPS_TOLERANCE))
     if bad.size:
         first = bad[0]
-        raise RunTableError(f"{name}: {_row_label(name, first, from_file)}: flops = 6·params·tokens = 6·{n[first]:.3g}·{d[first]:.3g} overflows; params or tokens is implausibly large")
-    return six_nd
+        problems.append(
+            f"{name}: {bad.size} run(s) have flops inconsistent with 6·params·tokens by more than "
+            f"a factor {FLOPS_TOLERANCE:g} (first: {_row_label(name, first, from_file)}, "
+            f"flops={flops[first]:.3g} vs 6ND={six_nd[first]:.3g}); the logged flops are kept"
+        )
+    return flops
+
+
+def _unit_hint(ratio: np.ndarray) -> str:
+    """The FLOP unit that would explain a flops column's typical ratio to 6·N·D, as advice."""
+    from bayescale.units import FLOP_UNITS
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        typical = float(np.nanmedian(np.log10(ratio)))
+    for label, size in FLOP_UNITS.items():
+        if np.isfinite(typical) and size > 1 and abs(typical + np.log10(size)) < 0.5:
+            return f"the column looks like {label}: pass --flops-unit {label} (API: flops_unit={label!r}), or drop the column to use 6·N·D"
+    return "no FLOP unit explains it: check the column (is it the training compute?), or drop it to use 6·N·D"
 
 
 def _unique_tokens(frame: pd.DataFrame, d: np.ndarray, name: str, from_file: bool) -> np.ndarray:
-    """The ``unique_tokens`` column (never more than the tokens seen), else every token is unique."""
+    """The ``unique_tokens`` column (never more than the tokens seen), else tokens / an ``epochs`` column, else every token is unique."""
+    epochs = parse_numeric_column(frame, "epochs", name, from_file) if "epochs" in frame.columns else None
     if "unique_tokens" not in frame.columns:
-        return d.copy()
+        if epochs is None:
+            return d.copy()
+        bad = np.flatnonzero(epochs < 1 - 1e-9)
+        if bad.size:
+            raise RunTableError(f"{name}: {_row_label(name, bad[0], from_file)}, column 'epochs': {epochs[bad[0]]:.4g} is below 1; a run sees each unique token at least once")
+        return d / epochs
     unique = parse_numeric_column(frame, "unique_tokens", name, from_file)
     bad = np.flatnonzero(d < unique * (1 - 1e-9))
     if bad.size:
@@ -311,31 +294,64 @@ def _unique_tokens(frame: pd.DataFrame, d: np.ndarray, name: str, from_file: boo
             f"{name}: {_row_label(name, first, from_file)}, column 'tokens': tokens={d[first]:.4g} is less than "
             f"unique_tokens={unique[first]:.4g}; a run cannot see fewer tokens than it has unique ones"
         )
+    if epochs is not None:
+        bad = np.flatnonzero(~np.isclose(epochs, d / unique, rtol=1e-3))
+        if bad.size:
+            first = bad[0]
+            raise RunTableError(
+                f"{name}: {_row_label(name, first, from_file)}, column 'epochs': {epochs[first]:.4g} disagrees with tokens / unique_tokens = {d[first] / unique[first]:.4g}; drop one of the columns"
+            )
     return unique
 
 
-def _select_rows(data: pd.DataFrame, name: str, drop_highest_loss: int, max_epochs: float | None, where: Mapping[str, str] | None) -> pd.DataFrame:
-    """Row selection after validation, in order: drop the highest-loss runs, cap the epochs, keep ``where`` matches."""
+#: Plausible per-token cross-entropy (nats): beyond it a "loss" is almost always another column (a percentage, an accuracy in %, a perplexity, a count).
+LOSS_RANGE = (0.01, 20.0)
+
+
+def check_loss(loss: np.ndarray, name: str = "<table>", from_file: bool = False) -> None:
+    """Refuse losses outside ``LOSS_RANGE``, naming the first such row, its value and what the column may be instead."""
+    low, high = LOSS_RANGE
+    bad = np.flatnonzero((loss < low) | (loss > high))
+    if not bad.size:
+        return
+    first = bad[0]
+    top = float(np.max(loss))
+    hint = "a percentage or an accuracy in % mapped as loss?" if top <= 100 else "a count, a perplexity or a value with a unit suffix mapped as loss?"
+    raise RunTableError(
+        f"{name}: {_row_label(name, first, from_file)}, column 'loss': {loss[first]:.4g} is outside the plausible {low:g}..{high:g} nats of a "
+        f"cross-entropy loss ({bad.size} of {len(loss)} runs; the column ranges {np.min(loss):.4g}..{top:.4g}): {hint}"
+    )
+
+
+def _check_loss_spread(loss: np.ndarray, name: str, selected: bool) -> None:
+    """Refuse a loss column with no spread: no law can be fitted to runs that all reach one loss."""
+    if len(loss) >= 2 and np.ptp(loss) == 0:
+        after = " after the row filters" if selected else ""
+        raise RunTableError(f"{name}: column 'loss': all {len(loss)} runs{after} have the same loss {loss[0]:.6g}; a fit needs losses that vary (is the right column mapped as loss?)")
+
+
+def _select_rows(data: pd.DataFrame, name: str, drop_highest_loss: int, max_epochs: float | None, where: Where) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Row selection after validation, in this order: keep ``where`` matches, drop the highest-loss runs, cap the epochs.
+
+    Returns the kept rows and the record of it (``read``, then one step per filter with the runs it kept).
+    """
+    from bayescale.where import select
+
+    read = len(data)
+    data, steps = select(data, where, name)
     if drop_highest_loss:
         if not 0 <= drop_highest_loss < len(data) - 1:
-            raise RunTableError(f"{name}: cannot drop the {drop_highest_loss} highest-loss runs of {len(data)}")
+            raise RunTableError(f"{name}: cannot drop the {drop_highest_loss} highest-loss runs of {len(data)}" + (f" (left by --where of {read})" if steps else ""))
         keep = data["loss"].rank(method="first", ascending=False) > drop_highest_loss
         data = data[keep.to_numpy()]
+        steps.append({"filter": "drop_highest_loss", "value": drop_highest_loss, "kept": len(data)})
     if max_epochs is not None:
         kept = data["epochs"].to_numpy() <= max_epochs * (1 + 1e-9)
         if kept.sum() < 1:
-            raise RunTableError(f"{name}: no run has at most {max_epochs:g} epochs")
+            raise RunTableError(f"{name}: no run has at most {max_epochs:g} epochs (of the {len(data)} runs left by the earlier filters; fewest epochs {data['epochs'].min():.4g})")
         data = data[kept]
-    for column, value in (where or {}).items():
-        if column not in data.columns:
-            raise RunTableError(f"{name}: cannot select rows by column {column!r}: the table has {', '.join(map(repr, data.columns))}")
-        text = data[column].astype(str).str.strip().str.lower()
-        matches = (text == str(value).strip().lower()).to_numpy()
-        if not matches.any():
-            seen = ", ".join(sorted(set(data[column].astype(str)))[:10])
-            raise RunTableError(f"{name}: no run has {column}={value!r} (values present: {seen})")
-        data = data[matches]
-    return data
+        steps.append({"filter": "max_epochs", "value": max_epochs, "kept": len(data)})
+    return data, ({"read": read, "steps": steps} if steps else {})
 
 
 #: Plausible ranges for a language-model run table (checked on every run; beyond them a value is
@@ -370,20 +386,21 @@ def _parse_arch(frame: pd.DataFrame, name: str, from_file: bool) -> np.ndarray:
     if "arch" not in frame.columns:
         return np.full(len(frame), "dense", dtype=object)
     values = frame["arch"].astype(str).str.strip().str.lower().to_numpy(dtype=object)
-    for position, value in enumerate(values):
-        if value not in ARCHS:
-            raise RunTableError(f"{name}: {_row_label(name, position, from_file)}, column 'arch': {value!r} is not one of {', '.join(ARCHS)}")
+    bad = np.flatnonzero(~np.isin(values, np.asarray(ARCHS, dtype=object)))
+    if bad.size:
+        raise RunTableError(f"{name}: {_row_label(name, bad[0], from_file)}, column 'arch': {values[bad[0]]!r} is not one of {', '.join(ARCHS)}")
     return values
 
 
 def _check_moe(arch: np.ndarray, experts: np.ndarray, active: np.ndarray, n: np.ndarray, name: str, from_file: bool) -> None:
-    for position in range(len(arch)):
-        label = f"{name}: {_row_label(name, position, from_file)}"
-        if active[position] > n[position] * (1 + 1e-9):
-            raise RunTableError(f"{label}, column 'active_params': {active[position]:.4g} exceeds params={n[position]:.4g}")
-        if experts[position] != round(experts[position]):
-            raise RunTableError(f"{label}, column 'experts': {experts[position]:g} is not a whole number of experts")
-        if arch[position] == "dense" and experts[position] != 1:
-            raise RunTableError(f"{label}, column 'experts': a dense run has 1 expert, got {experts[position]:g} (set arch=moe)")
-        if arch[position] == "moe" and experts[position] < 2:
-            raise RunTableError(f"{label}, column 'experts': an MoE run needs at least 2 experts, got {experts[position]:g}")
+    """Refuse MoE columns that contradict each other (vectorised; the first bad run is named)."""
+    dense = arch == "dense"
+    for column, bad, what in (
+        ("active_params", active > n * (1 + 1e-9), lambda i: f"{active[i]:.4g} exceeds params={n[i]:.4g}"),
+        ("experts", experts != np.round(experts), lambda i: f"{experts[i]:g} is not a whole number of experts"),
+        ("experts", dense & (experts != 1), lambda i: f"a dense run has 1 expert, got {experts[i]:g} (set arch=moe)"),
+        ("experts", ~dense & (experts < 2), lambda i: f"an MoE run needs at least 2 experts, got {experts[i]:g}"),
+    ):
+        rows = np.flatnonzero(bad)
+        if rows.size:
+            raise RunTableError(f"{name}: {_row_label(name, rows[0], from_file)}, column {column!r}: {what(rows[0])}")

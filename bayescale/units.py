@@ -59,3 +59,47 @@ def format_quantity(value: float, digits: int = 3) -> str:
         if 1.0 <= magnitude / scale < 1000.0:
             return f"{value / scale:.{digits}g}{suffix}"
     return f"{value:.{digits}g}"
+
+
+#: FLOP units a flops column may be written in, by their squeezed lower-case name (``FLOP_UNIT_NAMES``).
+FLOP_UNITS = {"FLOPs": 1.0, "GFLOPs": 1e9, "TFLOPs": 1e12, "PFLOPs": 1e15, "EFLOPs": 1e18, "PF-days": 1e15 * 86400}
+FLOP_UNIT_NAMES = {
+    **dict.fromkeys(("flop", "flops"), "FLOPs"),
+    **dict.fromkeys(("gflop", "gflops", "gigaflop", "gigaflops"), "GFLOPs"),
+    **dict.fromkeys(("tflop", "tflops", "teraflop", "teraflops"), "TFLOPs"),
+    **dict.fromkeys(("pflop", "pflops", "petaflop", "petaflops"), "PFLOPs"),
+    **dict.fromkeys(("eflop", "eflops", "exaflop", "exaflops"), "EFLOPs"),
+    **dict.fromkeys(("pfday", "pfdays", "pflopday", "pflopdays", "pflopsday", "pflopsdays", "petaflopday", "petaflopdays", "petaflopsday", "petaflopsdays"), "PF-days"),
+}
+#: A unit inside a header (``total_gflops``, ``flops (PF-days)``, ``compute_petaflop_days``); the longest spelling first.
+_HEADER_UNIT = re.compile(r"(?<![a-z])(p(?:eta)?f(?:lops?)?(?:/s)?[\s_-]?days?|(?:g|t|p|e|giga|tera|peta|exa)flops?)(?![a-z])")
+#: What may surround the unit in a header that names the compute itself (not, say, a throughput).
+_COMPUTE_WORDS = frozenset({"", "total", "train", "training", "compute", "flop", "flops", "in"})
+
+
+def flop_unit(name: str) -> tuple[str, float]:
+    """A FLOP unit's canonical label and its size in FLOPs (``"GFLOP"`` → ``("GFLOPs", 1e9)``); ``ValueError`` lists the units."""
+    squeezed = re.sub(r"[\s_/-]", "", str(name).lower())
+    label = FLOP_UNIT_NAMES.get(squeezed)
+    if label is None:
+        raise ValueError(f"unknown FLOP unit {name!r}; use one of {', '.join(FLOP_UNITS)}")
+    return label, FLOP_UNITS[label]
+
+
+def header_flop_unit(header: str) -> tuple[str, float] | None:
+    """The FLOP unit a column header names (``total_gflops`` → GFLOPs), or None when it names none or plain FLOPs."""
+    match = _HEADER_UNIT.search(str(header).lower())
+    if match is None:
+        return None
+    label, factor = flop_unit(match.group(1))
+    return None if factor == 1.0 else (label, factor)
+
+
+def names_compute(header: str) -> bool:
+    """Whether a header with a FLOP unit names the training compute itself (``total_gflops``, ``flops (PF-days)``), not e.g. a throughput."""
+    text = str(header).lower()
+    match = _HEADER_UNIT.search(text)
+    if match is None:
+        return False
+    rest = re.split(r"[\s_\-()\[\]/:,]+", text[: match.start()] + " " + text[match.end() :])
+    return all(word in _COMPUTE_WORDS for word in rest)

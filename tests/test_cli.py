@@ -101,7 +101,7 @@ def test_cli_fit_records_its_command(cli_fit):
         (["fit", "{bad}"], RunTableError.exit_code, "row 2 (line 3), column 'loss'"),
         (["fit", "{good}", "--model", "nonsense"], ModelSpecError.exit_code, "unknown model 'nonsense'"),
         (["fit", "{good}", "--column", "params"], RunTableError.exit_code, "expected CANONICAL=HEADER"),
-        (["fit", "{good}", "--where", "dataset"], RunTableError.exit_code, "expected COLUMN=VALUE"),
+        (["fit", "{good}", "--where", "dataset"], RunTableError.exit_code, "expected COLUMN OP VALUE"),
         (["fit", "{good}", "--where", "dataset=c4"], RunTableError.exit_code, "cannot select rows by column 'dataset'"),
         (["fit", "{good}", "--adaptation", "dense"], SamplerError.exit_code, "unknown adaptation 'dense'"),
         (["summary", "{missing}"], FitFileError.exit_code, "no such fit file"),

@@ -159,7 +159,7 @@ def test_self_check_split_holds_out_the_largest_runs_per_group_when_needed():
     from bayescale.self_check import Skip, split
 
     n = np.geomspace(1e7, 1e9, 10)
-    frame = pd.DataFrame({"params": n, "tokens": 20 * n, "loss": 3.0, "dataset": "a"})
+    frame = pd.DataFrame({"params": n, "tokens": 20 * n, "loss": np.linspace(3.2, 2.8, 10), "dataset": "a"})
     held, how = split(load_runs(frame), ())
     assert how == "compute" and held.sum() >= 3 and held[-1] and not held[0]
     small = pd.DataFrame({"params": n[:4] * 1e3, "tokens": 20 * n[:4] * 1e3, "loss": 2.0, "dataset": "b"})  # only large runs

@@ -7,13 +7,23 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bayescale.cli.core import check_output, column_map, command_line, pairs, run, strict_exit
+from bayescale.cli.core import check_output, column_map, command_line, run, strict_exit
 from bayescale.cli.options import ChainsOpt, DrawsOpt, ModelOpt, QuietOpt, RunsArg, TuneOpt
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
     from bayescale.runs import RunTable
     from bayescale.sampling import SamplerConfig
+
+
+#: Help of the row filters (issue 31 §4); parsing and order live in ``bayescale.where`` and ``runs.load_runs``.
+WHERE_HELP = (
+    "Keep only runs matching COLUMN OP VALUE, OP one of = != < <= > >= (repeatable; quote it: 'params<=1e9'). "
+    "= and != take lists (arch=dense,moe); several = on one column mean OR, other conditions AND. "
+    "Numeric columns compare as numbers (= within 1e-5 relative, so a printed value matches), text ignoring case. "
+    "Filters apply in this order: --where, then --drop-highest-loss, then --max-epochs."
+)
+FLOPS_UNIT_HELP = "Unit of the table's flops column: FLOPs, GFLOPs, TFLOPs, PFLOPs, EFLOPs or PF-days (default: from a header such as total_gflops, else FLOPs; a column 10x off 6·N·D is refused)."
 
 
 def fit_runs(
@@ -26,6 +36,7 @@ def fit_runs(
     drop_highest_loss: int = 0,
     max_epochs: float | None = None,
     where: list[str] | None = None,
+    flops_unit: str | None = None,
     output: Path | None = None,
     force: bool = True,
     command: str | None = None,
@@ -35,8 +46,7 @@ def fit_runs(
     """Load the runs as the flags select them, refuse to replace a different saved fit, and fit with ``config``."""
     import bayescale
 
-    selected = pairs(where, "--where", "COLUMN=VALUE", "published_fit=true")
-    table = bayescale.load_runs(runs, columns=column_map(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=selected, strict=strict)
+    table = bayescale.load_runs(runs, columns=column_map(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where, strict=strict, flops_unit=flops_unit)
     if output is not None and not force:
         _refuse_overwrite(output, table, model, group, config)
     return bayescale.fit(table, model, group or None, **config.fit_options(), command=command, self_check=self_check)
@@ -76,9 +86,10 @@ def fit_cmd(
     model: ModelOpt = "chinchilla",
     group: Annotated[list[str] | None, typer.Option(help="Grouping column (repeatable): partially pooled parameters per group.")] = None,
     column: Annotated[list[str] | None, typer.Option(help="Rename a header: CANONICAL=HEADER, e.g. params='Model Size'.")] = None,
-    drop_highest_loss: Annotated[int, typer.Option(help="Drop the k highest-loss runs (Epoch AI dropped 5 Chinchilla points).")] = 0,
-    max_epochs: Annotated[float | None, typer.Option(help="Keep only runs with at most this many epochs (tokens / unique_tokens).")] = None,
-    where: Annotated[list[str] | None, typer.Option(help="Keep only runs with COLUMN=VALUE (repeatable), e.g. published_fit=true.")] = None,
+    drop_highest_loss: Annotated[int, typer.Option(help="Drop the k highest-loss runs (Epoch AI dropped 5 Chinchilla points); applied after --where.")] = 0,
+    max_epochs: Annotated[float | None, typer.Option(help="Keep only runs with at most this many epochs (tokens / unique_tokens); applied last.")] = None,
+    where: Annotated[list[str] | None, typer.Option(help=WHERE_HELP)] = None,
+    flops_unit: Annotated[str | None, typer.Option(help=FLOPS_UNIT_HELP)] = None,
     draws: DrawsOpt = 1000,
     tune: TuneOpt = 1000,
     chains: ChainsOpt = 4,
@@ -99,7 +110,7 @@ def fit_cmd(
         runs,
         options=[
             ("-o", output), ("--model", Path(model) if model.endswith(".toml") else model), ("--group", group or []), ("--column", column or []),
-            ("--where", where or []), ("--drop-highest-loss", drop_highest_loss or None), ("--max-epochs", max_epochs),
+            ("--where", where or []), ("--drop-highest-loss", drop_highest_loss or None), ("--max-epochs", max_epochs), ("--flops-unit", flops_unit),
             ("--draws", draws), ("--tune", tune), ("--chains", chains), ("--seed", seed),
             ("--sampler", None if sampler == "nutpie" else sampler), ("--adaptation", adaptation), ("--no-self-check", not self_check),
         ],
@@ -107,7 +118,7 @@ def fit_cmd(
     from bayescale.sampling import SamplerConfig
 
     config = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, adaptation=adaptation, progress=not quiet)
-    selection = {"column": column, "drop_highest_loss": drop_highest_loss, "max_epochs": max_epochs, "where": where, "strict": strict}
+    selection = {"column": column, "drop_highest_loss": drop_highest_loss, "max_epochs": max_epochs, "where": where, "flops_unit": flops_unit, "strict": strict}
     from bayescale.recovery import output_state, save_or_recover
 
     seen = output_state(output)  # what --force agreed to replace; anything written there meanwhile is re-checked
@@ -118,6 +129,7 @@ def fit_cmd(
 
     path = run(save_or_recover, result, output, recheck=recheck, seen=seen if force else None)  # a sampled fit is never lost
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
+    typer.echo(result.selection_sentence())
     if result.groups:
         typer.echo(result.pooling_sentence())
     from bayescale.self_check import sentence
