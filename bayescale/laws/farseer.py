@@ -26,7 +26,7 @@ LOG_N_REF = float(np.log(1e9))
 LOG_D_REF = float(np.log(2e10))
 
 #: Prior scale of γ and δ. On the Chinchilla runs the data exponent fitted on runs ≤ 1e20 FLOPs
-#: is 0.457 against 0.366 on all runs, a factor 0.8 over about one decade of N: γ ≈ −0.1, 1.2
+#: is 0.457 against 0.366 on all runs, a 20% change over about one decade of N: |γ| ≈ 0.1, 1.2
 #: prior sd out. The prior admits drift of that size and shrinks towards none.
 DRIFT_PRIOR = {"dist": "Normal", "mu": 0.0, "sigma": 0.08}
 
