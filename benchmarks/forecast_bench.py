@@ -112,6 +112,9 @@ CANDIDATES: dict[str, Candidate] = {
     for c in (
         Candidate("default", description="bayescale.fit, the shipped spec as it is (group= on grouped structures)"),
         Candidate("point", method="point", description="Huber (δ=1e-3) point fit + bootstrap, one fit per group"),
+        Candidate("farseer", model="farseer", description="the `farseer` spec: data exponent β(N) = β·(N/1e9)^γ and size shift δ of the data term"),
+        Candidate("farseer_exponent", model="farseer_exponent", description="the `farseer_exponent` spec: `farseer` with δ fixed at 0"),
+        Candidate("drift", model="drift", description="the `drift` spec: α(N) = α + κ_N·log(N/1e9), β(D) = β + κ_D·log(D/2e10)"),
     )
 }
 

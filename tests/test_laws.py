@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bayescale import fit, load_runs
+from bayescale import ConvergenceWarning, fit, load_runs
+from bayescale.fitting import Fit
 from bayescale.forecasting import forecast_table
 from bayescale.laws import LAWS, get_law
 from bayescale.resources import data_path
@@ -31,6 +32,12 @@ KAPLAN_TRUTH = {"alpha_N": 0.076, "alpha_D": 0.095, "N_c": 8.8e13, "D_c": 5.4e13
 COMPUTE_TRUTH = {"E": 1.7, "gamma": 0.15, "K": 1062.0}
 DC_TRUTH = {**EPOCH_CHINCHILLA, "R_D_star": 15.4, "R_N_star": 5.3}
 TC_TRUTH = {**DC_TRUTH, "K_o": 0.05, "gamma_o": 0.5, "R_o": 10.0, "delta": 10.0}
+#: Drifting truths: the data exponent falls with model size (farseer), the exponents drift in
+#: opposite directions (drift), so a sign swap between kappa_N and kappa_D would show.
+FARSEER_TRUTH = {**EPOCH_CHINCHILLA, "gamma": -0.15, "delta": 0.0}
+DRIFT_TRUTH = {**EPOCH_CHINCHILLA, "kappa_N": -0.03, "kappa_D": 0.03}
+#: Few draws, no self-check: enough to read the sign of a drift parameter, not to pin R-hat.
+SIGN = {"draws": 300, "tune": 300, "chains": 2, "cores": 2, "self_check": False}
 
 
 def repeat_design(dropout: tuple[float, ...] = ()) -> pd.DataFrame:
@@ -108,6 +115,38 @@ def tc_frame():
 @pytest.fixture(scope="session")
 def tc_fit(tc_frame):
     return fit(tc_frame, "token_crisis", seed=24, **SMALL)  # 12 parameters: 2 chains gave R-hat 1.012
+
+
+def drift_runs(form: str, truth: dict[str, float], seed: int) -> pd.DataFrame:
+    """36 runs, 3e7-1e10 parameters × 5e8-2e11 tokens, from a drifting law (0.5% noise)."""
+    return simulate_runs(form, truth, grid_runs(np.geomspace(3e7, 1e10, 6), np.geomspace(5e8, 2e11, 6)), sigma=0.005, seed=seed)
+
+
+def quiet_fit(frame: pd.DataFrame, model: str, seed: int, settings: dict) -> Fit:
+    """A fit whose convergence warning is expected (few draws): the tests read intervals, not R-hat."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fit(frame, model, seed=seed, **settings)
+
+
+@pytest.fixture(scope="session")
+def farseer_sign_fit():
+    return quiet_fit(drift_runs("farseer", FARSEER_TRUTH, 27), "farseer_exponent", 27, SIGN)
+
+
+@pytest.fixture(scope="session")
+def drift_sign_fit():
+    return quiet_fit(drift_runs("drift", DRIFT_TRUTH, 28), "drift", 28, SIGN)
+
+
+@pytest.fixture(scope="session")
+def farseer_fit():
+    return fit(drift_runs("farseer", FARSEER_TRUTH, 29), "farseer", seed=29, **SMALL)
+
+
+@pytest.fixture(scope="session")
+def drift_fit():
+    return fit(drift_runs("drift", DRIFT_TRUTH, 30), "drift", seed=30, **SMALL)
 
 
 @pytest.fixture(scope="session")
@@ -195,6 +234,79 @@ def test_moe_dense_runs_reduce_to_chinchilla():
     assert np.all(more < chin.loss(EPOCH_CHINCHILLA, {"params": n, "tokens": d}))
 
 
+NULL_DRIFT = {"farseer": {"gamma": 0.0, "delta": 0.0}, "drift": {"kappa_N": 0.0, "kappa_D": 0.0}}
+
+
+@pytest.mark.parametrize("form", sorted(NULL_DRIFT))
+def test_drift_laws_are_chinchilla_at_null_values(form):
+    """At their null values the drifting laws give Chinchilla's log loss bit for bit (both numpy
+    namespaces), so a posterior piled at 0 means "no drift"; away from 0 they differ."""
+    from bayescale.laws.ops import NUMPY, NUMPY_FAST
+
+    law, chin, rng = get_law(form), get_law("chinchilla"), np.random.default_rng(1)
+    x = {"params": rng.uniform(np.log(1e6), np.log(1e13), 300), "tokens": rng.uniform(np.log(1e8), np.log(1e14), 300)}
+    p = {k: v * np.exp(rng.normal(0, 0.2, 300)) for k, v in EPOCH_CHINCHILLA.items()}
+    for ops in (NUMPY, NUMPY_FAST):
+        np.testing.assert_array_equal(law.log_loss(ops, {**p, **NULL_DRIFT[form]}, x), chin.log_loss(ops, p, x))
+    for name in NULL_DRIFT[form]:
+        moved = law.log_loss(NUMPY, {**p, **NULL_DRIFT[form], name: 0.05}, x)
+        assert np.all(np.abs(moved - chin.log_loss(NUMPY, p, x)) > 0), name
+
+
+def test_drift_is_anchored_at_the_reference_scales():
+    """gamma leaves the loss unchanged at N = 1e9 and at D = 2e10; kappa_N at N = 1e9, kappa_D at D = 2e10."""
+    farseer, drift = get_law("farseer"), get_law("drift")
+    base_f, base_d = {**EPOCH_CHINCHILLA, **NULL_DRIFT["farseer"]}, {**EPOCH_CHINCHILLA, **NULL_DRIFT["drift"]}
+    at_n = {"params": np.full(3, 1e9), "tokens": np.array([1e9, 2e10, 1e12])}
+    at_d = {"params": np.array([1e7, 1e9, 1e11]), "tokens": np.full(3, 2e10)}
+    for inputs in (at_n, at_d):
+        np.testing.assert_allclose(farseer.loss({**base_f, "gamma": 0.2}, inputs), farseer.loss(base_f, inputs), rtol=1e-12)
+    np.testing.assert_allclose(drift.loss({**base_d, "kappa_N": 0.05}, at_n), drift.loss(base_d, at_n), rtol=1e-12)
+    np.testing.assert_allclose(drift.loss({**base_d, "kappa_D": 0.05}, at_d), drift.loss(base_d, at_d), rtol=1e-12)
+    # a falling data exponent (gamma < 0) makes data worth less to large models beyond D_ref
+    big = {"params": np.array([1e11]), "tokens": np.array([1e12])}
+    assert farseer.loss({**base_f, "gamma": -0.1}, big)[0] > farseer.loss(base_f, big)[0]
+
+
+def test_farseer_exponent_spec_fixes_delta_at_zero():
+    from bayescale.spec import load_spec
+
+    spec = load_spec("farseer_exponent")
+    assert spec.form == "farseer" and spec.priors["delta"].dist == "Fixed" and spec.priors["delta"].kwargs == {"value": 0.0}
+    assert spec.pooled == ("E", "A", "B")
+
+
+def test_drift_fits_read_the_sign_of_the_drift(farseer_sign_fit, drift_sign_fit):
+    """On runs simulated with drift, the 90% interval of each drift parameter excludes 0 on the truth's side."""
+    for result, truth in ((farseer_sign_fit, FARSEER_TRUTH), (drift_sign_fit, DRIFT_TRUTH)):
+        table = result.summary(0.9)
+        for name in ("gamma", "kappa_N", "kappa_D"):
+            if name in truth:
+                lo, hi = table.loc[name, "lo"], table.loc[name, "hi"]
+                assert (hi < 0) if truth[name] < 0 else (lo > 0), (name, truth[name], lo, hi)
+
+
+@pytest.mark.parametrize("form", sorted(NULL_DRIFT))
+def test_drift_laws_allocate_numerically_and_reduce_to_chinchillas_plan(form):
+    """No closed form: the numeric search allocates; at null drift it finds Chinchilla's closed-form plan."""
+    from bayescale.allocate import allocate_params
+
+    rng = np.random.default_rng(2)
+    draws = {k: v * np.exp(0.05 * rng.standard_normal((2, 100))) for k, v in EPOCH_CHINCHILLA.items()}
+    flops = np.geomspace(1e19, 1e26, 8)
+    exact = allocate_params(get_law("chinchilla"), draws, flops)
+    null = allocate_params(get_law(form), {**draws, **NULL_DRIFT[form]}, flops)
+    assert null.attrs["method"] == "numeric"
+    for name in ("params", "tokens", "loss"):
+        np.testing.assert_allclose(null[name], exact[name], rtol=1e-2)
+    # with drift, the plan found beats Chinchilla's plan under the drifting law, budget by budget
+    drift = {**draws, **{k: np.full((2, 100), LAW_TRUTHS[form][k]) for k in NULL_DRIFT[form]}}
+    plan = allocate_params(get_law(form), drift, flops)
+    at_chinchillas = get_law(form).loss({k: v[..., None] for k, v in drift.items()}, {"params": exact["params"].values, "tokens": exact["tokens"].values})
+    assert np.all(plan["loss"].values <= at_chinchillas * (1 + 1e-9))
+    assert np.any(np.abs(plan["params"].values / exact["params"].values - 1) > 0.05)  # and it is a different plan
+
+
 LAW_TRUTHS = {
     "chinchilla": EPOCH_CHINCHILLA,
     "kaplan": KAPLAN_TRUTH,
@@ -202,6 +314,8 @@ LAW_TRUTHS = {
     "data_constrained": DC_TRUTH,
     "token_crisis": TC_TRUTH,
     "moe": {**EPOCH_CHINCHILLA, "c": 0.4},
+    "farseer": {**FARSEER_TRUTH, "delta": 0.05},
+    "drift": DRIFT_TRUTH,
 }
 
 
@@ -239,7 +353,7 @@ def test_float32_fast_namespace_matches_float64(name):
 
 @pytest.mark.parametrize(
     ("form", "design"),
-    [("kaplan", None), ("compute", None), ("data_constrained", repeat_design()), ("token_crisis", repeat_design(dropout=(0.0, 0.1)))],
+    [("kaplan", None), ("compute", None), ("data_constrained", repeat_design()), ("token_crisis", repeat_design(dropout=(0.0, 0.1))), ("farseer", None), ("drift", None)],
 )
 def test_forecast_summary_mean_curve_matches_full_forecast(form, design):
     """End to end for every non-Chinchilla form: the float32 bulk path agrees with float64 draws
@@ -297,6 +411,16 @@ def test_recovers_data_constrained(dc_fit):
 @pytest.mark.slow
 def test_recovers_token_crisis(tc_fit):
     assert_recovers(tc_fit, TC_TRUTH)
+
+
+@pytest.mark.slow
+def test_recovers_farseer(farseer_fit):
+    assert_recovers(farseer_fit, FARSEER_TRUTH)
+
+
+@pytest.mark.slow
+def test_recovers_drift(drift_fit):
+    assert_recovers(drift_fit, DRIFT_TRUTH)
 
 
 @pytest.mark.slow

@@ -6,11 +6,13 @@ from bayescale.laws.base import Law, Parameter
 from bayescale.laws.chinchilla import Chinchilla
 from bayescale.laws.compute import Compute
 from bayescale.laws.data_constrained import DataConstrained
+from bayescale.laws.drift import Drift
+from bayescale.laws.farseer import Farseer
 from bayescale.laws.kaplan import Kaplan
 from bayescale.laws.moe import MoE
 from bayescale.laws.token_crisis import TokenCrisis
 
-LAWS: dict[str, type[Law]] = {law.name: law for law in (Chinchilla, Kaplan, Compute, DataConstrained, TokenCrisis, MoE)}
+LAWS: dict[str, type[Law]] = {law.name: law for law in (Chinchilla, Kaplan, Compute, DataConstrained, TokenCrisis, MoE, Farseer, Drift)}
 
 
 def get_law(name: str) -> Law:
