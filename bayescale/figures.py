@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from bayescale.fitting import Fit
+    from bayescale.groups import GroupTarget
 
 #: What ``figure`` draws: runs against predictions, isoFLOP profiles, the loss fan along the
 #: compute-optimal frontier, the frontier itself, and the parameters' marginal posteriors.
@@ -79,7 +80,7 @@ def draw(
     from bayescale.plots import plot_forecast_fan, plot_frontier, plot_isoflop_profiles, plot_observed_vs_predicted
     from bayescale.reference import hoffmann_applies, hoffmann_table3
 
-    groups = {"group_values": group_values, "new_group": new_group}
+    groups: GroupTarget = {"group_values": group_values, "new_group": new_group}
     budgets = budgets_or_default(fit, flops)
     if kind == "fit":
         plot_observed_vs_predicted(fit, ci=ci, ax=ax)

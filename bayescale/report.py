@@ -161,7 +161,7 @@ def _figures(fit: Fit, budgets: np.ndarray, target_loss: float | None, prob: flo
 
     seed_table = hoffmann_table3() if hoffmann_applies(fit, parameter_draws(fit, **groups)) else None
     on_lines = isoflop_lines(fit.runs.data) is not None
-    request = {"ci": ci, "flops": budgets, "target_loss": target_loss, "unique_tokens": unique_tokens, **groups}
+    request: dict[str, Any] = {"ci": ci, "flops": budgets, "target_loss": target_loss, "unique_tokens": unique_tokens, **groups}
     figures = {
         "observed": _png(figure(fit, "fit", ci=ci)),
         "frontier": _png(figure(fit, "allocation", **request)),
