@@ -14,6 +14,7 @@ cutoff; if that fails too the check is skipped and the reason stored.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,13 @@ MIN_GROUP_TRAIN = 3
 CHAINS = 2
 #: The summary's keys (exact names from the issue), then the extra detail stored with them.
 SUMMARY_KEYS = ("extrapolation", "median_abs_log_error", "coverage_90", "n_test")
+
+
+#: A self-check fails when its 90% intervals covered less than this share of the held-out runs…
+FAILED_COVERAGE = 0.7
+#: …and so few covered runs are unlikely (binomial tail below this) if the intervals were right,
+#: so that 2 of 3 (a 27% chance for honest intervals) is not called a failure.
+FAILED_TAIL = 0.05
 
 
 class Skip(BayescaleError):
@@ -170,3 +178,23 @@ def sentence(check: Mapping[str, Any] | None) -> str:
     n = check["n_test"]
     covered = check.get("covered_90", round(check["coverage_90"] * n))
     return f"this fit's own forecasts up to {check['extrapolation']:.3g}x beyond its data covered {covered}/{n} at 90% (median error {100 * check['median_abs_log_error']:.2g}% of the loss)"
+
+
+def _binomial_tail(covered: int, n: int, p: float) -> float:
+    """P(at most ``covered`` of ``n`` runs inside their intervals when each is with probability ``p``)."""
+    return sum(math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(covered + 1))
+
+
+def failure(check: Mapping[str, Any] | None) -> str | None:
+    """The warning every output carries when the fit's own forecasts failed its self-check, else None.
+
+    Failed: the 90% intervals covered under ``FAILED_COVERAGE`` of the held-out runs and that few
+    is unlikely (``FAILED_TAIL``) for honest intervals, as in 34 of 91.
+    """
+    if not check or check.get("skipped") or not check.get("n_test"):
+        return None
+    n = int(check["n_test"])
+    covered = int(check.get("covered_90", round(check["coverage_90"] * n)))
+    if covered / n >= FAILED_COVERAGE or _binomial_tail(covered, n, 0.9) >= FAILED_TAIL:
+        return None
+    return f"forecasts beyond the data failed their own check: {covered}/{n} at 90% (intervals too narrow or the law wrong beyond the data; see the self-check)"
