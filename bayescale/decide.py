@@ -26,9 +26,9 @@ import xarray as xr
 
 from bayescale.allocate import allocate, allocate_params
 from bayescale.discrepancy import group_bounds
+from bayescale.documents import sentence
 from bayescale.errors import BayescaleError, check_probability
 from bayescale.evaluate import PosteriorEvaluator, plan_distance
-from bayescale.self_check import sentence
 
 if TYPE_CHECKING:
     from bayescale.fitted import Fitted

@@ -9,6 +9,7 @@ every fit file written since format 2 (keys a file lacks stay ``None``; unknown 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -228,3 +229,41 @@ class SelfCheck:
             seconds=_optional(raw, "seconds", float),
             skipped=_optional(raw, "skipped", str),
         )
+
+
+#: A self-check fails when its 90% intervals covered less than this share of the held-out runs…
+FAILED_COVERAGE = 0.7
+#: …and so few covered runs are unlikely (binomial tail below this) if the intervals were right,
+#: so that 2 of 3 (a 27% chance for honest intervals) is not called a failure.
+FAILED_TAIL = 0.05
+
+
+def sentence(check: SelfCheck | None) -> str:
+    """One line for budget owners: how far this fit's own forecasts held beyond its data."""
+    if check is None:
+        return "no self-check in this fit (run without it, or fitted by an older version): its forecasts beyond the data are unchecked"
+    if not check.ran:
+        return f"self-check skipped: {check.skipped}"
+    return (
+        f"this fit's own forecasts up to {check.extrapolation:.3g}x beyond its data covered {check.held_out_covered()}/{check.n_test} at 90% "
+        f"(median error {100 * (check.median_abs_log_error or 0.0):.2g}% of the loss)"
+    )
+
+
+def _binomial_tail(covered: int, n: int, p: float) -> float:
+    """P(at most ``covered`` of ``n`` runs inside their intervals when each is with probability ``p``)."""
+    return sum(math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(covered + 1))
+
+
+def failure(check: SelfCheck | None) -> str | None:
+    """The warning every output carries when the fit's own forecasts failed its self-check, else None.
+
+    Failed: the 90% intervals covered under ``FAILED_COVERAGE`` of the held-out runs and that few
+    is unlikely (``FAILED_TAIL``) for honest intervals, as in 34 of 91.
+    """
+    if check is None or not check.ran or not check.n_test:
+        return None
+    n, covered = int(check.n_test), int(check.held_out_covered())
+    if covered / n >= FAILED_COVERAGE or _binomial_tail(covered, n, 0.9) >= FAILED_TAIL:
+        return None
+    return f"forecasts beyond the data failed their own check: {covered}/{n} at 90% (intervals too narrow or the law wrong beyond the data; see the self-check)"

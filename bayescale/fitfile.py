@@ -184,7 +184,7 @@ def _check_hdf5_root(path: Path) -> None:
 
 
 def _check_self_check(path: Path, doc: Any) -> dict[str, Any] | None:
-    """The stored self-check if it holds what ``self_check.sentence`` and the summaries read, else ``FitFileError``."""
+    """The stored self-check if it holds what ``documents.sentence`` and the summaries read, else ``FitFileError``."""
     if doc is None:
         return None
     if not isinstance(doc, dict):

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from numpy.typing import ArrayLike
 
-    from bayescale.fitting import Fit
+    from bayescale.fitted import Fitted
 
 
 def _figure_of(ax: Axes) -> Figure:
@@ -65,7 +65,7 @@ def isoflop_lines(runs: pd.DataFrame) -> np.ndarray | None:
     return np.where(on_full, line, -1)
 
 
-def plot_isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax: Axes | None = None, group_values: Mapping[str, Any] | None = None, new_group: bool = False) -> Figure:
+def plot_isoflop_profiles(fit: Fitted, bins: int = 6, ci: float = 0.9, ax: Axes | None = None, group_values: Mapping[str, Any] | None = None, new_group: bool = False) -> Figure:
     """Observed runs grouped by compute, with the posterior mean curve and ``ci`` band along each isoFLOP.
 
     Runs planned on isoFLOP lines (``isoflop_lines``) are drawn line by line; other runs are binned
@@ -75,7 +75,7 @@ def plot_isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax: Axes | N
     """
     import matplotlib.pyplot as plt
 
-    from bayescale.forecasting import forecast_table
+    from bayescale.forecasting import forecast, forecast_table
     from bayescale.groups import resolve_request
 
     resolved = resolve_request(fit, group_values, new_group)
@@ -107,7 +107,7 @@ def plot_isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax: Axes | N
         c = float(np.median(sub["flops"]))
         n_grid = np.geomspace(sub["params"].min() / 1.5, sub["params"].max() * 1.5, 60)
         targets = pd.DataFrame({"params": n_grid, "tokens": c / (6.0 * n_grid), "flops": c})
-        table = forecast_table(fit.forecast(targets, group_values={g: level for g, (level, _) in resolved.items()}, new_group=new_group), ci)
+        table = forecast_table(forecast(fit, targets, group_values={g: level for g, (level, _) in resolved.items()}, new_group=new_group), ci)
         ax.fill_between(n_grid, table["mean_lo"], table["mean_hi"], color=color, alpha=0.25, lw=0)
         ax.plot(n_grid, table["mean_median"], color=color, lw=1.5, label=f"C ≈ {c:.1e}")
         ax.scatter(sub["params"], sub["loss"], color=color, s=14, edgecolor="k", linewidth=0.3, zorder=3)
@@ -120,11 +120,11 @@ def plot_isoflop_profiles(fit: Fit, bins: int = 6, ci: float = 0.9, ax: Axes | N
     return fig
 
 
-def plot_observed_vs_predicted(fit: Fit, ci: float = 0.9, ax: Axes | None = None) -> Figure:
+def plot_observed_vs_predicted(fit: Fitted, ci: float = 0.9, ax: Axes | None = None) -> Figure:
     """Each run's observed loss against its posterior predictive median and ``ci`` interval."""
     import matplotlib.pyplot as plt
 
-    from bayescale.forecasting import forecast_table
+    from bayescale.forecasting import forecast, forecast_table
 
     runs = fit.runs.data
     if ax is None:
@@ -132,7 +132,7 @@ def plot_observed_vs_predicted(fit: Fit, ci: float = 0.9, ax: Axes | None = None
     else:
         fig = _figure_of(ax)
     columns = [c for c in runs.columns if c not in ("loss",)]
-    table = forecast_table(fit.forecast(runs[columns]), ci)
+    table = forecast_table(forecast(fit, runs[columns]), ci)
     ax.errorbar(runs["loss"], table["loss_median"], yerr=[table["loss_median"] - table["loss_lo"], table["loss_hi"] - table["loss_median"]], fmt="o", ms=3, alpha=0.6, lw=0.8)
     lims = [min(runs["loss"].min(), table["loss_lo"].min()), max(runs["loss"].max(), table["loss_hi"].max())]
     ax.plot(lims, lims, "k--", lw=0.8)
@@ -174,7 +174,7 @@ def plot_frontier(ds: xr.Dataset, ci: float | None = None, reference: pd.DataFra
     return fig
 
 
-def plot_epoch_value(fit: Fit, max_epoch: int = 60, ci: float = 0.9, ax: Axes | None = None) -> Figure:
+def plot_epoch_value(fit: Fitted, max_epoch: int = 60, ci: float = 0.9, ax: Axes | None = None) -> Figure:
     """Value of the k-th epoch's tokens relative to fresh tokens, from the posterior of ``R_D_star``.
 
     Under the data-constrained law D′ = U_D·(1 + R*_D·(1 − e^(−R_D/R*_D))), the k-th pass over the
@@ -209,7 +209,7 @@ def plot_epoch_value(fit: Fit, max_epoch: int = 60, ci: float = 0.9, ax: Axes | 
 
 
 def plot_prob_vs_compute(
-    fit: Fit,
+    fit: Fitted,
     target_loss: float,
     flops: ArrayLike,
     prob: float | None = None,
@@ -225,9 +225,10 @@ def plot_prob_vs_compute(
     """
     import matplotlib.pyplot as plt
 
+    from bayescale.allocate import allocate
     from bayescale.decide import prob_below
 
-    ds = fit.allocate(flops, unique_tokens=unique_tokens, group_values=group_values, new_group=new_group)
+    ds = allocate(fit, flops, unique_tokens=unique_tokens, group_values=group_values, new_group=new_group)
     p = np.atleast_1d(prob_below(fit, target_loss, ds["robust_params"].values, ds["robust_tokens"].values, unique_tokens, predictive=predictive, group_values=group_values, new_group=new_group))
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -280,7 +281,7 @@ def plot_forecast_fan(ds: xr.Dataset, budgets: ArrayLike | None = None, target_l
     return fig
 
 
-def plot_posteriors(fit: Fit, ci: float = 0.9) -> Figure:
+def plot_posteriors(fit: Fitted, ci: float = 0.9) -> Figure:
     """Marginal posterior of each law parameter (and sigma), with its median and ``ci`` interval."""
     import matplotlib.pyplot as plt
 

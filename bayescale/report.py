@@ -54,20 +54,6 @@ def display_path(path: str | Path) -> str:
         return candidate.name
 
 
-#: Irreducible loss range of fits comparable with Hoffmann et al.'s MassiveText runs (their E = 1.69,
-#: Epoch AI's refit 1.82): a fit far outside it measures another dataset or tokenizer.
-HOFFMANN_E_RANGE = (1.5, 2.1)
-
-
-def hoffmann_applies(fit: Fit, theta: dict[str, np.ndarray]) -> bool:
-    """Whether Hoffmann et al.'s Table 3 is fair context: a Chinchilla-family law, on data whose
-    irreducible loss is comparable with theirs, with runs at compute their table covers."""
-    if fit.spec.form not in ("chinchilla", "data_constrained") or "E" not in theta:
-        return False
-    e = float(np.median(theta["E"]))
-    return HOFFMANN_E_RANGE[0] <= e <= HOFFMANN_E_RANGE[1] and float(fit.runs.data["flops"].max()) >= 1e18
-
-
 def _fit_command(fit: Fit) -> str:
     """How the fit was made: its stored command line, or the API call with what the fit recorded."""
     if fit.info.command:
@@ -168,42 +154,33 @@ def _headline(table: pd.DataFrame, decision: Mapping[str, Any] | None, unique_to
 
 
 def _figures(fit: Fit, budgets: np.ndarray, target_loss: float | None, prob: float, ci: float, unique_tokens: float | None, groups: GroupTarget) -> tuple[dict[str, str], pd.DataFrame | None, bool]:
-    """The report's figures (base64 PNGs), the published table they compare with (or None), and
-    whether the runs lie on isoFLOP lines (the isoFLOP figure is drawn only then)."""
-    from bayescale.allocate import allocate, parameter_draws
-    from bayescale.plots import (
-        isoflop_lines,
-        plot_forecast_fan,
-        plot_frontier,
-        plot_isoflop_profiles,
-        plot_observed_vs_predicted,
-        plot_posteriors,
-        plot_prob_vs_compute,
-    )
-    from bayescale.reference import hoffmann_table3
+    """The report's figures (base64 PNGs, drawn by ``figures.figure`` as ``bayescale plot`` draws them),
+    the published table they compare with (or None), and whether the runs lie on isoFLOP lines
+    (the isoFLOP figure is drawn only then)."""
+    from bayescale.allocate import parameter_draws
+    from bayescale.figures import compute_grid, figure
+    from bayescale.plots import isoflop_lines, plot_prob_vs_compute
+    from bayescale.reference import hoffmann_applies, hoffmann_table3
 
-    runs = fit.runs.data
-    low, high = float(runs["flops"].min()), max(float(budgets.max()), float(runs["flops"].max())) * 10
-    grid = np.geomspace(low, high, 40)
-    frontier = allocate(fit, grid, unique_tokens=unique_tokens, **groups)
     seed_table = hoffmann_table3() if hoffmann_applies(fit, parameter_draws(fit, **groups)) else None
-    on_lines = isoflop_lines(runs) is not None
+    on_lines = isoflop_lines(fit.runs.data) is not None
+    request: dict[str, Any] = {"ci": ci, "flops": budgets, "target_loss": target_loss, "unique_tokens": unique_tokens, **groups}
     figures = {
-        "observed": _png(plot_observed_vs_predicted(fit, ci=ci)),
-        "frontier": _png(plot_frontier(frontier, ci, reference=seed_table)),
-        "fan": _png(plot_forecast_fan(frontier, budgets, target_loss)),
-        "posteriors": _png(plot_posteriors(fit, ci)),
+        "observed": _png(figure(fit, "fit", ci=ci)),
+        "frontier": _png(figure(fit, "allocation", **request)),
+        "fan": _png(figure(fit, "forecast", **request)),
+        "posteriors": _png(figure(fit, "posteriors", ci=ci)),
     }
     if on_lines:
-        figures["isoflops"] = _png(plot_isoflop_profiles(fit, ci=ci, **groups))
+        figures["isoflops"] = _png(figure(fit, "isoflop", **request))
     if target_loss is not None:
-        figures["prob"] = _png(plot_prob_vs_compute(fit, target_loss, grid, prob=prob, unique_tokens=unique_tokens, **groups))
+        figures["prob"] = _png(plot_prob_vs_compute(fit, target_loss, compute_grid(fit, budgets), prob=prob, unique_tokens=unique_tokens, **groups))
     return figures, seed_table, on_lines
 
 
 def _fit_section(fit: Fit, ci: float) -> dict[str, Any]:
     """The fit itself: parameter summary, convergence, the self-check's verdict and the discrepancy."""
-    from bayescale.self_check import sentence
+    from bayescale.documents import sentence
 
     diag = fit.diagnostics
     return {

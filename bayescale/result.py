@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from bayescale.names import original_name
 from bayescale.posterior import SAMPLE_DIMS, by_level_name
 from bayescale.runs import RunTable
 from bayescale.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
@@ -279,6 +282,12 @@ class Fit:
         from bayescale.allocate import allocate
 
         return allocate(self, flops, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile, group_values=group_values, new_group=new_group, seed=seed)
+
+    def plot(self, kind: str = "fit", **options: Any) -> Figure:
+        """One figure of this fit (``figures.KINDS``), drawn as ``bayescale plot`` and the report draw it; see ``figures.figure``."""
+        from bayescale.figures import figure
+
+        return figure(self, kind, **options)
 
     def save(self, path: str | Path) -> Path:
         """Write the fit atomically to ``path`` (``.nc`` netCDF, ``.zarr`` zarr store)."""

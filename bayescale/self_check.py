@@ -153,15 +153,3 @@ def score(trained: Fit, test: RunTable) -> SelfCheck:
         sd=tuple(samples.std(axis=0).tolist()),
         distance=tuple(dist.tolist()),
     )
-
-
-def sentence(check: SelfCheck | None) -> str:
-    """One line for budget owners: how far this fit's own forecasts held beyond its data."""
-    if check is None:
-        return "no self-check in this fit (run without it, or fitted by an older version): its forecasts beyond the data are unchecked"
-    if not check.ran:
-        return f"self-check skipped: {check.skipped}"
-    return (
-        f"this fit's own forecasts up to {check.extrapolation:.3g}x beyond its data covered {check.held_out_covered()}/{check.n_test} at 90% "
-        f"(median error {100 * (check.median_abs_log_error or 0.0):.2g}% of the loss)"
-    )

@@ -12,7 +12,8 @@ from bayescale.allocate import parameter_draws
 from bayescale.cli import app
 from bayescale.documents import FitInfo
 from bayescale.plots import isoflop_lines
-from bayescale.report import display_path, hoffmann_applies, render_report
+from bayescale.reference import hoffmann_applies
+from bayescale.report import display_path, render_report
 from bayescale.runs import RunTable
 from bayescale.simulate import grid_runs
 

@@ -132,7 +132,7 @@ def fit_cmd(
     typer.echo(result.selection_sentence())
     if result.groups:
         typer.echo(result.pooling_sentence())
-    from bayescale.self_check import sentence
+    from bayescale.documents import sentence
 
     typer.echo(f"self-check: {sentence(result.self_check)}")
     typer.echo(f"saved {path}")

@@ -40,7 +40,7 @@ def format_summary(result, ci: float, fmt: Format) -> str:
     shown.loc[[p for p in result.spec.fixed if p in shown.index], ["rhat", "ess_bulk", "ess_tail"]] = "fixed"
     body = shown.to_string(float_format=lambda v: f"{v:.4g}")
     scope = "Convergence is judged on every sampled variable, including the internal coordinates not shown above (*_z, and *_tau_*/*_eta_* of pooled groups)."
-    from bayescale.self_check import sentence
+    from bayescale.documents import sentence
 
     disc = result.discrepancy_summary(ci)
     trust = f"discrepancy: tau median {disc['tau_median']:.3g} log loss per decade beyond the runs (prior scale {disc['scale']:g})" if "tau_median" in disc else "discrepancy: off"
