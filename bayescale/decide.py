@@ -26,7 +26,7 @@ import xarray as xr
 
 from bayescale.allocate import allocate, allocate_params
 from bayescale.discrepancy import group_bounds
-from bayescale.documents import sentence
+from bayescale.documents import failure, sentence
 from bayescale.errors import BayescaleError, check_probability
 from bayescale.evaluate import PosteriorEvaluator, plan_distance
 
@@ -328,6 +328,7 @@ def decide(
         plan["beyond_data_decades"] = float(plan_distance(fit.spec.law.inputs, bounds, np.log(plan["params"]), np.log(plan["tokens"]))[()])
     doc["self_check"] = fit.self_check_summary()
     doc["trust"] = sentence(fit.self_check)
+    doc["self_check_warning"] = failure(fit.self_check)
     return doc
 
 

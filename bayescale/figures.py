@@ -34,7 +34,7 @@ FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 GRID_POINTS = 40
 
 
-def budgets_or_default(fit: Fitted, flops: Sequence[float] | None) -> np.ndarray:
+def budgets_or_default(fit: Fitted, flops: Sequence[float] | np.ndarray | None) -> np.ndarray:
     """The budgets asked for, else 100× the largest run's compute (the report's default)."""
     if flops is not None and len(flops):
         return np.asarray(flops, dtype=float)
@@ -69,7 +69,7 @@ def draw(
     ax: Axes,
     *,
     ci: float = 0.9,
-    flops: Sequence[float] | None = None,
+    flops: Sequence[float] | np.ndarray | None = None,
     target_loss: float | None = None,
     unique_tokens: float | None = None,
     group_values: Mapping[str, Any] | None = None,
@@ -100,7 +100,7 @@ def figure(
     kind: str = "fit",
     *,
     ci: float = 0.9,
-    flops: Sequence[float] | None = None,
+    flops: Sequence[float] | np.ndarray | None = None,
     target_loss: float | None = None,
     unique_tokens: float | None = None,
     group_values: Mapping[str, Any] | None = None,

@@ -180,7 +180,7 @@ def _figures(fit: Fit, budgets: np.ndarray, target_loss: float | None, prob: flo
 
 def _fit_section(fit: Fit, ci: float) -> dict[str, Any]:
     """The fit itself: parameter summary, convergence, the self-check's verdict and the discrepancy."""
-    from bayescale.documents import sentence
+    from bayescale.documents import failure, sentence
 
     diag = fit.diagnostics
     return {
@@ -189,6 +189,7 @@ def _fit_section(fit: Fit, ci: float) -> dict[str, Any]:
         "diagnostics": diag.to_dict(),
         "diagnostics_message": diag.message(),
         "trust": sentence(fit.self_check),
+        "health": failure(fit.self_check),
         "self_check": fit.self_check_summary(),
         "discrepancy": fit.discrepancy_summary(ci),
     }

@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from bayescale.design import Design, design
-from bayescale.documents import Diagnostics, FitInfo, SelfCheck
+from bayescale.documents import Diagnostics, FitInfo, SelfCheck, failure
 from bayescale.errors import check_probability
 from bayescale.names import original_name
 from bayescale.posterior import SAMPLE_DIMS, by_level_name
@@ -219,6 +219,7 @@ class Fit:
             "diagnostics": {k: _finite_or_none(v) if isinstance(v, float) else v for k, v in self.diagnostics.to_dict().items()},
             "converged": self.converged,
             "self_check": self.self_check_summary(),
+            "self_check_warning": failure(self.self_check),
             "discrepancy": self.discrepancy_summary(ci),
             "pooling": self.pooling_summary(),
             "selection": dict(self.info.selection) if self.info.selection else None,

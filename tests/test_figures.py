@@ -58,3 +58,21 @@ def test_bad_kind_and_suffix_are_refused_clearly(chinchilla_fit, tmp_path):
     with pytest.raises(BayescaleError, match=r"end the file name in \.png, \.svg, \.pdf"):
         save_figure(fig, tmp_path / "fig.jpeg")
     assert not list(tmp_path.iterdir())
+
+
+def test_plot_command_writes_the_figure_and_refuses_bad_requests(saved_fit_path, tmp_path):
+    from typer.testing import CliRunner
+
+    from bayescale.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "frontier.svg"
+    done = runner.invoke(app, ["plot", str(saved_fit_path), "--kind", "allocation", "--flops", "1e22", "1e23", "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    assert out.read_bytes().startswith(b"<?xml")
+    bad_kind = runner.invoke(app, ["plot", str(saved_fit_path), "--kind", "frontier", "-o", str(tmp_path / "x.png")])
+    assert bad_kind.exit_code != 0 and "choose one of fit, isoflop" in bad_kind.output
+    bad_suffix = runner.invoke(app, ["plot", str(saved_fit_path), "-o", str(tmp_path / "x.jpg")])
+    assert bad_suffix.exit_code != 0 and ".png, .svg, .pdf" in bad_suffix.output
+    onto_fit = runner.invoke(app, ["plot", str(saved_fit_path), "-o", str(saved_fit_path)])
+    assert onto_fit.exit_code == 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 from bayescale.cli.core import SeveralFlops, app
 from bayescale.cli.fit import fit_cmd
 from bayescale.cli.plan import allocate_cmd, decide_cmd, forecast_cmd
-from bayescale.cli.reporting import report_cmd, summary_cmd
+from bayescale.cli.reporting import plot_cmd, report_cmd, summary_cmd
 from bayescale.cli.validation import backtest_cmd, compare_cmd
 from bayescale.cli.workflows import batch_cmd, demo_cmd, spec_cmd
 
@@ -24,5 +24,6 @@ app.command("backtest")(backtest_cmd)
 app.command("compare")(compare_cmd)
 app.command("batch")(batch_cmd)
 app.command("report", cls=SeveralFlops)(report_cmd)
+app.command("plot", cls=SeveralFlops)(plot_cmd)
 
 __all__ = ["app"]

@@ -167,7 +167,21 @@ def command_line(name: str, *positional: object, options: Sequence[tuple[str, ob
 
 
 def strict_exit(strict: bool, result) -> None:
-    """Exit 7 under ``--strict`` when the fit did not converge."""
+    """Exit 7 under ``--strict`` when the fit did not converge or its own forecasts failed its self-check."""
+    from bayescale.documents import failure
+
     if strict and not result.converged:
         typer.secho("error: --strict and the fit did not converge", err=True, fg=typer.colors.RED)
         raise typer.Exit(7)
+    warning = failure(result.self_check)
+    if strict and warning:
+        typer.secho(f"error: --strict and the {warning}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(7)
+
+
+def health_line(result) -> str:
+    """The warning line every output carries when the fit's own forecasts failed its self-check ('' when they held)."""
+    from bayescale.documents import failure
+
+    warning = failure(result.self_check)
+    return f"WARNING: {warning}" if warning else ""

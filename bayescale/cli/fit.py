@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bayescale.cli.core import check_output, column_map, command_line, run, strict_exit
+from bayescale.cli.core import check_output, column_map, command_line, health_line, run, strict_exit
 from bayescale.cli.options import ChainsOpt, DrawsOpt, ModelOpt, QuietOpt, RunsArg, TuneOpt
 
 if TYPE_CHECKING:
@@ -135,5 +135,7 @@ def fit_cmd(
     from bayescale.documents import sentence
 
     typer.echo(f"self-check: {sentence(result.self_check)}")
+    if health_line(result):
+        typer.secho(health_line(result), fg=typer.colors.YELLOW)
     typer.echo(f"saved {path}")
     strict_exit(strict, result)

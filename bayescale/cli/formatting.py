@@ -45,7 +45,10 @@ def format_summary(result, ci: float, fmt: Format) -> str:
     disc = result.discrepancy_summary(ci)
     trust = f"discrepancy: tau median {disc['tau_median']:.3g} log loss per decade beyond the runs (prior scale {disc['scale']:g})" if "tau_median" in disc else "discrepancy: off"
     pooling = f"\n{result.pooling_sentence()}" if result.groups else ""
-    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{result.selection_sentence()}\n{body}\n\n{result.diagnostics.message()}\n{scope}{pooling}\nself-check: {sentence(result.self_check)}\n{trust}"
+    from bayescale.cli.core import health_line
+
+    health = f"\n{health_line(result)}" if health_line(result) else ""
+    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{result.selection_sentence()}\n{body}\n\n{result.diagnostics.message()}\n{scope}{pooling}\nself-check: {sentence(result.self_check)}{health}\n{trust}"
 
 
 def group_header(doc: dict[str, Any]) -> str:

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
-from bayescale.cli.core import check_output, column_map, group_map, run
+from bayescale.cli.core import check_output, column_map, group_map, health_line, run
 from bayescale.cli.formatting import Format, emit, group_header, table_text
 from bayescale.cli.options import CiOpt, FitArg, FormatOpt, GroupValueOpt, NewGroupOpt, OutputOpt
+from bayescale.documents import failure
 
 
 def _forecast(fit_path, params, tokens, unique_tokens, flops, group_value, new_group, targets, column, ci, seed):
@@ -53,13 +54,19 @@ def forecast_cmd(
     check_output(output, inputs=[fit_path, targets])
     result, table = run(_forecast, fit_path, params, tokens, unique_tokens, flops, group_value, new_group, targets, column, ci, seed)
     if format is Format.json:
-        text = json.dumps({"ci": ci, "converged": result.converged, "groups": list(result.groups), "targets": json.loads(table.to_json(orient="records"))}, indent=2)
+        text = json.dumps(
+            {"ci": ci, "converged": result.converged, "self_check_warning": failure(result.self_check), "groups": list(result.groups), "targets": json.loads(table.to_json(orient="records"))}, indent=2
+        )
     elif format is Format.csv or (output is not None and format is Format.table and output.suffix == ".csv"):
         text = table.to_csv(index=False)
+        if health_line(result):  # a CSV stays parseable: the warning goes to stderr
+            typer.secho(health_line(result), err=True, fg=typer.colors.YELLOW)
     else:
         text = table_text(table)
         if "new_group" in table and table["new_group"].any():
             text += "\nnew_group=True: a group not seen at fit time, forecast from the population level (the spread between groups included)."
+        if health_line(result):
+            text += f"\n{health_line(result)}"
     emit(text, output)
 
 

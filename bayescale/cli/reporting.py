@@ -1,4 +1,4 @@
-"""Commands that show a saved fit: ``summary`` (parameters and diagnostics) and ``report`` (the HTML report)."""
+"""Commands that show a saved fit: ``summary`` (parameters and diagnostics), ``report`` (the HTML report) and ``plot`` (one figure)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from bayescale.cli.core import check_output, command_line, group_map, run, strict_exit
 from bayescale.cli.formatting import Format, format_summary
 from bayescale.cli.options import CiOpt, FitArg, FormatOpt, GroupValueOpt, NewGroupOpt
+from bayescale.errors import BayescaleError
 
 
 def summary_cmd(
@@ -89,3 +90,48 @@ def _named_fits(fits):
     """Fits keyed by spec name, or by ``spec (file)`` where two share a spec."""
     names = [f.spec.name for _, f in fits]
     return {(f.spec.name if names.count(f.spec.name) == 1 else f"{f.spec.name} ({Path(p).name})"): f for p, f in fits}
+
+
+def plot_cmd(
+    fit_path: FitArg,
+    kind: Annotated[str, typer.Option(help="fit (runs vs predictions), isoflop (profiles), forecast (loss fan along the compute-optimal frontier), allocation (the frontier), posteriors.")] = "fit",
+    output: Annotated[Path, typer.Option("-o", "--output", help="Figure file: .png, .svg or .pdf (the suffix picks the format).")] = Path("figure.png"),
+    flops: Annotated[list[str] | None, typer.Option(help="FLOP budget(s) marked on the forecast fan (default 100x the largest run).")] = None,
+    target_loss: Annotated[float | None, typer.Option(help="Target loss drawn on the forecast fan.")] = None,
+    unique_tokens: Annotated[str | None, typer.Option(help="Unique tokens available (repeat-aware plans).")] = None,
+    group_value: GroupValueOpt = None,
+    new_group: NewGroupOpt = False,
+    ci: CiOpt = 0.9,
+    dpi: Annotated[int, typer.Option(min=30, max=1200, help="Resolution of a PNG.")] = 150,
+) -> None:
+    """One figure of a saved fit for a slide or a paper, drawn as the report draws it; a grouped fit gets a panel per level unless --group-value names one."""
+    check_output(output, inputs=[fit_path])
+    path = run(_plot, fit_path, kind, output, flops, target_loss, unique_tokens, group_value, new_group, ci, dpi)
+    typer.echo(f"wrote {path}")
+
+
+def _plot(fit_path, kind, output, flops, target_loss, unique_tokens, group_value, new_group, ci, dpi):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bayescale.allocate import parse_flops
+    from bayescale.figures import FORMATS, KINDS, figure, save_figure
+    from bayescale.fitfile import load_fit
+    from bayescale.units import positive_quantity
+
+    if kind not in KINDS:  # before loading the fit: a typo costs nothing
+        raise BayescaleError(f"--kind {kind!r}: choose one of {', '.join(KINDS)}")
+    if output.suffix.lower() not in FORMATS:
+        raise BayescaleError(f"-o {output}: end the file name in {', '.join(FORMATS)} (the suffix picks the format)")
+    result = load_fit(fit_path)
+    fig = figure(
+        result,
+        kind,
+        ci=ci,
+        flops=parse_flops(flops) if flops else None,
+        target_loss=target_loss,
+        unique_tokens=positive_quantity(unique_tokens, "unique tokens"),
+        group_values=group_map(group_value),
+        new_group=new_group,
+    )
+    return save_figure(fig, output, dpi=dpi)
