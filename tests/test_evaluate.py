@@ -72,7 +72,7 @@ def test_one_evaluator_changes_forecasts_allocations_decisions_and_the_self_chec
             "robust_loss": fit.allocate([5.76e23], seed=2)["robust_loss_mean"].values,
             "prob_below": prob_below(fit, median, **target, seed=5),
             "plan_a": compare_plans(fit, (7e10, 1.4e12), (1e10, 1e13), seed=5)["loss_a_median"],
-            "self_check": np.asarray(score(fit, test)["log_error"]),
+            "self_check": np.asarray(score(fit, test).log_error),
         }
 
     before = everything()

@@ -76,7 +76,7 @@ def test_user_copy_of_a_spec(tmp_path):
         ({**BASE, "pooling": {"params": ["E"], "centered": ["A"]}}, "pooling.centered names A, not pooled"),
         ({**BASE, "pooling": {"centered": "E"}}, 'pooling.centered must be "auto", a list'),
         ({**BASE, "likelihood": {"family": "cauchy"}}, "not one of studentt, normal"),
-        ({**BASE, "likelihood": {"nu": -2}}, "nu must be a positive number"),
+        ({**BASE, "likelihood": {"nu": -2}}, "nu = -2 must be a number from 0.1 to 1e"),
         ({**BASE, "priors": {"E": {"dist": "Fixed"}}}, "a fixed parameter is written"),
         ({**BASE, "priors": {"E": {"dist": "Fixed", "value": 1.8, "sigma": 1}}}, "a fixed parameter is written"),
         ({**BASE, "priors": {"E": {"dist": "Fixed", "value": float("nan")}}}, "a fixed parameter is written"),

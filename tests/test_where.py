@@ -96,13 +96,14 @@ def test_filter_order_is_where_then_drop_then_max_epochs():
 def test_a_fit_shows_its_selection_in_summary_and_json():
     from dataclasses import replace
 
-    from bayescale.cli import Format, _format_summary
+    from bayescale.cli.formatting import Format, format_summary
+    from bayescale.documents import FitInfo
 
     from .fakefit import fake_fit
 
     steps = [{"filter": "where", "rule": "params<=1e9", "kept": 120}, {"filter": "drop_highest_loss", "value": 5, "kept": 115}]
-    fit = replace(fake_fit({"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}), info={"selection": {"read": 273, "steps": steps}})
+    fit = replace(fake_fit({"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}), info=FitInfo(selection={"read": 273, "steps": steps}))
     line = "runs: 273 runs read; where params<=1e9: 120 kept; drop 5 highest-loss: 115 kept"
     assert fit.selection_sentence() == line
-    assert line in _format_summary(fit, 0.9, Format.table)
+    assert line in format_summary(fit, 0.9, Format.table)
     assert fit.summary_dict()["selection"]["steps"][0]["rule"] == "params<=1e9"
