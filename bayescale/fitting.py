@@ -181,7 +181,10 @@ def _info(
 def _self_check(result: Fit, design: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig) -> SelfCheck:
     """The fit's own leave-future-out check (``self_check.run``), or the reason it was skipped."""
     from bayescale import self_check
+    from bayescale.progress import phase
 
+    if config.progress:
+        phase(f"self-check: refitting on the smaller runs ({config.draws} draws per chain) to forecast the largest")
     try:
         return self_check.run(result, design, prior_draws, config)
     except self_check.Skip as exc:

@@ -24,6 +24,7 @@ from bayescale.design import design as make_design
 from bayescale.errors import BayescaleError, SamplerError
 from bayescale.pooling import resolve_centered
 from bayescale.posterior import PosteriorView
+from bayescale.progress import CALLBACK_MS, DrawsReporter, live_bar, phase
 from bayescale.runs import RunTable, load_runs
 from bayescale.spec import ModelSpec, load_spec
 
@@ -177,7 +178,7 @@ def _run_sampler(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndar
             logger.setLevel(level)
 
 
-def _compiled(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarray], sampler: str, values: dict[str, np.ndarray] | None = None) -> Any:
+def _compiled(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarray], sampler: str, values: dict[str, np.ndarray] | None = None, progress: bool = False) -> Any:
     """The nutpie-compiled model of ``design``'s shape with ``values`` (default: ``design``'s data) bound: from the cache, else a fresh compile."""
     from bayescale import compiled as nutpie_models
     from bayescale.model import build_model, data_values, structure_key
@@ -185,6 +186,8 @@ def _compiled(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarray
     key = f"{sampler}:{structure_key(spec, design)}"
     if key in _COMPILED:
         return nutpie_models.with_data(_COMPILED[key], data_values(design) if values is None else values)
+    if progress:
+        phase(f"compiling the {spec.name} model for {design.y.size} runs (a few seconds; cached for later fits of this shape)")
     compiled = nutpie_models.compile_model(build_model(spec, design, prior_draws), sampler, release_gil=design.y.size >= PARALLEL_MIN_RUNS)
     if len(_COMPILED) >= _COMPILED_MAX:
         _COMPILED.pop(next(iter(_COMPILED)))
@@ -196,7 +199,10 @@ def _sample_nutpie(spec: ModelSpec, design: Design, prior_draws: dict[str, np.nd
     """Sample with nutpie on the cached compiled model; the run's data are kept as ``constant_data``."""
     from bayescale import compiled as nutpie_models
 
-    compiled = _compiled(spec, design, prior_draws, config.sampler, values)
+    compiled = _compiled(spec, design, prior_draws, config.sampler, values, config.progress)
+    plain = config.progress and not live_bar()  # no terminal: plain lines instead of a bar nobody sees
+    if config.progress:
+        phase(f"sampling {config.chains} chains × ({config.tune} tuning + {config.draws}) draws")
     tree = nutpie_models.sample(
         compiled,
         _KEEP_STATS,
@@ -205,7 +211,9 @@ def _sample_nutpie(spec: ModelSpec, design: Design, prior_draws: dict[str, np.nd
         chains=config.chains,
         cores=config.cores,
         seed=config.seed,
-        progress_bar=config.progress,
+        progress_bar=config.progress and not plain,
+        progress_callback=DrawsReporter("sampling") if plain else None,
+        progress_rate=CALLBACK_MS if plain else 100,
         target_accept=config.target_accept,
         adaptation=config.adaptation,
     )

@@ -88,7 +88,7 @@ def run(fit: Fitted, full_design: Design, prior_draws: dict[str, np.ndarray], co
     """Refit ``fit``'s spec on its smaller runs, forecast the largest, and score the forecasts.
 
     ``config`` is the fit's sampler options with the self-check's draws and tuning steps; the
-    refit uses at most ``CHAINS`` chains, without progress output.
+    refit uses at most ``CHAINS`` chains and reports progress as the fit does.
 
     Returns the ``SelfCheck`` document (headline, detail, and per held-out run the residuals
     that update τ). Raises ``Skip`` with the reason when the runs cannot support it.
@@ -111,7 +111,7 @@ def run(fit: Fitted, full_design: Design, prior_draws: dict[str, np.ndarray], co
     values.update({f"centre_{c}": np.asarray(v) for c, v in train_design.centres.items()})  # centres of the training part
     values["run_weight"] = (~held).astype(float)
     chains = min(CHAINS, fit.info.chains or CHAINS)
-    config = dataclasses.replace(config, chains=chains, cores=min(config.cores or chains, chains), progress=False)
+    config = dataclasses.replace(config, chains=chains, cores=min(config.cores or chains, chains))
     raw = sample(spec, full_design, prior_draws, config, values)
     tree = tidy_tree(raw, spec, train_design)
     plain = dataclasses.replace(spec, discrepancy=Discrepancy(enabled=False, scale=spec.discrepancy.scale))

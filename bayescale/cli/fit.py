@@ -127,6 +127,10 @@ def fit_cmd(
     def recheck() -> None:  # again at save time: another process may have written -o while this fit sampled
         _refuse_overwrite(output, result.runs, model, group, config)
 
+    if not quiet:
+        from bayescale.progress import phase
+
+        phase(f"saving {output}")
     path = run(save_or_recover, result, output, recheck=recheck, seen=seen if force else None)  # a sampled fit is never lost
     typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
     typer.echo(result.selection_sentence())
