@@ -56,11 +56,11 @@ def frontier(fit: Fitted, budgets: np.ndarray, unique_tokens: float | None = Non
 
 def panel_requests(fit: Fitted, group_values: Mapping[str, Any] | None, new_group: bool) -> list[tuple[str, dict[str, Any], bool]]:
     """(title, group_values, new_group) per panel: the request as given, or every seen level and a new group."""
+    from bayescale.groups import every_level
+
     if not fit.groups or group_values or new_group:
         return [("", dict(group_values or {}), new_group)]
-    combos = fit.runs.data[list(fit.groups)].astype(str).drop_duplicates().sort_values(list(fit.groups))
-    panels = [(", ".join(f"{g}={v}" for g, v in row.items()), dict(row.items()), False) for _, row in combos.iterrows()]
-    return [*panels, (f"a new, unseen {' × '.join(fit.groups)}", {}, True)]
+    return [(label, dict(values), new) for label, values, new in every_level(fit)]
 
 
 def draw(

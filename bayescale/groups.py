@@ -150,3 +150,11 @@ def describe(fit: Fitted, resolved: Mapping[str, tuple[str, bool]]) -> str:
         else:
             parts.append(f"{g}={level}, a group seen at fit time")
     return "; ".join(parts)
+
+
+def every_level(fit: Grouped) -> list[tuple[str, dict[str, str], bool]]:
+    """(label, group_values, new_group) for each seen combination of levels, then a new, unseen group:
+    what a grouped fit answers when a request names no level (every level is answered)."""
+    combos = fit.runs.data[list(fit.groups)].astype(str).drop_duplicates().sort_values(list(fit.groups))
+    seen = [(", ".join(f"{g}={v}" for g, v in row.items()), {str(g): str(v) for g, v in row.items()}, False) for _, row in combos.iterrows()]
+    return [*seen, (f"a new, unseen {' × '.join(fit.groups)}", {}, True)]

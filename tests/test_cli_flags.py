@@ -77,7 +77,14 @@ def test_allocate_decide_report_take_group_flags(grouped_path, tmp_path):
     assert seen["group"] == {"dataset": "web"} and seen["new_group"] is False
     new = invoke("allocate", grouped_path, "--flops", "1e21", "--new-group")
     assert new.exit_code == 0 and new.stdout.startswith("for a new, unseen dataset")
-    one_error(invoke("allocate", grouped_path, "--flops", "1e21"), 2, "--group-value dataset=LEVEL")
+    every = json.loads(invoke("allocate", grouped_path, "--flops", "1e21", "--format", "json").stdout)  # no level named: every level and a new group
+    levels = [doc["group"]["dataset"] for doc in every["levels"]]
+    assert levels[-1] == "(new)" and [doc["new_group"] for doc in every["levels"]] == [False] * (len(levels) - 1) + [True]
+    assert next(doc for doc in every["levels"] if doc["group"]["dataset"] == "web")["budgets"] == seen["budgets"]
+    rows = pd.read_csv(__import__("io").StringIO(invoke("allocate", grouped_path, "--flops", "1e21", "1e22", "--format", "csv").stdout))
+    assert list(rows.columns[:2]) == ["dataset", "new_group"] and len(rows) == 2 * len(levels)
+    decided = json.loads(invoke("decide", grouped_path, "--target-loss", "2.5", "--flops", "1e21", "--format", "json").stdout)
+    assert [doc["group"]["dataset"] for doc in decided["levels"]] == levels
     doc = json.loads(invoke("decide", grouped_path, "--target-loss", "2.5", "--flops", "1e21", "--new-group", "--format", "json").stdout)
     assert doc["new_group"] is True and doc["group"] == {"dataset": "(new)"}
     report = invoke("report", grouped_path, "-o", tmp_path / "r.html", "--flops", "1e21", "--group-value", "dataset=rpj")

@@ -79,8 +79,20 @@ def _allocate(fit_path, flops, unique_tokens, ci, robust_quantile, group_value, 
     budgets = parse_flops(flops or [])
     groups = group_map(group_value)
     result = load_fit(fit_path)
-    ds = result.allocate(budgets, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile, group_values=groups, new_group=new_group)
-    return result, _group_doc(result, groups, new_group), allocation_table(ds, ci)
+    answers = []
+    for values, new in _requests(result, groups, new_group):
+        ds = result.allocate(budgets, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile, group_values=values, new_group=new)
+        answers.append((_group_doc(result, values, new), allocation_table(ds, ci)))
+    return result, answers
+
+
+def _requests(result, groups: dict[str, str], new_group: bool) -> list[tuple[dict[str, str], bool]]:
+    """The group requests a command answers: the one named, or, on a grouped fit naming none, every seen level and a new group."""
+    from bayescale.groups import every_level
+
+    if not result.groups or groups or new_group:
+        return [(groups, new_group)]
+    return [(values, new) for _, values, new in every_level(result)]
 
 
 def _group_doc(result, groups: dict[str, str], new_group: bool) -> dict[str, Any]:
@@ -106,14 +118,28 @@ def allocate_cmd(
 ) -> None:
     """Compute-optimal parameters and tokens per FLOP budget (C = 6ND), with posterior intervals."""
     check_output(output, inputs=[fit_path])
-    result, group, table = run(_allocate, fit_path, flops, unique_tokens, ci, robust_quantile, group_value, new_group)
+    result, answers = run(_allocate, fit_path, flops, unique_tokens, ci, robust_quantile, group_value, new_group)
+    docs = [{**group, "budgets": json.loads(table.to_json(orient="records"))} for group, table in answers]
     if format is Format.json:
-        text = json.dumps({"ci": ci, "converged": result.converged, **group, "budgets": json.loads(table.to_json(orient="records"))}, indent=2)
+        body = docs[0] if len(docs) == 1 else {"levels": docs}
+        text = json.dumps({"ci": ci, "converged": result.converged, **body}, indent=2)
     elif format is Format.csv:
-        text = table.to_csv(index=False)
+        text = _level_frame(answers).to_csv(index=False)
     else:
-        text = group_header(group) + table_text(table)
+        text = "\n\n".join(group_header(group) + table_text(table) for group, table in answers)
     emit(text, output)
+
+
+def _level_frame(answers):
+    """One CSV for every level's rows: the group columns and ``new_group`` first (nothing added for one answer)."""
+    import pandas as pd
+
+    if len(answers) == 1:
+        return answers[0][1]
+    frames = [table.assign(**{g: level for g, level in group["group"].items()}, new_group=group["new_group"]) for group, table in answers]
+    out = pd.concat(frames, ignore_index=True)
+    first = [*answers[0][0]["group"], "new_group"]
+    return out[first + [c for c in out.columns if c not in first]]
 
 
 def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour, group_value, new_group):
@@ -135,10 +161,13 @@ def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, p
     budgets = parse_flops(flops) if flops else None
     groups = group_map(group_value)
     result = load_fit(fit_path)
-    return decide(
-        result, target_loss, prob, flops=budgets, params=n, tokens=d, unique_tokens=u, predictive=predictive,
-        usd_per_flop=usd_per_flop, flops_per_gpu_hour=flops_per_gpu_hour, group_values=groups, new_group=new_group,
-    )  # fmt: skip
+    return [
+        decide(
+            result, target_loss, prob, flops=budgets, params=n, tokens=d, unique_tokens=u, predictive=predictive,
+            usd_per_flop=usd_per_flop, flops_per_gpu_hour=flops_per_gpu_hour, group_values=values, new_group=new,
+        )
+        for values, new in _requests(result, groups, new_group)
+    ]  # fmt: skip
 
 
 def decide_cmd(
@@ -159,20 +188,21 @@ def decide_cmd(
 ) -> None:
     """P(loss < target) for a plan or budgets, or the least compute that reaches the target with --prob."""
     check_output(output, inputs=[fit_path])
-    doc = run(_decide, fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour, group_value, new_group)
+    docs = run(_decide, fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour, group_value, new_group)
     if format is Format.json:
-        text = json.dumps(doc, indent=2)
+        text = json.dumps(docs[0] if len(docs) == 1 else {"levels": docs}, indent=2)
     else:
         import pandas as pd
 
-        table = pd.DataFrame(doc["plans"])
-        if format is Format.csv:
-            text = table.to_csv(index=False)
-        else:
-            head = f"P(loss < {doc['target_loss']:g}) ({'posterior predictive' if doc['predictive'] else 'mean curve'}), required {doc['prob_required']:g}; mode: {doc['mode']}"
-            text = group_header(doc) + head + "\n" + table_text(table)
-            if len(doc["plans"]) == 1:
-                text += f"\nP(loss < {doc['target_loss']:g}) = {doc['plans'][0]['prob']:.3g} — {doc['trust']}"
-            else:
-                text += f"\nEvery probability above: {doc['trust']}"
+        answers = [(doc, pd.DataFrame(doc["plans"])) for doc in docs]
+        text = _level_frame(answers).to_csv(index=False) if format is Format.csv else "\n\n".join(_decision_text(doc, table) for doc, table in answers)
     emit(text, output)
+
+
+def _decision_text(doc: dict[str, Any], table) -> str:
+    """One level's decision as the table and its probability lines."""
+    head = f"P(loss < {doc['target_loss']:g}) ({'posterior predictive' if doc['predictive'] else 'mean curve'}), required {doc['prob_required']:g}; mode: {doc['mode']}"
+    text = group_header(doc) + head + "\n" + table_text(table)
+    if len(doc["plans"]) == 1:
+        return text + f"\nP(loss < {doc['target_loss']:g}) = {doc['plans'][0]['prob']:.3g} — {doc['trust']}"
+    return text + f"\nEvery probability above: {doc['trust']}"
