@@ -1,5 +1,6 @@
 """The typed documents a fit carries: its convergence ``Diagnostics``, how it was sampled
-(``FitInfo``, with ``Uncentering`` when a funnel made ``fit`` sample again) and its own
+(``FitInfo``, with ``Uncentering`` when a first run that did not converge made ``fit`` sample
+again) and its own
 leave-future-out ``SelfCheck``.
 
 Each is a frozen dataclass with ``to_dict``/``from_dict``: the dict is what the fit file and the
@@ -58,11 +59,25 @@ class Diagnostics:
             problems=tuple(raw.get("problems", ())),
         )
 
-    def message(self) -> str:
-        """One plain sentence: converged, or what failed and what to do."""
+    def message(self, info: FitInfo | None = None) -> str:
+        """One plain sentence: converged, or what failed, what the fit tried on this table (from
+        ``info``) and the options it did not try. Nothing untried, more tuning or draws included,
+        is offered as a fix: on a funnel more draws only diverge more."""
         if self.converged:
             return f"converged (R-hat max {self.rhat_max:.3f}, min bulk ESS {self.ess_bulk_min:.0f}, {self.divergences} divergences)"
-        return "NOT CONVERGED: " + "; ".join(self.problems) + ". Do not trust these numbers: run more tune/draws, check the data for outliers, or simplify the model (fewer pooled parameters)."
+        text = "NOT CONVERGED: " + "; ".join(self.problems) + ". Do not trust these numbers."
+        tried = info.uncentered if info is not None else None
+        if tried is not None:
+            text += f" Tried: {tried.sentence()}."
+        if info is None or not info.pooled:
+            return text + " Untried options: look for outlying runs, or fit a simpler law."
+        options = (
+            []
+            if tried is not None
+            else ['the other centring of the group levels (the spec\'s pooling.centered = "auto" tries both)' if info.centering == "spec" else "the other centring of the group levels"]
+        )
+        options += ["fit without --group (one law for every group)", "pool fewer parameters (the spec's [pooling] params; bayescale compare --group COLUMN --pooling ... ranks the choices)"]
+        return text + " Untried options: " + "; ".join(options) + "."
 
 
 def _optional(raw: Mapping[str, Any], key: str, kind: type) -> Any:
@@ -86,19 +101,78 @@ def _without_none(document: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One sampling run of a fit that sampled twice: its centred pooled levels and its verdict."""
+
+    centered: tuple[str, ...]
+    converged: bool
+    divergences: int
+    rhat_max: float
+    problems: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, centered: tuple[str, ...], diagnostics: Diagnostics) -> Attempt:
+        return cls(centered, diagnostics.converged, diagnostics.divergences, diagnostics.rhat_max, diagnostics.problems)
+
+    def verdict(self) -> str:
+        """A few words: converged, or its divergences and largest R-hat."""
+        return "converged" if self.converged else f"{self.divergences} divergences, R-hat {self.rhat_max:.3f}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"centered": list(self.centered), "converged": self.converged, "divergences": self.divergences, "rhat_max": self.rhat_max, "problems": list(self.problems)}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Attempt:
+        return cls(tuple(str(p) for p in raw["centered"]), bool(raw["converged"]), int(raw["divergences"]), float(raw["rhat_max"]), tuple(str(p) for p in raw.get("problems", ())))
+
+
+@dataclass(frozen=True)
 class Uncentering:
-    """A second sampling run of an auto-centred fit whose first run diverged in a funnel: the
-    levels sampled again non-centred and the first run's divergences (JSON key ``recentred``)."""
+    """A second sampling run of an auto-centred grouped fit whose first run did not converge, with
+    the other parametrisation of its pooled levels (JSON key ``recentred``).
+
+    ``params``: the levels whose centring the second run switched; ``divergences``: the first
+    run's. Fits since issue 31 also record ``attempts`` (first, second) and ``kept`` (the index
+    of the run the fit holds: a converged run beats one that is not, then fewer divergences, then
+    the smaller largest R-hat); older files say only that ``params`` were sampled again non-centred.
+    """
 
     params: tuple[str, ...]
     divergences: int
+    attempts: tuple[Attempt, ...] | None = None
+    kept: int | None = None
+
+    def sentence(self) -> str:
+        """One line for people: what the second run switched, how each run did, which one the fit holds."""
+        if not self.attempts or self.kept is None:
+            return f"{', '.join(self.params)} sampled again non-centred after {self.divergences} divergences in a funnel"
+        runs = "; ".join(f"{_centring(a.centered, self.params)}: {a.verdict()}" for a in self.attempts)
+        return f"not converged at first, so sampled again with {', '.join(self.params)} switched ({runs}); kept the {('first', 'second')[self.kept]} run"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"params": list(self.params), "divergences": self.divergences}
+        out: dict[str, Any] = {"params": list(self.params), "divergences": self.divergences}
+        if self.attempts is not None:
+            out["attempts"] = [a.to_dict() for a in self.attempts]
+            out["kept"] = self.kept
+        return out
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Uncentering:
-        return cls(tuple(str(p) for p in raw["params"]), int(raw["divergences"]))
+        attempts = raw.get("attempts")
+        return cls(
+            tuple(str(p) for p in raw["params"]),
+            int(raw["divergences"]),
+            None if attempts is None else tuple(Attempt.from_dict(a) for a in attempts),
+            _optional(raw, "kept", int),
+        )
+
+
+def _centring(centered: tuple[str, ...], switched: tuple[str, ...]) -> str:
+    """How a run sampled the switched levels: ``centred``, ``non-centred`` or a mix (``E centred``)."""
+    inside = [p for p in switched if p in centered]
+    if len(inside) == len(switched):
+        return "centred"
+    return f"{', '.join(inside)} centred" if inside else "non-centred"
 
 
 @dataclass(frozen=True)
@@ -118,7 +192,7 @@ class FitInfo:
     centering: str | None = None
     created: str | None = None
     command: str | None = None
-    #: Set when ``fit`` sampled again with auto-centred levels non-centred (JSON key ``recentred``).
+    #: Set when ``fit`` sampled again with the other parametrisation of auto-centred levels (JSON key ``recentred``).
     uncentered: Uncentering | None = None
     #: Which rows ``load_runs`` kept and by which filters (``RunTable.selection``): ``read``, ``steps``.
     selection: Mapping[str, Any] | None = None

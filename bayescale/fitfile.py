@@ -126,7 +126,7 @@ def load_fit(path: str | Path, *, max_bytes: int = MAX_LOAD_BYTES) -> Fit:
     except Exception as exc:
         raise FitFileError(f"{path}: a bayescale fit file with missing or damaged content ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not diagnostics.converged:
-        warnings.warn(f"{path}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
+        warnings.warn(f"{path}: {diagnostics.message(result.info)}", ConvergenceWarning, stacklevel=2)
     return result
 
 

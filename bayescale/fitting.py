@@ -21,11 +21,11 @@ import xarray as xr
 
 from bayescale.design import Design
 from bayescale.design import design as make_design
-from bayescale.documents import Diagnostics, FitInfo, SelfCheck, Uncentering
+from bayescale.documents import Attempt, Diagnostics, FitInfo, SelfCheck, Uncentering
 from bayescale.errors import BayescaleError, ConvergenceWarning, RunTableError, SamplerError, check_count, check_seed
 from bayescale.fitfile import MAX_LOAD_BYTES, load_fit
 from bayescale.fitformat import FORMAT_VERSION, check_storable, content_hash, package_version, save_fit
-from bayescale.pooling import resolve_centered, uncenter_after_divergences, without_centering
+from bayescale.pooling import other_centering, resolve_centered, switch_centering
 from bayescale.posterior import SAMPLE_DIMS, judged_variables
 from bayescale.result import Fit, check_convergence
 from bayescale.runs import RunTable, check_magnitudes, load_runs
@@ -114,24 +114,36 @@ def fit(
     check = _self_check(result, design, prior_draws, replace(config, draws=min(self_check_draws, draws), tune=min(self_check_draws, tune))) if self_check else None
     result = with_discrepancy(result, check).with_parameter_diagnostics()
     if not diagnostics.converged:
-        warnings.warn(f"{spec.name} fit on {runs.source}: {diagnostics.message()}", ConvergenceWarning, stacklevel=2)
+        warnings.warn(f"{spec.name} fit on {runs.source}: {diagnostics.message(info)}", ConvergenceWarning, stacklevel=2)
     return result
 
 
 def _sample_uncentering(
     spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, adaptation: str | None, auto: bool
 ) -> tuple[ModelSpec, xr.DataTree, Diagnostics, SamplerConfig, Uncentering | None]:
-    """Sample; if auto-centred levels diverged, sample once more with them non-centred
-    (``pooling.uncenter_after_divergences``). Returns what was sampled last and, if it re-sampled, what and why."""
-    tree, diagnostics, config = _sample_judged(spec, design, prior_draws, config, adaptation)
-    if not (auto and diagnostics.divergences):
-        return spec, tree, diagnostics, config, None
-    again = uncenter_after_divergences(spec, design.groups, tree["posterior"].to_dataset(), tree["sample_stats"].to_dataset()["diverging"].values)
-    if not again:
-        return spec, tree, diagnostics, config, None
-    spec = without_centering(spec, again)
-    tree, second, config = _sample_judged(spec, design, prior_draws, config, adaptation)
-    return spec, tree, second, config, Uncentering(tuple(again), diagnostics.divergences)
+    """Sample; if an auto-centred grouped fit did not converge, sample once more with the other
+    parametrisation of its pooled levels (``pooling.other_centering``: the funnel's levels after
+    divergences there, else all) and keep the better run (``_better``). Returns the run kept
+    and, if it sampled twice, both runs' verdicts."""
+    first = (spec, *_sample_judged(spec, design, prior_draws, config, adaptation))
+    diagnostics, tree = first[2], first[1]
+    if not auto or diagnostics.converged or not design.groups or not spec.pooled:
+        return (*first, None)
+    switched = other_centering(spec, design.groups, tree["posterior"].to_dataset(), tree["sample_stats"].to_dataset()["diverging"].values)
+    other = switch_centering(spec, switched)
+    second = (other, *_sample_judged(other, design, prior_draws, config, adaptation))
+    kept = int(_better(second[2], diagnostics))
+    attempts = (Attempt.of(tuple(spec.centered), diagnostics), Attempt.of(tuple(other.centered), second[2]))
+    return (*(first, second)[kept], Uncentering(tuple(switched), diagnostics.divergences, attempts, kept))
+
+
+def _better(second: Diagnostics, first: Diagnostics) -> bool:
+    """Whether the second run is the better: converged beats not, then fewer divergences, then the smaller largest R-hat (a tie keeps the first)."""
+
+    def score(d: Diagnostics) -> tuple[bool, int, float]:
+        return (not d.converged, d.divergences, d.rhat_max if np.isfinite(d.rhat_max) else np.inf)
+
+    return score(second) < score(first)
 
 
 def _sample_judged(spec: ModelSpec, design: Design, prior_draws: dict[str, np.ndarray], config: SamplerConfig, adaptation: str | None) -> tuple[xr.DataTree, Diagnostics, SamplerConfig]:

@@ -139,6 +139,16 @@ def uncenter_after_divergences(spec: ModelSpec, groups: Sequence[str], posterior
     return funnel_parameters(spec, groups, posterior, diverging) or tuple(p for p in spec.pooled if p in spec.centered)
 
 
-def without_centering(spec: ModelSpec, names: Sequence[str]) -> ModelSpec:
-    """``spec`` (centring resolved) with ``names`` sampled non-centred."""
-    return dataclasses.replace(spec, centered=tuple(p for p in spec.centered if p not in names))
+def other_centering(spec: ModelSpec, design_groups: Sequence[str], posterior: xr.Dataset, diverging: np.ndarray) -> tuple[str, ...]:
+    """The pooled levels whose centring a second run switches after a first that did not converge:
+    the funnel's levels when it diverged there (``uncenter_after_divergences``), else every pooled
+    level (centred ones non-centred and non-centred ones centred)."""
+    if diverging.any() and (funnel := uncenter_after_divergences(spec, design_groups, posterior, diverging)):
+        return funnel
+    return tuple(spec.pooled)
+
+
+def switch_centering(spec: ModelSpec, names: Sequence[str]) -> ModelSpec:
+    """``spec`` (centring resolved) with the levels ``names`` in the other parametrisation."""
+    kept = [p for p in spec.centered if p not in names]
+    return dataclasses.replace(spec, centered=tuple(kept + [p for p in spec.pooled if p in names and p not in spec.centered]))

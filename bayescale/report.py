@@ -187,7 +187,7 @@ def _fit_section(fit: Fit, ci: float) -> dict[str, Any]:
         "summary": [{"name": k, **{c: float(v) for c, v in row.items()}} for k, row in fit.summary(ci).iterrows()],
         "converged": diag.converged,
         "diagnostics": diag.to_dict(),
-        "diagnostics_message": diag.message(),
+        "diagnostics_message": diag.message(fit.info),
         "trust": sentence(fit.self_check),
         "health": failure(fit.self_check),
         "self_check": fit.self_check_summary(),

@@ -236,7 +236,7 @@ class Fit:
 
     def pooling_summary(self) -> dict[str, Any]:
         """What varied by group and how it was sampled: ``pooled``, ``centered``, ``centering``
-        (``auto``/``spec``) and, when a first run found a funnel, ``recentred`` (its params, divergences)."""
+        (``auto``/``spec``) and, when a first run did not converge, ``recentred`` (what was switched, each run's verdict, which was kept)."""
         info = self.info.to_dict()
         return {k: info[k] for k in ("pooled", "centered", "centering", "recentred") if k in info} if self.groups else {}
 
@@ -249,7 +249,7 @@ class Fit:
         centered = [p for p in pooled if p in (self.spec.centered if info.centered is None else info.centered)]
         text = f"pooling: {', '.join(pooled) or 'nothing'} vary by {', '.join(self.groups)}; centred: {', '.join(centered) or 'none'} ({info.centering or 'spec'})"
         if info.uncentered is not None:
-            text += f"; {', '.join(info.uncentered.params)} sampled again non-centred after {info.uncentered.divergences} divergences in a funnel"
+            text += f"; {info.uncentered.sentence()}"
         return text
 
     def self_check_summary(self) -> dict[str, Any] | None:

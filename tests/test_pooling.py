@@ -21,9 +21,9 @@ from bayescale.pooling import (
     funnel_parameters,
     pooling_choice,
     resolve_centered,
+    switch_centering,
     uncenter_after_divergences,
     with_pooling,
-    without_centering,
 )
 from bayescale.simulate import EPOCH_CHINCHILLA, grid_runs, simulate_runs
 from bayescale.spec import AUTO, load_spec, shipped_specs
@@ -137,7 +137,7 @@ def test_funnel_is_the_centered_level_whose_spread_collapses_where_the_sampler_d
     assert np.median(a_tau[diverging]) < FUNNEL_TAU_RATIO * np.median(a_tau)
     assert funnel_parameters(spec, ["dataset"], post, diverging) == ("A",)
     assert funnel_parameters(spec, ["dataset"], post, np.zeros(shape, bool)) == ()  # no divergences: nothing to do
-    assert without_centering(spec, ("A",)).centered == ("E",)
+    assert switch_centering(spec, ("A",)).centered == ("E",)
     assert uncenter_after_divergences(spec, ["dataset"], post, diverging) == ("A",)
     b_tau[diverging] = a_tau[diverging] = np.median(a_tau)  # divergences that point at no level: every centred one
     assert funnel_parameters(spec, ["dataset"], post.assign(A_tau_dataset=(("chain", "draw"), a_tau)), diverging) == ()

@@ -132,7 +132,7 @@ def fit_cmd(
 
         phase(f"saving {output}")
     path = run(save_or_recover, result, output, recheck=recheck, seen=seen if force else None)  # a sampled fit is never lost
-    typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message()}")
+    typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message(result.info)}")
     typer.echo(result.selection_sentence())
     if result.groups:
         typer.echo(result.pooling_sentence())

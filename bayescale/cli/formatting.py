@@ -48,7 +48,7 @@ def format_summary(result, ci: float, fmt: Format) -> str:
     from bayescale.cli.core import health_line
 
     health = f"\n{health_line(result)}" if health_line(result) else ""
-    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{result.selection_sentence()}\n{body}\n\n{result.diagnostics.message()}\n{scope}{pooling}\nself-check: {sentence(result.self_check)}{health}\n{trust}"
+    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{result.selection_sentence()}\n{body}\n\n{result.diagnostics.message(result.info)}\n{scope}{pooling}\nself-check: {sentence(result.self_check)}{health}\n{trust}"
 
 
 def group_header(doc: dict[str, Any]) -> str:
