@@ -8,7 +8,8 @@ datasets and recipes really change. ``pooling_choice`` turns the CLI's ``--pooli
 parameter lists; ``auto_centered`` is the rule behind ``pooling.centered = "auto"``, and
 ``uncenter_after_divergences`` its check after sampling: a centred level whose spread τ is small
 where the sampler diverged is in a funnel, and ``fit`` samples it again non-centred (every
-centred level when the divergent draws point at none).
+centred level when the divergent draws point at none). A first run that did not converge for
+another reason is sampled again with every pooled level switched (``other_centering``).
 """
 
 from __future__ import annotations
