@@ -146,8 +146,10 @@ class Uncentering:
         """One line for people: what the second run switched, how each run did, which one the fit holds."""
         if not self.attempts or self.kept is None:
             return f"{', '.join(self.params)} sampled again non-centred after {self.divergences} divergences in a funnel"
-        runs = "; ".join(f"{_centring(a.centered, self.params)}: {a.verdict()}" for a in self.attempts)
-        return f"not converged at first, so sampled again with {', '.join(self.params)} switched ({runs}); kept the {('first', 'second')[self.kept]} run"
+        labels = [_centring(a.centered, self.params) for a in self.attempts]
+        runs = "; ".join(f"{label}: {a.verdict()}" for label, a in zip(labels, self.attempts, strict=True))
+        outcome = "" if any(a.converged for a in self.attempts) else "neither converged; "
+        return f"{' and '.join(labels)} group levels for {', '.join(self.params)} ({runs}); {outcome}kept the {labels[self.kept]} run"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"params": list(self.params), "divergences": self.divergences}

@@ -59,7 +59,8 @@ def test_not_converged_samples_the_other_centring_and_keeps_the_converged_run(gr
     assert again is not None and again.kept == 1 and again.attempts is not None
     assert [a.converged for a in again.attempts] == [False, True] and [a.centered for a in again.attempts] == sampled
     assert result.diagnostics.converged and tuple(result.spec.centered) == sampled[1] == result.info.centered
-    assert "kept the second run" in result.pooling_sentence()
+    line = result.pooling_sentence()
+    assert f"kept the {'centred' if set(sampled[1]) == {'E', 'A', 'B'} else 'non-centred'} run" in line and "neither converged" not in line
     stored = FitInfo.from_dict(result.info.to_dict())
     assert stored == result.info and result.pooling_summary()["recentred"]["kept"] == 1
 
@@ -69,11 +70,11 @@ def test_neither_converged_keeps_the_better_and_names_only_what_was_tried(groupe
     verdicts += [lambda d: _failed(d, 0, 1.05), lambda d: _failed(d, 30, 1.3)]
     result = _fit(grouped_frame)
     again = result.info.uncentered
-    assert len(sampled) == 2 and again is not None and again.kept == 0
+    assert len(sampled) == 2 and again is not None and again.kept == 0 and set(sampled[0]) == {"E", "A", "B"}  # the design centres every level
     assert tuple(result.spec.centered) == sampled[0] and result.diagnostics.rhat_max == pytest.approx(1.05)
     message = result.diagnostics.message(result.info)
-    assert message.startswith("NOT CONVERGED") and "Tried:" in message and "kept the first run" in message
-    assert "centred: " in message and "non-centred: 30 divergences" in message
+    assert message.startswith("NOT CONVERGED") and "Tried: centred and non-centred group levels for E, A, B" in message
+    assert "neither converged; kept the centred run" in message and "non-centred: 30 divergences" in message
     assert "--group" in message and "pool fewer parameters" in message
     assert "tune" not in message and "draws" not in message and "other centring" not in message
 
