@@ -121,7 +121,7 @@ def _bayes_scores(fitted: Any, test: RunTable, observed: np.ndarray, seed: int) 
         "rhat_max": diag.rhat_max,
         "ess_bulk_min": diag.ess_bulk_min,
         "divergences": diag.divergences,
-        "diagnostics": diag.message(),
+        "diagnostics": diag.message(fitted.info),
     }
 
 
