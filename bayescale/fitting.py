@@ -27,6 +27,7 @@ from bayescale.fitfile import MAX_LOAD_BYTES, load_fit
 from bayescale.fitformat import FORMAT_VERSION, check_storable, content_hash, package_version, save_fit
 from bayescale.pooling import other_centering, resolve_centered, switch_centering
 from bayescale.posterior import SAMPLE_DIMS, judged_variables
+from bayescale.progress import phase
 from bayescale.result import Fit, check_convergence
 from bayescale.runs import RunTable, check_magnitudes, load_runs
 from bayescale.sampling import ADAPTATIONS, NUTPIE_SAMPLERS, SAMPLERS, SamplerConfig, _adaptation, _check_size, _warn_if_slow, default_cores, prepare, sample, tidy_tree
@@ -131,6 +132,8 @@ def _sample_uncentering(
         return (*first, None)
     switched = other_centering(spec, design.groups, tree["posterior"].to_dataset(), tree["sample_stats"].to_dataset()["diverging"].values)
     other = switch_centering(spec, switched)
+    if config.progress:
+        phase(f"not converged ({'; '.join(diagnostics.problems)}): sampling again with {', '.join(switched)} in the other centring")
     second = (other, *_sample_judged(other, design, prior_draws, config, adaptation))
     kept = int(_better(second[2], diagnostics))
     attempts = (Attempt.of(tuple(spec.centered), diagnostics), Attempt.of(tuple(other.centered), second[2]))

@@ -44,16 +44,17 @@ def forced(monkeypatch):
     return sampled, verdicts
 
 
-def _fit(frame, model="chinchilla"):
+def _fit(frame, model="chinchilla", progress=False):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return fitting.fit(frame, model, group="dataset", seed=1, **TINY)
+        return fitting.fit(frame, model, group="dataset", seed=1, progress=progress, **TINY)
 
 
-def test_not_converged_samples_the_other_centring_and_keeps_the_converged_run(grouped_frame, forced):
+def test_not_converged_samples_the_other_centring_and_keeps_the_converged_run(grouped_frame, forced, capsys):
     sampled, verdicts = forced
     verdicts += [lambda d: _failed(d, 0, 1.2), _passed]  # no divergences: every pooled level switches
-    result = _fit(grouped_frame)
+    result = _fit(grouped_frame, progress=True)
+    assert "sampling again with E, A, B in the other centring" in capsys.readouterr().err
     assert len(sampled) == 2 and set(sampled[0]) ^ set(sampled[1]) == {"E", "A", "B"}
     again = result.info.uncentered
     assert again is not None and again.kept == 1 and again.attempts is not None
