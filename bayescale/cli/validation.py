@@ -12,6 +12,10 @@ from bayescale.cli.core import check_output, column_map, run
 from bayescale.cli.formatting import Format, emit, table_text
 from bayescale.cli.options import ChainsOpt, ColumnOpt, DrawsOpt, DropHighestLossOpt, FormatOpt, ModelOpt, OutputOpt, QuietOpt, RunsArg, SeedOpt, TuneOpt
 
+#: Bounds of ``backtest``'s loops: each sweep cutoff is a whole fit, each bootstrap resample a point fit.
+MAX_SWEEP = 20
+MAX_BOOTSTRAP = 10_000
+
 
 class Method(str, Enum):
     bayes = "bayes"
@@ -51,7 +55,7 @@ def backtest_cmd(
     runs: RunsArg,
     model: ModelOpt = "chinchilla",
     train_max_flops: Annotated[list[str] | None, typer.Option(help="Fit on runs with flops <= X, forecast the rest (repeatable).")] = None,
-    sweep: Annotated[int, typer.Option(help="Instead of --train-max-flops: N cutoffs at flops quantiles 40%..90%.")] = 0,
+    sweep: Annotated[int, typer.Option(min=0, max=MAX_SWEEP, help="Instead of --train-max-flops: N cutoffs at flops quantiles 40%..90%.")] = 0,
     method: Annotated[Method, typer.Option(help="bayes (posterior) or point (Huber fit + bootstrap).")] = Method.bayes,
     group: Annotated[list[str] | None, typer.Option(help="Grouping column (repeatable), Bayesian fits only.")] = None,
     column: ColumnOpt = None,
@@ -59,7 +63,7 @@ def backtest_cmd(
     draws: DrawsOpt = 1000,
     tune: TuneOpt = 1000,
     chains: ChainsOpt = 4,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples of the point fit.")] = 200,
+    bootstrap: Annotated[int, typer.Option(min=2, max=MAX_BOOTSTRAP, help="Bootstrap resamples of the point fit (an interval needs at least 2).")] = 200,
     seed: SeedOpt = 0,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,

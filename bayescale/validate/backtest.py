@@ -71,6 +71,8 @@ def backtest(
     """
     if method not in METHODS:
         raise BayescaleError(f"unknown backtest method {method!r}; choose one of {', '.join(METHODS)}")
+    if method == "point" and (int(bootstrap) != bootstrap or bootstrap < 2):
+        raise BayescaleError(f"bootstrap={bootstrap!r}: the point backtest's intervals need at least 2 bootstrap resamples")
     runs = runs if isinstance(runs, RunTable) else load_runs(runs)
     groups = tuple([group] if isinstance(group, str) else (group or ()))
     if groups:
