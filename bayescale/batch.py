@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 import traceback
 import warnings
@@ -29,6 +30,25 @@ from bayescale.paths import check_not_input, check_output_path, write_atomic
 SUMMARY_FIRST = ["job", "status", "error", "converged", "n_runs", "seconds"]
 #: Environment for worker processes: one thread per BLAS/OpenMP/Numba pool, so chains do not oversubscribe cores.
 WORKER_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "BAYESCALE_NUM_THREADS": "1"}
+
+
+#: A Dask scheduler address: an optional protocol, then host or host:port (IPv6 hosts in brackets).
+_ADDRESS = re.compile(r"(?:(?:tcp|tls|inproc|ucx|ws|wss)://)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+#: Most worker processes per CPU core: more only adds start-up cost and memory, each worker being single-threaded.
+WORKERS_PER_CORE = 2
+
+
+def _cluster_size(scheduler: str, workers: int) -> int:
+    """Check ``scheduler`` and ``workers`` before any work; return the workers to start (capped at ``WORKERS_PER_CORE`` per core, with a warning)."""
+    if scheduler != "local" and not _ADDRESS.fullmatch(scheduler):
+        raise BayescaleError(f"scheduler {scheduler!r} is neither 'local' nor a scheduler address such as tcp://host:8786")
+    if scheduler == "local" and (int(workers) != workers or workers < 1):
+        raise BayescaleError(f"workers={workers!r}: a local cluster needs at least 1 worker process")
+    most = WORKERS_PER_CORE * (os.cpu_count() or 1)
+    if scheduler == "local" and workers > most:
+        warnings.warn(f"workers={workers} exceeds {WORKERS_PER_CORE} per CPU core; starting {most}", UserWarning, stacklevel=3)
+        return most
+    return int(workers)
 
 
 def _previous(folder: Path, key: str) -> dict[str, Any] | None:
@@ -149,6 +169,7 @@ def run_batch(
     """
     from dask.distributed import Client, LocalCluster
 
+    workers = _cluster_size(scheduler, workers)
     results = check_output_path(results, "folder", inputs=[manifest])
     jobs = read_manifest(manifest)
     _check_outputs_are_not_inputs(manifest, jobs, results)
@@ -157,10 +178,13 @@ def run_batch(
     with _quiet_dask(), _environ(WORKER_THREAD_ENV):  # inherited by the worker processes, restored here after
         cluster = None
         if scheduler == "local":
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.CRITICAL)
+            cluster = LocalCluster(n_workers=min(workers, len(jobs)), threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.CRITICAL)
             client = Client(cluster)
         else:
-            client = Client(scheduler)
+            try:
+                client = Client(scheduler)
+            except (OSError, ValueError) as exc:  # unreachable or refused address (TimeoutError is an OSError)
+                raise BayescaleError(f"cannot connect to scheduler {scheduler!r}: {exc}") from None
         _run_all(client, cluster, jobs, results, rows, on_done)
     summary = summary_frame([rows[j.name] for j in jobs])
     write_atomic(results / "summary.csv", summary.to_csv(index=False))

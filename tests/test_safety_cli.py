@@ -36,3 +36,34 @@ def test_point_backtest_needs_two_resamples():
 
     with pytest.raises(BayescaleError, match="at least 2 bootstrap"):
         backtest(CHINCHILLA, "chinchilla", 1e20, method="point", bootstrap=0)
+
+
+def _one_job_manifest(tmp_path):
+    import shutil
+
+    shutil.copy(CHINCHILLA, tmp_path / "runs.csv")
+    path = tmp_path / "batch.toml"
+    path.write_text('[[job]]\nname = "a"\nruns = "runs.csv"\n')
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [(["--workers", "0"], "at least 1 worker"), (["--workers", "-3"], "at least 1 worker"), (["--scheduler", "not a url"], "neither 'local' nor a scheduler address")],
+)
+def test_batch_cluster_options_are_checked_before_any_work(tmp_path, args, match):
+    result = invoke(["batch", str(_one_job_manifest(tmp_path)), "-o", str(tmp_path / "out"), "-q", *args])
+    assert result.exit_code == 2
+    assert match in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_batch_workers_are_capped_per_core():
+    import os
+
+    from bayescale.batch import WORKERS_PER_CORE, _cluster_size
+
+    most = WORKERS_PER_CORE * (os.cpu_count() or 1)
+    with pytest.warns(UserWarning, match="per CPU core"):
+        assert _cluster_size("local", most + 100) == most
+    assert _cluster_size("tcp://127.0.0.1:8786", 0) == 0  # an external cluster brings its own workers
