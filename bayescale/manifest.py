@@ -205,6 +205,8 @@ def read_manifest(path: str | Path) -> list[Job]:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ManifestError(f"{path}: not valid TOML: arrays or tables nested too deeply for a manifest") from None
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read the manifest: {exc.strerror}") from None
     unknown = set(raw) - MANIFEST_KEYS

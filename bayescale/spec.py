@@ -298,6 +298,8 @@ def load_spec(model: str | Path | ModelSpec | Mapping[str, Any] = "chinchilla") 
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ModelSpecError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ModelSpecError(f"{path}: not valid TOML: arrays or tables nested too deeply for a spec") from None
     except OSError as exc:
         raise ModelSpecError(f"{path}: cannot read the spec file: {exc.strerror}") from None
     return ModelSpec.from_dict(raw, source=str(path))

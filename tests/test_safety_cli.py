@@ -67,3 +67,17 @@ def test_batch_workers_are_capped_per_core():
     with pytest.warns(UserWarning, match="per CPU core"):
         assert _cluster_size("local", most + 100) == most
     assert _cluster_size("tcp://127.0.0.1:8786", 0) == 0  # an external cluster brings its own workers
+
+
+@pytest.mark.parametrize("nested", ["[" * 5000 + "]" * 5000, "{a = " * 5000 + "1" + "}" * 5000])
+def test_deeply_nested_toml_is_a_spec_or_manifest_error(tmp_path, nested):
+    from bayescale.errors import ManifestError, ModelSpecError
+    from bayescale.manifest import read_manifest
+    from bayescale.spec import load_spec
+
+    path = tmp_path / "deep.toml"
+    path.write_text(f"x = {nested}\n")
+    with pytest.raises(ModelSpecError, match="nested too deeply"):
+        load_spec(path)
+    with pytest.raises(ManifestError, match="nested too deeply"):
+        read_manifest(path)
