@@ -43,6 +43,10 @@ SENSIBLE_RANGE = {"params": (1e3, 1e16), "active_params": (1e3, 1e16), "tokens":
 EXTRAPOLATION_WARN = 100.0
 
 
+#: Columns (and draw dimensions) a forecast adds to its targets: a target column by one of these names would be overwritten or duplicated.
+OUTPUT_COLUMNS = frozenset({"loss", "loss_pred", "target", "chain", "draw"} | {f"{p}_{s}" for p in ("loss", "mean") for s in ("median", "lo", "hi")})
+
+
 def target_table(fit: Grouped, targets: Any = None, *, group_values: Mapping[str, Any] | None = None, new_group: bool = False, rename: Mapping[str, str] | None = None, **columns: Any) -> pd.DataFrame:
     """Normalise targets (DataFrame, mapping, CSV path or keyword columns) to a parsed DataFrame.
 
@@ -79,6 +83,9 @@ def target_table(fit: Grouped, targets: Any = None, *, group_values: Mapping[str
         frame = _apply_column_map(frame, rename, source)
     if len(frame) == 0:
         raise RunTableError(f"{source}: no forecast targets (the table is empty)")
+    taken = [c for c in frame.columns if str(c) in OUTPUT_COLUMNS]
+    if taken:
+        raise RunTableError(f"{source}: column {taken[0]!r} is a column the forecast writes ({', '.join(sorted(OUTPUT_COLUMNS))}); drop or rename it (e.g. when forecasting from a previous forecast)")
     law = fit.spec.law
     out = frame.copy()
     numeric = [c for c in ("params", "tokens", "unique_tokens", "flops", "experts", "active_params") if c in frame.columns]

@@ -81,3 +81,19 @@ def test_deeply_nested_toml_is_a_spec_or_manifest_error(tmp_path, nested):
         load_spec(path)
     with pytest.raises(ManifestError, match="nested too deeply"):
         read_manifest(path)
+
+
+@pytest.mark.parametrize("name", ["loss_median", "mean_lo", "loss"])
+def test_targets_with_an_output_column_are_refused_naming_it(tmp_path, name):
+    from bayescale.errors import RunTableError
+    from bayescale.forecasting import target_table
+    from bayescale.spec import load_spec
+
+    class Ungrouped:  # target_table reads only the spec and the groups of a fit
+        spec = load_spec("chinchilla")
+        groups = ()
+
+    path = tmp_path / "targets.csv"
+    path.write_text(f"params,tokens,{name}\n7e9,1.4e11,2.1\n")
+    with pytest.raises(RunTableError, match=f"column '{name}' is a column the forecast writes"):
+        target_table(Ungrouped(), str(path))
