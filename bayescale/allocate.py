@@ -353,6 +353,8 @@ def allocate(
         except ValueError as exc:
             raise BayescaleError(f"unique_tokens: {exc}") from None
     resolved = resolve_request(fit, group_values, new_group)
+    flops = parse_flops(flops)
+    _check_budgets(fit, flops, {g: level for g, (level, _) in resolved.items()})
     ev = PosteriorEvaluator.of(fit, group_values, new_group, seed)
     theta = {k: v.reshape(ev.shape) for k, v in ev.params.items()}
     discrepancy = None if ev.shift is None or ev.bounds is None else (ev.shift.reshape(ev.shape), ev.bounds)
@@ -366,6 +368,17 @@ def allocate(
         ds.attrs["new_group"] = int(any(is_new for _, is_new in resolved.values()))
         ds.attrs["group"] = describe(fit, resolved)
     return ds
+
+
+def _check_budgets(fit: Fitted, flops: np.ndarray, levels: Mapping[str, Any]) -> None:
+    """Budgets inside the sensible range ``forecast`` enforces, and the same ExtrapolationWarning far beyond the runs."""
+    from bayescale.forecasting import SENSIBLE_RANGE, warn_extrapolation
+
+    low, high = SENSIBLE_RANGE["flops"]
+    bad = flops[(flops < low) | (flops > high)]
+    if bad.size:
+        raise BayescaleError(f"FLOP budget {bad[0]:.4g} is outside any sensible range [{low:.0e}, {high:.0e}]; check the units (e.g. 5.76e23)")
+    warn_extrapolation(fit, pd.DataFrame({"flops": flops, **{g: [level] * len(flops) for g, level in levels.items()}}), "FLOP budget(s)")
 
 
 def _robust_predictive(fit: Fitted, ds: xr.Dataset, unique_tokens: float | None, seed: int, group_values: Mapping[str, Any] | None, new_group: bool) -> xr.DataArray:

@@ -216,7 +216,7 @@ def forecast(
     """
     check_seed(seed)
     frame = target_table(fit, targets, group_values=group_values, new_group=new_group, rename=rename, **columns)
-    _warn_extrapolation(fit, frame)
+    warn_extrapolation(fit, frame)
     return _forecast_frame(fit, frame, seed, stacklevel=5)
 
 
@@ -279,7 +279,7 @@ def forecast_summary(
     check_probability(ci)
     check_seed(seed)
     frame = target_table(fit, targets, group_values=group_values, new_group=new_group, rename=rename, **columns)
-    _warn_extrapolation(fit, frame)
+    warn_extrapolation(fit, frame)
     qs = np.array([0.5, (1 - ci) / 2, (1 + ci) / 2])
     mean, pred = _marginal_quantiles(fit, frame, qs, seed)
     out = {f"{prefix}_{stat}": values[:, i] for prefix, values in (("loss", pred), ("mean", mean)) for i, stat in enumerate(("median", "lo", "hi"))}
@@ -377,7 +377,8 @@ def extrapolation_factor(fit: Fitted, frame: pd.DataFrame) -> np.ndarray:
     return flops / reference
 
 
-def _warn_extrapolation(fit: Fitted, frame: pd.DataFrame) -> None:
+def warn_extrapolation(fit: Fitted, frame: pd.DataFrame, what: str = "forecast target(s)") -> None:
+    """One ``ExtrapolationWarning`` (at the caller's caller) when targets need over ``EXTRAPOLATION_WARN`` times the largest fitted compute."""
     if "flops" not in frame.columns and not {"params", "tokens"} <= set(frame.columns):
         return
     factor = extrapolation_factor(fit, frame)
@@ -385,7 +386,7 @@ def _warn_extrapolation(fit: Fitted, frame: pd.DataFrame) -> None:
     if far.any():
         scope = " of its group" if fit.groups else ""
         warnings.warn(
-            f"{int(far.sum())} forecast target(s) need up to {factor.max():.3g}x the compute of the largest fitted run{scope} "
+            f"{int(far.sum())} {what} need up to {factor.max():.3g}x the compute of the largest fitted run{scope} "
             f"(warning above {EXTRAPOLATION_WARN:g}x): intervals widen with the model discrepancy but are untested that far out; check with a backtest",
             ExtrapolationWarning,
             stacklevel=3,

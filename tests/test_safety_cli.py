@@ -97,3 +97,17 @@ def test_targets_with_an_output_column_are_refused_naming_it(tmp_path, name):
     path.write_text(f"params,tokens,{name}\n7e9,1.4e11,2.1\n")
     with pytest.raises(RunTableError, match=f"column '{name}' is a column the forecast writes"):
         target_table(Ungrouped(), str(path))
+
+
+def test_allocate_far_beyond_the_runs_warns_and_refuses_absurd_budgets():
+    from bayescale.allocate import allocate
+    from bayescale.errors import BayescaleError, ExtrapolationWarning
+    from tests.fakefit import fake_fit
+
+    fit = fake_fit({"E": 1.7, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28})
+    largest = float(fit.runs.data["flops"].max())
+    with pytest.warns(ExtrapolationWarning, match="compute of the largest fitted run"):
+        allocate(fit, largest * 1e7)
+    for budget in (1e5, 1e40):
+        with pytest.raises(BayescaleError, match="outside any sensible range"):
+            allocate(fit, budget)
