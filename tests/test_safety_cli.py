@@ -111,3 +111,16 @@ def test_allocate_far_beyond_the_runs_warns_and_refuses_absurd_budgets():
     for budget in (1e5, 1e40):
         with pytest.raises(BayescaleError, match="outside any sensible range"):
             allocate(fit, budget)
+
+
+def test_cli_json_is_strict():
+    import json
+
+    import numpy as np
+
+    from bayescale.cli.formatting import json_text
+
+    doc = {"a": float("inf"), "b": [np.float32("nan"), -np.inf, 1.5, np.float64(2.0)], "c": (np.int64(3), True), "d": "Infinity"}
+    text = json_text(doc)
+    assert "Infinity" not in text.replace('"Infinity"', "") and "NaN" not in text
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"non-strict JSON constant {name}")) == {"a": None, "b": [None, None, 1.5, 2.0], "c": [3, True], "d": "Infinity"}

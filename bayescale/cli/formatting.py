@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,24 @@ class Format(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf) as ``None`` (JSON has no such numbers: ``Infinity`` breaks strict parsers), numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):  # float, numpy floats
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy integers too
+        return int(value)
+    return value
+
+
+def json_text(doc: Any) -> str:
+    """Strict JSON (indented) of a command's document: non-finite numbers become ``null``."""
+    return json.dumps(finite_json(doc), indent=2, allow_nan=False)
 
 
 def emit(text: str, output: Path | None) -> None:
@@ -31,7 +51,7 @@ def emit(text: str, output: Path | None) -> None:
 def format_summary(result, ci: float, fmt: Format) -> str:
     """A fit's summary as JSON, CSV, or the table with its diagnostics, self-check and discrepancy lines."""
     if fmt is Format.json:
-        return json.dumps(result.summary_dict(ci), indent=2)
+        return json_text(result.summary_dict(ci))
     table = result.summary(ci)
     if fmt is Format.csv:
         return table.to_csv()

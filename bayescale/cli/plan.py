@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from bayescale.cli.core import check_output, column_map, group_map, health_line, run
-from bayescale.cli.formatting import Format, emit, group_header, table_text
+from bayescale.cli.formatting import Format, emit, group_header, json_text, table_text
 from bayescale.cli.options import CiOpt, FitArg, FormatOpt, GroupValueOpt, NewGroupOpt, OutputOpt
 from bayescale.documents import failure
 
@@ -54,8 +54,8 @@ def forecast_cmd(
     check_output(output, inputs=[fit_path, targets])
     result, table = run(_forecast, fit_path, params, tokens, unique_tokens, flops, group_value, new_group, targets, column, ci, seed)
     if format is Format.json:
-        text = json.dumps(
-            {"ci": ci, "converged": result.converged, "self_check_warning": failure(result.self_check), "groups": list(result.groups), "targets": json.loads(table.to_json(orient="records"))}, indent=2
+        text = json_text(
+            {"ci": ci, "converged": result.converged, "self_check_warning": failure(result.self_check), "groups": list(result.groups), "targets": json.loads(table.to_json(orient="records"))}
         )
     elif format is Format.csv or (output is not None and format is Format.table and output.suffix == ".csv"):
         text = table.to_csv(index=False)
@@ -122,7 +122,7 @@ def allocate_cmd(
     docs = [{**group, "budgets": json.loads(table.to_json(orient="records"))} for group, table in answers]
     if format is Format.json:
         body = docs[0] if len(docs) == 1 else {"levels": docs}
-        text = json.dumps({"ci": ci, "converged": result.converged, **body}, indent=2)
+        text = json_text({"ci": ci, "converged": result.converged, **body})
     elif format is Format.csv:
         text = _level_frame(answers).to_csv(index=False)
     else:
@@ -190,7 +190,7 @@ def decide_cmd(
     check_output(output, inputs=[fit_path])
     docs = run(_decide, fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour, group_value, new_group)
     if format is Format.json:
-        text = json.dumps(docs[0] if len(docs) == 1 else {"levels": docs}, indent=2)
+        text = json_text(docs[0] if len(docs) == 1 else {"levels": docs})
     else:
         import pandas as pd
 

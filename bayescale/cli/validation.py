@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from bayescale.cli.core import check_output, column_map, run
-from bayescale.cli.formatting import Format, emit, table_text
+from bayescale.cli.formatting import Format, emit, json_text, table_text
 from bayescale.cli.options import ChainsOpt, ColumnOpt, DrawsOpt, DropHighestLossOpt, FormatOpt, ModelOpt, OutputOpt, QuietOpt, RunsArg, SeedOpt, TuneOpt
 
 #: Bounds of ``backtest``'s loops: each sweep cutoff is a whole fit, each bootstrap resample a point fit.
@@ -74,7 +74,7 @@ def backtest_cmd(
 
     rows = run(_backtest, runs, model, group, column, drop_highest_loss, train_max_flops, sweep, method.value, draws, tune, chains, seed, bootstrap)
     if format is Format.json:
-        text = json.dumps(rows[0] if len(rows) == 1 else rows, indent=2)
+        text = json_text(rows[0] if len(rows) == 1 else rows)
     elif format is Format.csv:
         text = pd.DataFrame(rows).to_csv(index=False)
     else:
@@ -134,7 +134,7 @@ def compare_cmd(
     check_output(output, inputs=[runs, *(m for m in model or [] if m.endswith(".toml"))])
     table = run(_compare, runs, model, column, drop_highest_loss, draws, tune, chains, seed, quiet, by_group, lfo, pooling, group, train_max_flops)
     if format is Format.json:
-        text = json.dumps(json.loads(table.to_json(orient="index")), indent=2)
+        text = json_text(json.loads(table.to_json(orient="index")))
     elif format is Format.csv:
         text = table.to_csv()
     elif lfo:
