@@ -124,3 +124,16 @@ def test_cli_json_is_strict():
     text = json_text(doc)
     assert "Infinity" not in text.replace('"Infinity"', "") and "NaN" not in text
     assert json.loads(text, parse_constant=lambda name: pytest.fail(f"non-strict JSON constant {name}")) == {"a": None, "b": [None, None, 1.5, 2.0], "c": [3, True], "d": "Infinity"}
+
+
+def test_control_characters_are_escaped_on_the_terminal(capsys):
+    from bayescale.cli.core import one_line
+    from bayescale.cli.formatting import emit, visible
+
+    hostile = "web\x1b]0;pwned\x07\x9b31m\rname"
+    assert visible(hostile) == "web\\x1b]0;pwned\\x07\\x9b31m\\x0dname"
+    assert visible("a\tb\nc é 数据") == "a\tb\nc é 数据"  # layout and letters stay as they are
+    emit(f"level {hostile}", None)
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\x07" not in printed and "\\x1b]0;pwned" in printed
+    assert "\x1b" not in one_line(f"unknown group level {hostile}")

@@ -17,8 +17,10 @@ from typer.core import TyperCommand, TyperGroup
 
 
 def one_line(text: str) -> str:
-    """A message on one line: the CLI promises one ``error:`` line per failure."""
-    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+    """A message on one line, control characters escaped: the CLI promises one ``error:`` line per failure."""
+    from bayescale.cli.formatting import visible
+
+    return visible(" ".join(line.strip() for line in str(text).splitlines() if line.strip()))
 
 
 #: Exit code of a command stopped by Ctrl-C (128 + SIGINT), as typer gives it.

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bayescale.cli.core import check_output, column_map, command_line, health_line, run, strict_exit
+from bayescale.cli.formatting import visible
 from bayescale.cli.options import ChainsOpt, DrawsOpt, ModelOpt, QuietOpt, RunsArg, TuneOpt
 
 if TYPE_CHECKING:
@@ -132,10 +133,10 @@ def fit_cmd(
 
         phase(f"saving {output}")
     path = run(save_or_recover, result, output, recheck=recheck, seen=seen if force else None)  # a sampled fit is never lost
-    typer.echo(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message(result.info)}")
-    typer.echo(result.selection_sentence())
+    typer.echo(visible(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message(result.info)}"))
+    typer.echo(visible(result.selection_sentence()))
     if result.groups:
-        typer.echo(result.pooling_sentence())
+        typer.echo(visible(result.pooling_sentence()))
     from bayescale.documents import sentence
 
     typer.echo(f"self-check: {sentence(result.self_check)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,15 @@ class Format(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+#: Control characters (C0 but newline and tab, DEL, C1): printed raw, an ESC sequence from a spec name or group level could drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``), safe to print to a terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def finite_json(value: Any) -> Any:
@@ -37,9 +47,9 @@ def json_text(doc: Any) -> str:
 
 
 def emit(text: str, output: Path | None) -> None:
-    """Print ``text``, or write it to ``output`` atomically (ending in a newline) and say so on stderr."""
+    """Print ``text`` (control characters escaped), or write it to ``output`` atomically (ending in a newline) and say so on stderr."""
     if output is None:
-        typer.echo(text)
+        typer.echo(visible(text))
     else:
         from bayescale.cli.core import run
         from bayescale.paths import write_atomic

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bayescale.cli.core import check_output, command_line, group_map, run, strict_exit
-from bayescale.cli.formatting import Format, format_summary
+from bayescale.cli.formatting import Format, format_summary, visible
 from bayescale.cli.options import CiOpt, FitArg, FormatOpt, GroupValueOpt, NewGroupOpt
 from bayescale.errors import BayescaleError
 
@@ -23,7 +23,7 @@ def summary_cmd(
     from bayescale.fitfile import load_fit
 
     result = run(load_fit, fit_path)
-    typer.echo(run(format_summary, result, ci, format))
+    typer.echo(visible(run(format_summary, result, ci, format)))
     strict_exit(strict, result)
 
 
