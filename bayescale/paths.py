@@ -36,12 +36,14 @@ def check_output_path(path: str | Path | None, kind: Kind = "file", inputs: Iter
 
     Refused: an empty path, ``.``/``..``/a root, an existing folder where a file goes (or a
     file where a folder goes), anything under a regular file, a missing or unwritable parent
-    folder, an existing device/FIFO/socket, for ``kind="fit"`` an existing file or folder that
+    folder, an existing device/FIFO/socket, ``-`` (stdout, which the CLI handles before), for ``kind="fit"`` an existing file or folder that
     is not a saved fit (a run table given as ``-o`` by mistake is never overwritten), and any
     of ``inputs`` (``check_not_input``).
     """
     if path is None or str(path).strip() == "":
         raise OutputPathError("the output path is empty; give a file name, e.g. -o fit.nc")
+    if str(path) == "-":  # the usual name of stdout: never a file called "-"
+        raise OutputPathError(f"-o -: this output is a {kind}, which cannot go to stdout; give a path")
     path = Path(path)
     try:
         checked = _check(path, kind)

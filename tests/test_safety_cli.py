@@ -137,3 +137,20 @@ def test_control_characters_are_escaped_on_the_terminal(capsys):
     printed = capsys.readouterr().out
     assert "\x1b" not in printed and "\x07" not in printed and "\\x1b]0;pwned" in printed
     assert "\x1b" not in one_line(f"unknown group level {hostile}")
+
+
+@pytest.fixture(scope="module")
+def small_fit_path(tmp_path_factory):
+    from tests.safetyfit import complete_fake_fit
+
+    return complete_fake_fit(draws=5).save(tmp_path_factory.mktemp("stdout") / "fit.nc")
+
+
+def test_dash_output_is_stdout_for_text_and_refused_for_files(tmp_path, small_fit_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(["forecast", str(small_fit_path), "--params", "7B", "--tokens", "140B", "--format", "json", "-o", "-"])
+    assert result.exit_code == 0, result.output
+    assert '"loss_median"' in result.stdout and not (tmp_path / "-").exists()
+    refused = invoke(["report", str(small_fit_path), "-o", "-"])
+    assert refused.exit_code == 2 and "cannot go to stdout" in refused.output
+    assert not (tmp_path / "-").exists()

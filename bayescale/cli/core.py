@@ -142,9 +142,12 @@ def group_map(items: list[str] | None) -> dict[str, str]:
     return pairs(items, "--group-value", "COLUMN=LEVEL", "dataset=web")
 
 
-def check_output(output: Path | None, kind: str = "file", inputs: Sequence[Path | str | None] = ()) -> None:
-    """Refuse a bad ``-o``, or one that is any of the command's ``inputs``, before any work (``paths.check_output_path``, exit 2); ``None`` is stdout."""
-    if output is not None:
+def check_output(output: Path | None, kind: str = "file", inputs: Sequence[Path | str | None] = (), stdout: bool = False) -> None:
+    """Refuse a bad ``-o``, or one that is any of the command's ``inputs``, before any work (``paths.check_output_path``, exit 2).
+
+    ``None`` is stdout, and so is ``-`` for a command whose output is text (``stdout=True``, see ``formatting.emit``).
+    """
+    if output is not None and not (stdout and str(output) == "-"):
         from bayescale.paths import check_output_path
 
         run(check_output_path, output, kind, inputs)

@@ -47,8 +47,8 @@ def json_text(doc: Any) -> str:
 
 
 def emit(text: str, output: Path | None) -> None:
-    """Print ``text`` (control characters escaped), or write it to ``output`` atomically (ending in a newline) and say so on stderr."""
-    if output is None:
+    """Print ``text`` (control characters escaped; also for ``-o -``), or write it to ``output`` atomically (ending in a newline) and say so on stderr."""
+    if output is None or str(output) == "-":
         typer.echo(visible(text))
     else:
         from bayescale.cli.core import run

@@ -51,7 +51,7 @@ def forecast_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the observation-noise draws.")] = 0,
 ) -> None:
     """Posterior forecast of the loss of models never trained."""
-    check_output(output, inputs=[fit_path, targets])
+    check_output(output, inputs=[fit_path, targets], stdout=True)
     result, table = run(_forecast, fit_path, params, tokens, unique_tokens, flops, group_value, new_group, targets, column, ci, seed)
     if format is Format.json:
         text = json_text(
@@ -117,7 +117,7 @@ def allocate_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Compute-optimal parameters and tokens per FLOP budget (C = 6ND), with posterior intervals."""
-    check_output(output, inputs=[fit_path])
+    check_output(output, inputs=[fit_path], stdout=True)
     result, answers = run(_allocate, fit_path, flops, unique_tokens, ci, robust_quantile, group_value, new_group)
     docs = [{**group, "budgets": json.loads(table.to_json(orient="records"))} for group, table in answers]
     if format is Format.json:
@@ -187,7 +187,7 @@ def decide_cmd(
     output: OutputOpt = None,
 ) -> None:
     """P(loss < target) for a plan or budgets, or the least compute that reaches the target with --prob."""
-    check_output(output, inputs=[fit_path])
+    check_output(output, inputs=[fit_path], stdout=True)
     docs = run(_decide, fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour, group_value, new_group)
     if format is Format.json:
         text = json_text(docs[0] if len(docs) == 1 else {"levels": docs})

@@ -69,7 +69,7 @@ def backtest_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Leave-future-out backtest: fit on small-compute runs, score forecasts of the larger ones."""
-    check_output(output, inputs=[runs, model if model.endswith(".toml") else None])
+    check_output(output, inputs=[runs, model if model.endswith(".toml") else None], stdout=True)
     import pandas as pd
 
     rows = run(_backtest, runs, model, group, column, drop_highest_loss, train_max_flops, sweep, method.value, draws, tune, chains, seed, bootstrap)
@@ -131,7 +131,7 @@ def compare_cmd(
     train_max_flops: Annotated[list[str] | None, typer.Option(help="--lfo cutoff(s): fit on runs with flops <= X (default: the 70% flops quantile).")] = None,
 ) -> None:
     """Rank laws and pooling structures: PSIS-LOO by default, leave-future-out forecasts with --lfo."""
-    check_output(output, inputs=[runs, *(m for m in model or [] if m.endswith(".toml"))])
+    check_output(output, inputs=[runs, *(m for m in model or [] if m.endswith(".toml"))], stdout=True)
     table = run(_compare, runs, model, column, drop_highest_loss, draws, tune, chains, seed, quiet, by_group, lfo, pooling, group, train_max_flops)
     if format is Format.json:
         text = json_text(json.loads(table.to_json(orient="index")))
