@@ -6,6 +6,7 @@ code (see ``errors.EXIT_CODES``); ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -15,11 +16,17 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+#: Control characters (C0 but newline and tab, DEL, C1): printed raw, an ESC sequence from a spec name or group level could drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``), safe to print to a terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
 
 def one_line(text: str) -> str:
     """A message on one line, control characters escaped: the CLI promises one ``error:`` line per failure."""
-    from bayescale.cli.formatting import visible
-
     return visible(" ".join(line.strip() for line in str(text).splitlines() if line.strip()))
 
 

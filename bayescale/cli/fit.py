@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bayescale.cli.core import check_output, column_map, command_line, health_line, run, strict_exit
-from bayescale.cli.formatting import visible
+from bayescale.cli.core import check_output, column_map, command_line, health_line, run, strict_exit, visible
 from bayescale.cli.options import ChainsOpt, DrawsOpt, ModelOpt, QuietOpt, RunsArg, TuneOpt
 
 if TYPE_CHECKING:

@@ -5,27 +5,19 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import re
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from bayescale.cli.core import visible
+
 
 class Format(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
-
-
-#: Control characters (C0 but newline and tab, DEL, C1): printed raw, an ESC sequence from a spec name or group level could drive the terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def visible(text: str) -> str:
-    """``text`` with every control character shown as an escape (``\\x1b``), safe to print to a terminal."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def finite_json(value: Any) -> Any:
