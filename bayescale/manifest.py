@@ -202,7 +202,7 @@ def read_manifest(path: str | Path) -> list[Job]:
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest file")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (some editors save one) is not TOML
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{path}: not valid TOML: {exc}") from None
     except RecursionError:  # tomllib parses nested arrays and inline tables recursively

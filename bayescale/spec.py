@@ -295,7 +295,7 @@ def load_spec(model: str | Path | ModelSpec | Mapping[str, Any] = "chinchilla") 
     if not path.is_file():
         raise ModelSpecError(f"{path}: no such model spec file")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (some editors save one) is not TOML
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ModelSpecError(f"{path}: not valid TOML: {exc}") from None
     except RecursionError:  # tomllib parses nested arrays and inline tables recursively
@@ -310,7 +310,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
+        # a JSON string is a TOML basic string; non-ASCII kept as is (JSON's surrogate pairs are not TOML), DEL escaped as TOML asks
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, (int, float)):
         return repr(value) if isinstance(value, int) or np.isfinite(value) else ("nan" if np.isnan(value) else ("inf" if value > 0 else "-inf"))
     if isinstance(value, Mapping):

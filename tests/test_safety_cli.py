@@ -154,3 +154,33 @@ def test_dash_output_is_stdout_for_text_and_refused_for_files(tmp_path, small_fi
     refused = invoke(["report", str(small_fit_path), "-o", "-"])
     assert refused.exit_code == 2 and "cannot go to stdout" in refused.output
     assert not (tmp_path / "-").exists()
+
+
+def test_spec_text_round_trips_and_a_bom_is_read(tmp_path):
+    from bayescale.spec import load_spec
+
+    text = load_spec("chinchilla").to_toml()
+    named = text.replace('name = "chinchilla"', 'name = "chinchilla 🚀 données\\u007f"', 1)
+    assert named != text
+    spec = load_spec(_write(tmp_path / "named.toml", named))
+    again = load_spec(_write(tmp_path / "again.toml", spec.to_toml()))
+    assert again.name == spec.name == "chinchilla 🚀 données\x7f"
+    assert load_spec(_write(tmp_path / "bom.toml", "\ufeff" + text)).name == "chinchilla"
+
+
+def _write(path, text: str):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_batch_help_shows_the_manifest_tables():
+    result = invoke(["batch", "--help"])
+    assert "[defaults]" in result.output and "[[job]]" in result.output
+
+
+def test_a_manifest_with_a_bom_is_read(tmp_path):
+    from bayescale.manifest import read_manifest
+
+    path = _one_job_manifest(tmp_path)
+    path.write_text("\ufeff" + path.read_text(), encoding="utf-8")
+    assert [job.name for job in read_manifest(path)] == ["a"]

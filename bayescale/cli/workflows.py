@@ -69,7 +69,7 @@ def _demo(output: Path, draws: int, tune: int, chains: int, seed: int, quiet: bo
 
 
 def batch_cmd(
-    manifest: Annotated[Path, typer.Argument(help="Manifest TOML: [defaults] and [[job]] tables.")],
+    manifest: Annotated[Path, typer.Argument(help="Manifest TOML: \\[defaults] and \\[\\[job]] tables.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Results folder (summary.csv, jobs/<name>/).")] = Path("results"),
     scheduler: Annotated[str, typer.Option(help="'local' (a LocalCluster) or a scheduler address, e.g. tcp://host:8786.")] = "local",
     workers: Annotated[int, typer.Option(help="Worker processes of the LocalCluster.")] = 2,
