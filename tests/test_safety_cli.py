@@ -184,3 +184,8 @@ def test_a_manifest_with_a_bom_is_read(tmp_path):
     path = _one_job_manifest(tmp_path)
     path.write_text("\ufeff" + path.read_text(), encoding="utf-8")
     assert [job.name for job in read_manifest(path)] == ["a"]
+
+
+def test_forecast_unique_tokens_on_a_law_without_repeats_is_refused(small_fit_path):
+    result = invoke(["forecast", str(small_fit_path), "--params", "7B", "--tokens", "140B", "--unique-tokens", "10B"])
+    assert result.exit_code == 3 and "repeat-aware law" in result.output

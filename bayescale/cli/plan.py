@@ -29,6 +29,8 @@ def _forecast(fit_path, params, tokens, unique_tokens, flops, group_value, new_g
         if any(v is not None for v in (params, tokens, unique_tokens, flops)):
             raise RunTableError("give either --targets or --params/--tokens/--flops, not both")
         return result, forecast_summary(result, targets, ci=ci, seed=seed, rename=column_map(column), **groups)
+    if unique_tokens is not None and "unique_tokens" not in result.spec.law.inputs:  # as allocate: never silently ignored
+        raise RunTableError(f"--unique-tokens needs a repeat-aware law (e.g. data_constrained); this fit's law is {result.spec.law.name}")
     columns: dict[str, Any] = {k: v for k, v in (("params", params), ("tokens", tokens), ("unique_tokens", unique_tokens), ("flops", flops)) if v is not None}
     if not columns:
         raise RunTableError("nothing to forecast: give --params and --tokens (or --flops), or --targets TARGETS.csv")
