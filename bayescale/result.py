@@ -87,6 +87,8 @@ def _at_fault(stat: xr.Dataset, bad, fmt: str, largest_first: bool = False, limi
         for label, value in zip(labels, values.ravel(), strict=True):
             if np.isfinite(value) and bad(value):
                 found.append((-value if largest_first else value, label, value))
+    if not found:  # the statistic is NaN everywhere (constant or too few draws): there is no variable to blame
+        return "not computable on these draws: too few, or constant"
     found.sort()
     shown = ", ".join(f"{label} {value:{fmt}}" for _, label, value in found[:limit])
     more = f" and {len(found) - limit} more" if len(found) > limit else ""

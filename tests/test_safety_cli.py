@@ -189,3 +189,13 @@ def test_a_manifest_with_a_bom_is_read(tmp_path):
 def test_forecast_unique_tokens_on_a_law_without_repeats_is_refused(small_fit_path):
     result = invoke(["forecast", str(small_fit_path), "--params", "7B", "--tokens", "140B", "--unique-tokens", "10B"])
     assert result.exit_code == 3 and "repeat-aware law" in result.output
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_uncomputable_ess_is_said_not_blamed_on_nobody():
+    from bayescale.result import check_convergence
+    from tests.fakefit import fake_fit
+
+    fit = fake_fit({"E": 1.7, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28}, draws=4)  # constant draws
+    problems = " ".join(check_convergence(fit.tree, ["E", "A"]).problems)
+    assert "ESS" in problems and "at fault: )" not in problems and "not computable" in problems
