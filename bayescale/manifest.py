@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import tomllib
+import unicodedata
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -68,7 +69,8 @@ class Job:
 
     @property
     def folder_name(self) -> str:
-        return re.sub(r"[^A-Za-z0-9._-]+", "_", self.name.replace("/", "__"))
+        """The job's folder under ``jobs/``: letters (any script, NFC), digits, ``.``, ``_``, ``-``; anything else becomes ``_``."""
+        return re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", self.name.replace("/", "__")))
 
     def load(self):
         """The job's validated run table (the split slice, if any)."""

@@ -120,3 +120,11 @@ def test_dask_loggers_are_quiet_during_a_batch():
     with _quiet_dask():
         assert not nanny.isEnabledFor(logging.WARNING)
     assert nanny.level == before
+
+
+def test_split_values_in_other_scripts_keep_their_own_folders(tmp_path, synthetic_frame):
+    frame = synthetic_frame.copy()
+    frame["ds"] = [("代码", "网页", "données")[i % 3] for i in range(len(frame))]
+    path = _manifest(tmp_path, '[[job]]\nname = "s"\nruns = "runs.csv"\nsplit_by = "ds"\n', frame)
+    folders = sorted(job.folder_name for job in read_manifest(path))
+    assert folders == sorted(["s__代码", "s__网页", "s__données"])
