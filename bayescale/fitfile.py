@@ -6,6 +6,8 @@ reading its posterior. Writing them is ``fitformat.save_fit``.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import warnings
 from pathlib import Path
 from typing import Any
@@ -200,6 +202,20 @@ def _check_self_check(path: Path, doc: Any) -> dict[str, Any] | None:
     return doc
 
 
+def _check_zarr_store(path: Path, max_bytes: int) -> None:
+    """Every entry of a ``.zarr`` fit is a regular file or folder inside it (no link to ``/dev/zero``, no FIFO), all within ``max_bytes``."""
+    total = 0
+    for folder, dirs, files in os.walk(path):  # links are not followed
+        for name in (*dirs, *files):
+            entry = Path(folder) / name
+            info = entry.lstat()
+            if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+                raise FitFileError(f"{path}: {entry.relative_to(path)} is a link, device or FIFO, not a file of the fit; refusing to read it")
+            total += info.st_size if stat.S_ISREG(info.st_mode) else 0
+            if total > max_bytes:
+                raise FitFileError(f"{path}: holds more than a fit may ({max_bytes / 2**30:.3g} GiB); refusing to read it")
+
+
 def _read_checked(path: Path, max_bytes: int) -> xr.DataTree:
     """The file's tree, once it is known to be a bayescale fit of this format whose content hash matches."""
     if not path.exists():
@@ -208,6 +224,8 @@ def _read_checked(path: Path, max_bytes: int) -> xr.DataTree:
         raise FitFileError(f"{path}: not a fit file (a folder or a device); a fit is a .nc file or a .zarr folder")
     if path.is_file():
         _check_hdf5_root(path)
+    else:
+        _check_zarr_store(path, max_bytes)
     try:
         tree = _open_bounded(path, max_bytes)
     except FitFileError:

@@ -199,3 +199,22 @@ def test_uncomputable_ess_is_said_not_blamed_on_nobody():
     fit = fake_fit({"E": 1.7, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28}, draws=4)  # constant draws
     problems = " ".join(check_convergence(fit.tree, ["E", "A"]).problems)
     assert "ESS" in problems and "at fault: )" not in problems and "not computable" in problems
+
+
+@pytest.mark.parametrize("kind", ["dev_zero", "fifo"])
+def test_zarr_fit_with_a_linked_or_special_chunk_is_refused(tmp_path, kind):
+    import os
+
+    from bayescale.errors import FitFileError
+    from bayescale.fitfile import load_fit
+    from tests.safetyfit import complete_fake_fit
+
+    store = complete_fake_fit(draws=5).save(tmp_path / "fit.zarr")
+    chunk = next(p for p in sorted(store.rglob("*")) if p.is_file() and p.parent.name == "E")
+    chunk.unlink()
+    if kind == "dev_zero":
+        chunk.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(chunk)
+    with pytest.raises(FitFileError, match="link, device or FIFO"):
+        load_fit(store)
