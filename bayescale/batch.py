@@ -32,8 +32,8 @@ SUMMARY_FIRST = ["job", "status", "error", "converged", "n_runs", "seconds"]
 WORKER_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "BAYESCALE_NUM_THREADS": "1"}
 
 
-#: A Dask scheduler address: an optional protocol, then host or host:port (IPv6 hosts in brackets).
-_ADDRESS = re.compile(r"(?:(?:tcp|tls|inproc|ucx|ws|wss)://)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+#: A Dask scheduler address: protocol://address (inproc:// ones have a path), or host / host:port (IPv6 hosts in brackets).
+_ADDRESS = re.compile(r"(?:tcp|tls|inproc|ucx|ws|wss)://\S+|(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 #: Most worker processes per CPU core: more only adds start-up cost and memory, each worker being single-threaded.
 WORKERS_PER_CORE = 2
 
