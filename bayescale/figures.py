@@ -54,15 +54,6 @@ def frontier(fit: Fitted, budgets: np.ndarray, unique_tokens: float | None = Non
     return allocate(fit, compute_grid(fit, budgets), unique_tokens=unique_tokens, group_values=group_values, new_group=new_group)
 
 
-def panel_requests(fit: Fitted, group_values: Mapping[str, Any] | None, new_group: bool) -> list[tuple[str, dict[str, Any], bool]]:
-    """(title, group_values, new_group) per panel: the request as given, or every seen level and a new group."""
-    from bayescale.groups import every_level
-
-    if not fit.groups or group_values or new_group:
-        return [("", dict(group_values or {}), new_group)]
-    return [(label, dict(values), new) for label, values, new in every_level(fit)]
-
-
 def draw(
     fit: Fitted,
     kind: str,
@@ -121,7 +112,9 @@ def figure(
     check_probability(ci, "ci")
     if kind == "posteriors":
         return plot_posteriors(fit, ci)
-    panels = panel_requests(fit, group_values, new_group) if kind in PER_LEVEL else [("", dict(group_values or {}), new_group)]
+    from bayescale.groups import requests_or_every_level
+
+    panels = requests_or_every_level(fit, group_values, new_group) if kind in PER_LEVEL else [("", dict(group_values or {}), new_group)]
     cols = min(len(panels), 2)
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(7.5 * cols, 4.8 * rows), squeeze=False)

@@ -158,3 +158,11 @@ def every_level(fit: Grouped) -> list[tuple[str, dict[str, str], bool]]:
     combos = fit.runs.data[list(fit.groups)].astype(str).drop_duplicates().sort_values(list(fit.groups))
     seen = [(", ".join(f"{g}={v}" for g, v in row.items()), {str(g): str(v) for g, v in row.items()}, False) for _, row in combos.iterrows()]
     return [*seen, (f"a new, unseen {' × '.join(fit.groups)}", {}, True)]
+
+
+def requests_or_every_level(fit: Grouped, group_values: Mapping[str, Any] | None, new_group: bool) -> list[tuple[str, dict[str, Any], bool]]:
+    """(label, group_values, new_group) to answer: the request as given, or, on a grouped fit naming no
+    level, ``every_level``; what ``allocate``/``decide`` on the CLI and the per-level figures answer."""
+    if not fit.groups or group_values or new_group:
+        return [("", dict(group_values or {}), new_group)]
+    return [(label, dict(values), new) for label, values, new in every_level(fit)]

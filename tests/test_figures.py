@@ -6,7 +6,8 @@ import matplotlib.pyplot as plt
 import pytest
 
 from bayescale.errors import BayescaleError
-from bayescale.figures import KINDS, figure, panel_requests, save_figure
+from bayescale.figures import KINDS, figure, save_figure
+from bayescale.groups import requests_or_every_level
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -22,7 +23,7 @@ def test_every_kind_draws_a_figure_with_data(chinchilla_fit, kind):
 
 def test_grouped_fit_gets_a_panel_per_level_and_a_new_group(grouped_fit):
     levels = sorted(grouped_fit.runs.data["dataset"].astype(str).unique())
-    panels = panel_requests(grouped_fit, None, False)
+    panels = requests_or_every_level(grouped_fit, None, False)
     assert [values for _, values, new in panels if not new] == [{"dataset": level} for level in levels]
     assert panels[-1][2] is True
     fig = figure(grouped_fit, "allocation")

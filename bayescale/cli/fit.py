@@ -139,7 +139,8 @@ def fit_cmd(
     from bayescale.documents import sentence
 
     typer.echo(f"self-check: {sentence(result.self_check)}")
-    if health_line(result):
-        typer.secho(health_line(result), fg=typer.colors.YELLOW)
+    warning = health_line(result)
+    if warning:
+        typer.secho(warning, fg=typer.colors.YELLOW)
     typer.echo(f"saved {path}")
     strict_exit(strict, result)

@@ -69,7 +69,8 @@ def format_summary(result, ci: float, fmt: Format) -> str:
     pooling = f"\n{result.pooling_sentence()}" if result.groups else ""
     from bayescale.cli.core import health_line
 
-    health = f"\n{health_line(result)}" if health_line(result) else ""
+    warning = health_line(result)
+    health = f"\n{warning}" if warning else ""
     return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{result.selection_sentence()}\n{body}\n\n{result.diagnostics.message(result.info)}\n{scope}{pooling}\nself-check: {sentence(result.self_check)}{health}\n{trust}"
 
 

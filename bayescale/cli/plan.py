@@ -55,20 +55,21 @@ def forecast_cmd(
     """Posterior forecast of the loss of models never trained."""
     check_output(output, inputs=[fit_path, targets], stdout=True)
     result, table = run(_forecast, fit_path, params, tokens, unique_tokens, flops, group_value, new_group, targets, column, ci, seed)
+    warning = health_line(result)
     if format is Format.json:
         text = json_text(
             {"ci": ci, "converged": result.converged, "self_check_warning": failure(result.self_check), "groups": list(result.groups), "targets": json.loads(table.to_json(orient="records"))}
         )
     elif format is Format.csv or (output is not None and format is Format.table and output.suffix == ".csv"):
         text = table.to_csv(index=False)
-        if health_line(result):  # a CSV stays parseable: the warning goes to stderr
-            typer.secho(health_line(result), err=True, fg=typer.colors.YELLOW)
+        if warning:  # a CSV stays parseable: the warning goes to stderr
+            typer.secho(warning, err=True, fg=typer.colors.YELLOW)
     else:
         text = table_text(table)
         if "new_group" in table and table["new_group"].any():
             text += "\nnew_group=True: a group not seen at fit time, forecast from the population level (the spread between groups included)."
-        if health_line(result):
-            text += f"\n{health_line(result)}"
+        if warning:
+            text += f"\n{warning}"
     emit(text, output)
 
 
@@ -81,20 +82,13 @@ def _allocate(fit_path, flops, unique_tokens, ci, robust_quantile, group_value, 
     budgets = parse_flops(flops or [])
     groups = group_map(group_value)
     result = load_fit(fit_path)
+    from bayescale.groups import requests_or_every_level
+
     answers = []
-    for values, new in _requests(result, groups, new_group):
+    for _, values, new in requests_or_every_level(result, groups, new_group):
         ds = result.allocate(budgets, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile, group_values=values, new_group=new)
         answers.append((_group_doc(result, values, new), allocation_table(ds, ci)))
     return result, answers
-
-
-def _requests(result, groups: dict[str, str], new_group: bool) -> list[tuple[dict[str, str], bool]]:
-    """The group requests a command answers: the one named, or, on a grouped fit naming none, every seen level and a new group."""
-    from bayescale.groups import every_level
-
-    if not result.groups or groups or new_group:
-        return [(groups, new_group)]
-    return [(values, new) for _, values, new in every_level(result)]
 
 
 def _group_doc(result, groups: dict[str, str], new_group: bool) -> dict[str, Any]:
@@ -149,6 +143,7 @@ def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, p
     from bayescale.decide import cost, decide
     from bayescale.errors import BayescaleError, check_probability
     from bayescale.fitfile import load_fit
+    from bayescale.groups import requests_or_every_level
     from bayescale.units import positive_quantity
 
     if target_loss is None:
@@ -168,7 +163,7 @@ def _decide(fit_path, target_loss, prob, flops, params, tokens, unique_tokens, p
             result, target_loss, prob, flops=budgets, params=n, tokens=d, unique_tokens=u, predictive=predictive,
             usd_per_flop=usd_per_flop, flops_per_gpu_hour=flops_per_gpu_hour, group_values=values, new_group=new,
         )
-        for values, new in _requests(result, groups, new_group)
+        for _, values, new in requests_or_every_level(result, groups, new_group)
     ]  # fmt: skip
 
 
