@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import xarray as xr
 
-    from bayescale.design import Design
     from bayescale.documents import Diagnostics, FitInfo, SelfCheck
+    from bayescale.modeldesign import Design
     from bayescale.runs import RunTable
     from bayescale.spec import ModelSpec
 

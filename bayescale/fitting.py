@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.design import Design
-from bayescale.design import design as make_design
 from bayescale.documents import Attempt, Diagnostics, FitInfo, SelfCheck, Uncentering
 from bayescale.errors import BayescaleError, ConvergenceWarning, RunTableError, SamplerError, check_count, check_seed
 from bayescale.fitfile import MAX_LOAD_BYTES, load_fit
 from bayescale.fitformat import FORMAT_VERSION, check_storable, content_hash, package_version, save_fit
+from bayescale.modeldesign import Design
+from bayescale.modeldesign import design as make_design
 from bayescale.pooling import other_centering, resolve_centered, switch_centering
 from bayescale.posterior import SAMPLE_DIMS, judged_variables
 from bayescale.progress import phase

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bayescale.design import Design
+from bayescale.modeldesign import Design
 from bayescale.names import stored_name
 from bayescale.posterior import eta_name, group_dim, level_z_name, tau_name, z_name
 from bayescale.spec import AUTO, ModelSpec

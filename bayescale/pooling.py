@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from bayescale.design import MIN_DISTINCT, Design
 from bayescale.errors import ModelSpecError
+from bayescale.modeldesign import MIN_DISTINCT, Design
 from bayescale.posterior import tau_name
 from bayescale.spec import AUTO, ModelSpec
 

@@ -19,9 +19,9 @@ from bayescale.laws.ops import NUMPY
 from bayescale.names import stored_name
 
 if TYPE_CHECKING:
-    from bayescale.design import Design
     from bayescale.fitted import Fitted
     from bayescale.laws import Law
+    from bayescale.modeldesign import Design
     from bayescale.spec import ModelSpec
 
 SAMPLE_DIMS = ("chain", "draw")

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.design import Design, design
 from bayescale.documents import Diagnostics, FitInfo, SelfCheck, failure
 from bayescale.errors import check_probability
+from bayescale.modeldesign import Design, design
 from bayescale.names import original_name
 from bayescale.posterior import SAMPLE_DIMS, by_level_name
 from bayescale.runs import RunTable

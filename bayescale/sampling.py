@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.design import Design
-from bayescale.design import design as make_design
 from bayescale.errors import BayescaleError, SamplerError
+from bayescale.modeldesign import Design
+from bayescale.modeldesign import design as make_design
 from bayescale.pooling import resolve_centered
 from bayescale.posterior import PosteriorView
 from bayescale.progress import CALLBACK_MS, DrawsReporter, live_bar, phase

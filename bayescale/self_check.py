@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bayescale import evaluate
-from bayescale.design import Design, design
 from bayescale.discrepancy import draw_tau, target_distance
 from bayescale.documents import SelfCheck
 from bayescale.errors import BayescaleError
 from bayescale.model import data_values
+from bayescale.modeldesign import Design, design
 from bayescale.runs import RunTable
 from bayescale.spec import Discrepancy
 

@@ -15,8 +15,8 @@ import arviz_stats as azs
 import numpy as np
 
 from bayescale import compiled
-from bayescale.design import design
 from bayescale.model import build_model
+from bayescale.modeldesign import design
 from bayescale.pooling import resolve_centered
 from bayescale.resources import data_path
 from bayescale.runs import load_runs

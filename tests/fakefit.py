@@ -30,7 +30,7 @@ def fake_fit(
     ``design`` (default: a 4 × 4 grid of params × tokens) holds the runs' inputs; ``spec`` names a
     shipped spec of law ``form`` (default: the spec named like the form).
     """
-    from bayescale.design import design as make_design
+    from bayescale.modeldesign import design as make_design
 
     rng = np.random.default_rng(seed)
     shape = (chains, draws)
@@ -51,7 +51,7 @@ def fake_fit(
 
 def fake_grouped_fit(population: Mapping[str, float], levels: Mapping[str, Mapping[str, float]], column: str = "dataset", chains: int = 1, draws: int = 10) -> Fit:
     """Constant draws whose group ``column`` levels sit exactly at ``levels`` (internal coordinates: z + tau·eta)."""
-    from bayescale.design import design
+    from bayescale.modeldesign import design
     from bayescale.posterior import PosteriorView
     from bayescale.simulate import simulate_groups
 

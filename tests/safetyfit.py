@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from bayescale.design import design
 from bayescale.fitting import Fit
+from bayescale.modeldesign import design
 
 from .fakefit import fake_fit
 

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from bayescale import load_runs
 from bayescale.cli import app
-from bayescale.design import design
 from bayescale.errors import BayescaleError, ModelSpecError
 from bayescale.laws import LAWS, get_law
+from bayescale.modeldesign import design
 from bayescale.pooling import (
     AUTO_MIN_RUNS,
     FUNNEL_TAU_RATIO,

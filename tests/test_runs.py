@@ -219,7 +219,7 @@ def test_multiindex_columns_are_refused():
 
 
 def test_blank_group_cells_are_refused_naming_the_rows():
-    from bayescale.design import design
+    from bayescale.modeldesign import design
     from bayescale.spec import load_spec
 
     table = load_runs(_runs(dataset=["web", " ", "code", ""]))

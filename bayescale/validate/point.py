@@ -20,9 +20,9 @@ import pandas as pd
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from bayescale.design import design as make_design
 from bayescale.errors import BayescaleError
 from bayescale.laws.ops import NUMPY
+from bayescale.modeldesign import design as make_design
 from bayescale.runs import RunTable, load_runs
 from bayescale.spec import ModelSpec, load_spec
 
