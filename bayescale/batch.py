@@ -26,6 +26,7 @@ import pandas as pd
 from bayescale.errors import BayescaleError
 from bayescale.manifest import Job, read_manifest
 from bayescale.paths import check_not_input, check_output_path, write_atomic
+from bayescale.strictjson import finite_json, json_text
 
 SUMMARY_FIRST = ["job", "status", "error", "converged", "n_runs", "seconds"]
 #: Environment for worker processes: one thread per BLAS/OpenMP/Numba pool, so chains do not oversubscribe cores.
@@ -99,7 +100,8 @@ def run_job(job: Job, results: str | Path) -> dict[str, Any]:
             _allocate_columns(result, job, row)
         row["status"] = "ok" if result.converged else "not_converged"
         row["seconds"] = round(time.perf_counter() - start, 3)
-        write_atomic(marker, json.dumps({"key": key, "complete": True, "row": row}, default=float))
+        row = finite_json(row)  # a number that is not finite is null with its reason, in result.json and summary.csv alike
+        write_atomic(marker, json_text({"key": key, "complete": True, "row": row}))
         return row
     except Exception as exc:
         row["error"] = str(exc) if isinstance(exc, BayescaleError) else f"{type(exc).__name__}: {exc} ({traceback.format_exc(limit=2).splitlines()[-1]})"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bayescale.errors import BayescaleError
+from bayescale.strictjson import json_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,7 +109,7 @@ def report_context(
         "target_loss": target_loss,
         "unique_tokens": unique,
         "headline": headline,
-        "headline_json": json.dumps(headline).replace("<", "\\u003c"),
+        "headline_json": json_text(headline, indent=None).replace("<", "\\u003c"),
         "group_scope": describe(fit, resolved),
         "new_group": any(new for _, new in resolved.values()),
         "allocation": table.to_dict("records"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -114,16 +116,21 @@ def test_allocate_far_beyond_the_runs_warns_and_refuses_absurd_budgets():
 
 
 def test_cli_json_is_strict():
+    """Non-finite numbers are null with a ``NAME_reason`` beside them (a document's own reason wins)."""
     import json
 
     import numpy as np
+    import pandas as pd
 
     from bayescale.cli.formatting import json_text
 
-    doc = {"a": float("inf"), "b": [np.float32("nan"), -np.inf, 1.5, np.float64(2.0)], "c": (np.int64(3), True), "d": "Infinity"}
+    doc = {"a": float("inf"), "b": [np.float32("nan"), -np.inf, 1.5, np.float64(2.0)], "c": (np.int64(3), np.bool_(True)), "d": "Infinity", "e": np.nan, "e_reason": "fixed", "f": pd.NA}
     text = json_text(doc)
-    assert "Infinity" not in text.replace('"Infinity"', "") and "NaN" not in text
-    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"non-strict JSON constant {name}")) == {"a": None, "b": [None, None, 1.5, 2.0], "c": [3, True], "d": "Infinity"}
+    assert not re.search(r"[:\[,]\s*-?(NaN|Infinity)\b", text)  # no bare constant (inside a reason's words is fine)
+    parsed = json.loads(text, parse_constant=lambda name: pytest.fail(f"non-strict JSON constant {name}"))
+    assert {k: parsed[k] for k in "abcdef"} == {"a": None, "b": [None, None, 1.5, 2.0], "c": [3, True], "d": "Infinity", "e": None, "f": None}
+    assert "infinite" in parsed["a_reason"] and parsed["b_reason"].startswith("2 of 4 entries are null") and parsed["e_reason"] == "fixed"
+    assert "c_reason" not in parsed and "d_reason" not in parsed
 
 
 def test_control_characters_are_escaped_on_the_terminal(capsys):

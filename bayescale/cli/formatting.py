@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
-import numbers
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -12,30 +9,15 @@ from typing import Any
 import typer
 
 from bayescale.cli.core import visible
+from bayescale.strictjson import finite_json, json_text
+
+__all__ = ["Format", "emit", "finite_json", "format_summary", "group_header", "json_text", "table_text"]
 
 
 class Format(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
-
-
-def finite_json(value: Any) -> Any:
-    """``value`` with every non-finite float (NaN, ±inf) as ``None`` (JSON has no such numbers: ``Infinity`` breaks strict parsers), numpy scalars as Python numbers."""
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):  # float, numpy floats
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy integers too
-        return int(value)
-    return value
-
-
-def json_text(doc: Any) -> str:
-    """Strict JSON (indented) of a command's document: non-finite numbers become ``null``."""
-    return json.dumps(finite_json(doc), indent=2, allow_nan=False)
 
 
 def emit(text: str, output: Path | None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,9 +56,7 @@ def forecast_cmd(
     result, table = run(_forecast, fit_path, params, tokens, unique_tokens, flops, group_value, new_group, targets, column, ci, seed)
     warning = health_line(result)
     if format is Format.json:
-        text = json_text(
-            {"ci": ci, "converged": result.converged, "self_check_warning": failure(result.self_check), "groups": list(result.groups), "targets": json.loads(table.to_json(orient="records"))}
-        )
+        text = json_text({"ci": ci, "converged": result.converged, "self_check_warning": failure(result.self_check), "groups": list(result.groups), "targets": table.to_dict("records")})
     elif format is Format.csv or (output is not None and format is Format.table and output.suffix == ".csv"):
         text = table.to_csv(index=False)
         if warning:  # a CSV stays parseable: the warning goes to stderr
@@ -115,7 +112,7 @@ def allocate_cmd(
     """Compute-optimal parameters and tokens per FLOP budget (C = 6ND), with posterior intervals."""
     check_output(output, inputs=[fit_path], stdout=True)
     result, answers = run(_allocate, fit_path, flops, unique_tokens, ci, robust_quantile, group_value, new_group)
-    docs = [{**group, "budgets": json.loads(table.to_json(orient="records"))} for group, table in answers]
+    docs = [{**group, "budgets": table.to_dict("records")} for group, table in answers]
     if format is Format.json:
         body = docs[0] if len(docs) == 1 else {"levels": docs}
         text = json_text({"ci": ci, "converged": result.converged, **body})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from typing import Annotated
 
@@ -134,7 +133,7 @@ def compare_cmd(
     check_output(output, inputs=[runs, *(m for m in model or [] if m.endswith(".toml"))], stdout=True)
     table = run(_compare, runs, model, column, drop_highest_loss, draws, tune, chains, seed, quiet, by_group, lfo, pooling, group, train_max_flops)
     if format is Format.json:
-        text = json_text(json.loads(table.to_json(orient="index")))
+        text = json_text({str(k): row for k, row in table.to_dict(orient="index").items()})
     elif format is Format.csv:
         text = table.to_csv()
     elif lfo:
