@@ -27,7 +27,7 @@ from bayescale.modeldesign import Design
 from bayescale.modeldesign import design as make_design
 from bayescale.pooling import other_centering, resolve_centered, switch_centering
 from bayescale.posterior import SAMPLE_DIMS, judged_variables
-from bayescale.progress import phase
+from bayescale.progress import phase, show_progress
 from bayescale.result import Fit, check_convergence
 from bayescale.runs import RunTable, check_magnitudes, load_runs
 from bayescale.sampling import ADAPTATIONS, NUTPIE_SAMPLERS, SAMPLERS, SamplerConfig, _adaptation, _check_size, _warn_if_slow, default_cores, prepare, sample, tidy_tree
@@ -71,7 +71,7 @@ def fit(
     cores: int | None = None,
     target_accept: float = 0.9,
     adaptation: str | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     strict: bool = False,
     command: str | None = None,
     self_check: bool = True,
@@ -87,6 +87,8 @@ def fit(
     e.g. tokens in billions without a unit) instead of warning. ``command`` is the command line
     that asked for this fit (the CLI passes it); it is kept in ``info`` too, so a report can show
     how to reproduce the fit.
+    ``progress`` prints the fit's phases and sampling progress on stderr; default: on in a notebook
+    (a Jupyter/IPython kernel), off in scripts and tests (``progress.show_progress``).
     ``self_check`` refits on the smaller runs (2 chains × ``self_check_draws`` draws and tuning
     steps, at most the fit's own; same compiled model) and forecasts the largest
     (``bayescale.self_check``); its residuals update the discrepancy scale τ, which otherwise
@@ -106,7 +108,7 @@ def fit(
     spec = resolve_centered(spec, design)  # the fit keeps the resolved spec: exactly what was sampled
     cores = cores or default_cores(sampler, len(runs), chains)
     _warn_if_slow(len(runs), draws, tune, chains, cores)
-    config = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, cores=cores, target_accept=target_accept, adaptation=adaptation, progress=progress)
+    config = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, cores=cores, target_accept=target_accept, adaptation=adaptation, progress=show_progress(progress))
     prior_draws = spec.check_priors(0)  # initial values must not depend on the seed: a cached model serves every seed
     start = time.perf_counter()
     spec, tree, diagnostics, config, uncentered = _sample_uncentering(spec, design, prior_draws, config, adaptation, auto=rule == "auto")

@@ -4,6 +4,8 @@ save) and, while sampling, draws done, draws per second and an ETA.
 On a terminal nutpie draws its live bar; anywhere else (a log file, CI, a notebook calling the
 CLI) ``DrawsReporter`` prints a plain line at least every ``LINE_SECONDS`` (never silent longer),
 so a long fit is never mistaken for a hung one. ``quiet``/``progress=False`` silences both.
+The API's default (``progress=None``, ``show_progress``) is on in a notebook (a Jupyter/IPython
+kernel, ``in_notebook``), where nutpie draws its own bar, and off in scripts and tests.
 """
 
 from __future__ import annotations
@@ -19,9 +21,23 @@ LINE_SECONDS = 10.0
 CALLBACK_MS = 1000
 
 
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter/IPython kernel (a notebook, also VS Code's or Colab's): an
+    IPython shell with a kernel. A terminal IPython or a plain interpreter is not one."""
+    ipython = sys.modules.get("IPython")  # never imported here: a script without IPython pays nothing
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def show_progress(progress: bool | None) -> bool:
+    """The API's ``progress`` argument resolved: as given, or (``None``) on exactly in a notebook."""
+    return in_notebook() if progress is None else bool(progress)
+
+
 def live_bar() -> bool:
-    """Whether stderr is a terminal, where nutpie's own live bar is the better display."""
-    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    """Whether nutpie's own live bar is the better display: stderr is a terminal, or this is a notebook (nutpie draws it as HTML)."""
+    return bool(getattr(sys.stderr, "isatty", lambda: False)()) or in_notebook()
 
 
 def phase(message: str, stream: TextIO | None = None) -> None:
