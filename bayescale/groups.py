@@ -166,3 +166,12 @@ def requests_or_every_level(fit: Grouped, group_values: Mapping[str, Any] | None
     if not fit.groups or group_values or new_group:
         return [("", dict(group_values or {}), new_group)]
     return [(label, dict(values), new) for label, values, new in every_level(fit)]
+
+
+def request_doc(fit: Fitted, group_values: Mapping[str, Any] | None, new_group: bool) -> dict[str, Any]:
+    """The fields saying which group an answer is for: ``group`` (level per column), ``new_group``,
+    ``group_description``; empty for a fit without groups. The CLI's JSON and the report use them."""
+    resolved = resolve_request(fit, group_values, new_group)
+    if not resolved:
+        return {}
+    return {"group": {g: level for g, (level, _) in resolved.items()}, "new_group": any(new for _, new in resolved.values()), "group_description": describe(fit, resolved)}

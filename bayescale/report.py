@@ -13,15 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from bayescale.errors import BayescaleError
 from bayescale.strictjson import json_text
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from bayescale.fitting import Fit
-    from bayescale.groups import GroupTarget
 
 #: Report sections, in order; the test checks each is rendered.
 SECTIONS = ("headline", "diagnostics", "fit", "frontier", "allocation", "forecast", "posteriors", "comparison", "data", "reproduce")
@@ -80,50 +78,66 @@ def report_context(
 ) -> dict[str, Any]:
     """Everything the template shows (numbers and base64 figures), computed through the API.
 
-    Grouped fits need ``group_values`` (seen levels) or ``new_group=True``, as ``allocate`` does;
-    the report says which group its plan is for.
+    A grouped fit answers the level ``group_values`` names (or a new group, ``new_group=True``), as
+    ``allocate`` does; asked for none, it answers every seen level and a new group (``levels``: a
+    one-screen overview, then a section per level), as ``bayescale allocate``/``decide`` do.
     """
     import matplotlib
 
     matplotlib.use("Agg")
-    from bayescale.allocate import allocate, allocation_table
-    from bayescale.decide import decide
-    from bayescale.groups import GroupTarget, describe, resolve_request
+    from bayescale.groups import requests_or_every_level
     from bayescale.units import positive_quantity
 
     unique = positive_quantity(unique_tokens, "unique tokens")  # None: unlimited
-    resolved = resolve_request(fit, group_values, new_group)
-    groups = GroupTarget(group_values=group_values, new_group=new_group)
     runs = fit.runs.data
     budgets = np.asarray(flops if flops is not None and len(flops) else [float(runs["flops"].max()) * 100.0], dtype=float)
-    table = allocation_table(allocate(fit, budgets, unique_tokens=unique, **groups), ci)
-    decision = decide(fit, target_loss, prob, flops=budgets, unique_tokens=unique, ci=ci, **groups) if target_loss is not None else None
-    headline = _headline(table, decision, unique)
-    figures, seed_table, on_lines = _figures(fit, budgets, target_loss, prob, ci, unique, groups)
-    targets = table[["flops"]].assign(params=table["robust_params"], tokens=table["robust_tokens"], **{g: level for g, (level, _) in resolved.items()})
+    requests = requests_or_every_level(fit, group_values, new_group)
+    levels = [{"label": label, **_level(fit, values, new, budgets, target_loss, prob, ci, unique)} for label, values, new in requests]
+    every = len(levels) > 1
+    figures, seed_table, on_lines = _figures(fit, budgets, target_loss, prob, ci, unique, requests)
     source = display_path(fit.runs.source)
+    scope = f", every {' × '.join(fit.groups)} level" if every else "".join(f", for {', '.join(f'{g}={lv}' for g, lv in level['group'].items())}" for level in levels if level.get("group"))
+    embedded: Any = {"levels": [{k: v for k, v in level.items() if k not in ("allocation", "targets")} for level in levels]} if every else levels[0]["headline"]
     return {
-        "title": f"bayescale report: {fit.spec.name} on {Path(source).name}" + (f", for {', '.join(f'{g}={lv}' for g, (lv, new) in resolved.items())}" if resolved else ""),
+        "title": f"bayescale report: {fit.spec.name} on {Path(source).name}{scope}",
         "ci": ci,
         "prob": prob,
         "target_loss": target_loss,
         "unique_tokens": unique,
-        "headline": headline,
-        "headline_json": json_text(headline, indent=None).replace("<", "\\u003c"),
-        "group_scope": describe(fit, resolved),
-        "new_group": any(new for _, new in resolved.values()),
-        "allocation": table.to_dict("records"),
+        "levels": levels,
+        "every_level": every,
+        "headline": levels[0]["headline"],
+        "headline_json": json_text(embedded, indent=None).replace("<", "\\u003c"),
+        "group_scope": "" if every else levels[0].get("group_description", ""),
+        "new_group": not every and bool(levels[0].get("new_group")),
+        "allocation": levels[0]["allocation"],
         "seed_table": seed_table.to_dict("records") if seed_table is not None else None,
         "on_isoflop_lines": on_lines,
         **_fit_section(fit, ci),
         "comparison": comparison.reset_index().to_dict("records") if comparison is not None else None,
         "comparison_columns": list(comparison.reset_index().columns) if comparison is not None else [],
-        "data": _data_section(fit, source, targets),
+        "data": _data_section(fit, source, pd.concat([level["targets"] for level in levels], ignore_index=True)),
         "reproduce": _reproduce_section(fit, command),
         "figures": figures,
         "fmt": _fmt,
         "sections": SECTIONS,
     }
+
+
+def _level(fit: Fit, group_values: Mapping[str, Any], new_group: bool, budgets: np.ndarray, target_loss: float | None, prob: float, ci: float, unique: float | None) -> dict[str, Any]:
+    """One group request's answer (the whole fit's, ungrouped): which group (``groups.request_doc``),
+    the headline plans with the predictive loss interval ``allocate``/``decide`` give, the
+    allocation table, and the plans as targets (for the extrapolation factor)."""
+    from bayescale.allocate import allocate, allocation_table
+    from bayescale.decide import decide
+    from bayescale.groups import GroupTarget, request_doc
+
+    groups = GroupTarget(group_values=dict(group_values) or None, new_group=new_group)
+    doc = request_doc(fit, groups["group_values"], new_group)
+    table = allocation_table(allocate(fit, budgets, unique_tokens=unique, **groups), ci)
+    decision = decide(fit, target_loss, prob, flops=budgets, unique_tokens=unique, ci=ci, **groups) if target_loss is not None else None
+    targets = table[["flops"]].assign(params=table["robust_params"], tokens=table["robust_tokens"], **doc.get("group", {}))
+    return {**doc, "headline": _headline(table, decision, unique), "allocation": table.to_dict("records"), "targets": targets}
 
 
 def _headline(table: pd.DataFrame, decision: Mapping[str, Any] | None, unique_tokens: float | None) -> list[dict[str, float]]:
@@ -153,18 +167,32 @@ def _headline(table: pd.DataFrame, decision: Mapping[str, Any] | None, unique_to
     return headline
 
 
-def _figures(fit: Fit, budgets: np.ndarray, target_loss: float | None, prob: float, ci: float, unique_tokens: float | None, groups: GroupTarget) -> tuple[dict[str, str], pd.DataFrame | None, bool]:
-    """The report's figures (base64 PNGs, drawn by ``figures.figure`` as ``bayescale plot`` draws them),
-    the published table they compare with (or None), and whether the runs lie on isoFLOP lines
-    (the isoFLOP figure is drawn only then)."""
+def _figures(
+    fit: Fit, budgets: np.ndarray, target_loss: float | None, prob: float, ci: float, unique_tokens: float | None, requests: Sequence[tuple[str, dict[str, Any], bool]]
+) -> tuple[dict[str, str], pd.DataFrame | None, bool]:
+    """The report's figures (base64 PNGs, drawn by ``figures.figure`` as ``bayescale plot`` draws them;
+    a panel per level when ``requests`` holds several), the published table they compare with (or
+    None), and whether the runs lie on isoFLOP lines (the isoFLOP figure is drawn only then)."""
+    import matplotlib.pyplot as plt
+
     from bayescale.allocate import parameter_draws
     from bayescale.figures import compute_grid, figure
     from bayescale.plots import isoflop_lines, plot_prob_vs_compute
     from bayescale.reference import hoffmann_applies, hoffmann_table3
 
-    seed_table = hoffmann_table3() if hoffmann_applies(fit, parameter_draws(fit, **groups)) else None
+    every = len(requests) > 1
+    applies = any(hoffmann_applies(fit, parameter_draws(fit, values or None, new)) for _, values, new in requests)
+    seed_table = hoffmann_table3() if applies else None
     on_lines = isoflop_lines(fit.runs.data) is not None
-    request: dict[str, Any] = {"ci": ci, "flops": budgets, "target_loss": target_loss, "unique_tokens": unique_tokens, **groups}
+    _, values, new = requests[0]
+    request: dict[str, Any] = {
+        "ci": ci,
+        "flops": budgets,
+        "target_loss": target_loss,
+        "unique_tokens": unique_tokens,
+        "group_values": None if every else values or None,
+        "new_group": not every and new,
+    }
     figures = {
         "observed": _png(figure(fit, "fit", ci=ci)),
         "frontier": _png(figure(fit, "allocation", **request)),
@@ -174,7 +202,16 @@ def _figures(fit: Fit, budgets: np.ndarray, target_loss: float | None, prob: flo
     if on_lines:
         figures["isoflops"] = _png(figure(fit, "isoflop", **request))
     if target_loss is not None:
-        figures["prob"] = _png(plot_prob_vs_compute(fit, target_loss, compute_grid(fit, budgets), prob=prob, unique_tokens=unique_tokens, **groups))
+        cols = min(len(requests), 2)
+        fig, axes = plt.subplots(-(-len(requests) // cols), cols, figsize=(6.5 * cols, 4 * -(-len(requests) // cols)), squeeze=False)
+        for ax, (label, values, new) in zip(axes.ravel(), requests, strict=False):
+            plot_prob_vs_compute(fit, target_loss, compute_grid(fit, budgets), prob=prob, unique_tokens=unique_tokens, ax=ax, group_values=values or None, new_group=new)
+            if label:
+                ax.set_title(f"{label}: {ax.get_title()}", fontsize=9)
+        for ax in axes.ravel()[len(requests) :]:
+            ax.set_visible(False)
+        fig.tight_layout()
+        figures["prob"] = _png(fig)
     return figures, seed_table, on_lines
 
 

@@ -5,7 +5,6 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from bayescale.allocate import parameter_draws
@@ -62,8 +61,41 @@ def test_report_says_which_group_the_plan_is_for(tmp_path):
     assert "This plan is for dataset=web, a group seen at fit time" in seen and "population-level plan" not in seen
     new = render_report(fit, tmp_path / "new.html", flops=[1e21], new_group=True).read_text()
     assert "a new, unseen dataset" in new and "population-level plan" in new
-    with pytest.raises(Exception, match="new_group=True"):
-        render_report(fit, tmp_path / "none.html", flops=[1e21])
+    assert 'id="level-1"' not in seen + new  # one level named: no per-level sections
+
+
+def test_grouped_report_answers_every_level_as_allocate_and_decide_do(grouped_fit, tmp_path):
+    """Issue 31 §5: no --group-value → a one-screen overview, then a section per seen level and a new
+    group, each headline the predictive interval and probability ``allocate``/``decide`` give there."""
+    import json
+    import re
+
+    from bayescale.allocate import allocate, allocation_table
+    from bayescale.decide import decide
+    from bayescale.groups import every_level
+
+    saved = grouped_fit.save(tmp_path / "grouped.nc")
+    out = tmp_path / "every.html"
+    result = CliRunner().invoke(app, ["report", str(saved), "-o", str(out), "--flops", "1e21", "--target-loss", "2.5"])
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    expected = every_level(grouped_fit)
+    assert len(expected) == 4  # books, code, web and a new dataset
+    overview = html.split('id="overview-table"')[1].split("</table>")[0]
+    for i, (label, _, new) in enumerate(expected, start=1):
+        section = html.split(f'<section id="level-{i}" class="level">')[1].split("</section>")[0]
+        assert f"<h2>{label}</h2>" in section and f'href="#level-{i}">{label}<' in overview
+        assert ("population-level plan" in section) == new
+    levels = json.loads(re.search(r'id="headline-data">(.*?)</script>', html, re.S).group(1))["levels"]
+    for level, (label, values, new) in zip(levels, expected, strict=True):
+        groups = {"group_values": values or None, "new_group": new}
+        row = allocation_table(allocate(grouped_fit, [1e21], **groups), 0.9).iloc[0]
+        (plan,) = decide(grouped_fit, 2.5, 0.9, flops=[1e21], **groups)["plans"]
+        (item,) = level["headline"]
+        assert level["label"] == label and level["new_group"] == new and (new or level["group"] == values)
+        assert item["params"] == row["robust_params"] == plan["params"] and item["tokens"] == row["robust_tokens"]
+        assert item["loss_lo"] == row["loss_lo"] == plan["loss_lo"] and item["loss_hi"] == row["loss_hi"] == plan["loss_hi"]
+        assert item["prob"] == plan["prob"]
 
 
 def test_hoffmann_table_and_isoflop_figure_only_where_they_apply(tmp_path):

@@ -79,23 +79,13 @@ def _allocate(fit_path, flops, unique_tokens, ci, robust_quantile, group_value, 
     budgets = parse_flops(flops or [])
     groups = group_map(group_value)
     result = load_fit(fit_path)
-    from bayescale.groups import requests_or_every_level
+    from bayescale.groups import request_doc, requests_or_every_level
 
     answers = []
     for _, values, new in requests_or_every_level(result, groups, new_group):
         ds = result.allocate(budgets, unique_tokens=unique_tokens, ci=ci, robust_quantile=robust_quantile, group_values=values, new_group=new)
-        answers.append((_group_doc(result, values, new), allocation_table(ds, ci)))
+        answers.append((request_doc(result, values, new), allocation_table(ds, ci)))
     return result, answers
-
-
-def _group_doc(result, groups: dict[str, str], new_group: bool) -> dict[str, Any]:
-    """The JSON fields saying which group a plan is for: ``group``, ``new_group``, ``group_description`` (none without groups)."""
-    from bayescale.groups import describe, resolve_request
-
-    resolved = resolve_request(result, groups, new_group)
-    if not resolved:
-        return {}
-    return {"group": {g: level for g, (level, _) in resolved.items()}, "new_group": any(new for _, new in resolved.values()), "group_description": describe(result, resolved)}
 
 
 def allocate_cmd(

@@ -41,7 +41,7 @@ def report_cmd(
         list[Path] | None, typer.Option("--compare", metavar="FIT", help="Other saved fits of the same runs (e.g. another form): the report ranks them with this one by PSIS-LOO. Repeat the flag.")
     ] = None,
 ) -> None:
-    """Write a self-contained HTML uncertainty report for budget decisions."""
+    """Write a self-contained HTML uncertainty report for budget decisions; a grouped fit gets a section per level unless --group-value names one."""
     check_output(output, inputs=[fit_path, *(compare or [])])
     command = command_line(
         "report",
