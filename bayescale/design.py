@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 Objective = Literal["sd", "decision"]
 OBJECTIVES = ("sd", "decision")
-#: A pick must remove at least this share of the target's current variance; below it the pool has nothing left to teach.
+#: A pick must remove at least this share of the target's variance left; below it the pool has nothing left to teach.
 MIN_GAIN = 1e-3
 #: The ``grid`` pool: this many log-spaced sizes × tokens-per-parameter ratios.
 GRID_SIZES, GRID_RATIOS = 12, 10
@@ -116,7 +116,7 @@ def next_runs(
     ``target``: one or more (N, D[, group]) points as a mapping or table, or a FLOP budget (a
     number) whose robust compute-optimal plan (``allocate``) is the target. Picks stop at
     ``budget_flops`` of total cost and/or ``k`` runs (one is required), or when no candidate is
-    expected to remove at least ``MIN_GAIN`` of the target's variance. ``objective="sd"``
+    expected to remove at least ``MIN_GAIN`` of the target's variance left. ``objective="sd"``
     minimises the target's predictive sd of log loss (several targets: their mean variance);
     ``"decision"`` (needs ``target_loss``) maximises the expected certainty max(p, 1 − p) of
     p = P(loss < target_loss) after the picks. ``group_values``/``new_group`` name the target's
@@ -142,7 +142,7 @@ def next_runs(
 
     def run(per_cost: bool) -> Picks:
         state = Covariances(t_law, c_law, noise_obs, Ranges(fit, ev, targets, pool, t_bounds))
-        return select(state, value, cost, budget_flops, k, per_cost, MIN_GAIN * float(np.mean(var_now)))
+        return select(state, value, cost, budget_flops, k, per_cost, var_now, MIN_GAIN)
 
     # with a budget, the better of gain per cost and gain alone (the classic guard of greedy knapsack picks)
     best = run(per_cost=budget_flops is not None)

@@ -39,9 +39,10 @@ class Picks:
     notes: list[str]
 
 
-def select(state: Covariances, value: Callable[[np.ndarray], np.ndarray], cost: np.ndarray, budget: float | None, k: int | None, per_cost: bool, floor: float) -> Picks:
+def select(state: Covariances, value: Callable[[np.ndarray], np.ndarray], cost: np.ndarray, budget: float | None, k: int | None, per_cost: bool, var_now: np.ndarray, floor: float) -> Picks:
     """Greedy picks by score per unit of cost (``per_cost``) or by score, until ``k`` picks, the budget,
-    or no affordable candidate removes more than ``floor`` of variance."""
+    or no affordable candidate removes more than the share ``floor`` of the variance left (``var_now``
+    less what earlier picks removed, per target)."""
     gone = np.zeros(state.cross.shape[0])
     values = [float(value(gone[:, None])[0])]
     order: list[int] = []
@@ -59,9 +60,9 @@ def select(state: Covariances, value: Callable[[np.ndarray], np.ndarray], cost: 
             if budget is not None and not order:
                 notes.append(f"the budget {budget:.3g} is below the cheapest candidate's cost {cost.min():.3g}: nothing selected")
             break
-        useful = afford & (np.mean(gain, axis=0) > floor) & (score > 0)
+        useful = afford & (np.mean(gain, axis=0) > floor * np.mean(var_now - gone)) & (score > 0)
         if not useful.any():
-            notes.append("no remaining affordable candidate is expected to firm up the target any further")
+            notes.append(f"no remaining affordable candidate is expected to remove {floor:.1%} of the target's variance left: stopped")
             break
         j = int(np.argmax(np.where(useful, score / cost if per_cost else score, -np.inf)))
         gone = gone + gain[:, j]
