@@ -23,6 +23,7 @@ from bayescale.errors import (
 )
 
 if TYPE_CHECKING:
+    from bayescale.design import next_runs
     from bayescale.fitting import Fit, fit, load_fit
     from bayescale.forecasting import forecast, forecast_summary, forecast_table
     from bayescale.paths import check_output_path
@@ -43,6 +44,7 @@ _LAZY = {
     "ModelSpec": "bayescale.spec",
     "load_spec": "bayescale.spec",
     "check_output_path": "bayescale.paths",
+    "next_runs": "bayescale.design",
 }
 
 
@@ -74,4 +76,5 @@ __all__ = [
     "load_fit",
     "load_runs",
     "load_spec",
+    "next_runs",
 ]

@@ -148,6 +148,13 @@ class PosteriorEvaluator:
         log_u = None if unique_tokens is None else np.log(np.atleast_1d(unique_tokens).astype(float))[None, :]
         return self.log_loss(np.log(n)[None, :], np.log(d)[None, :], log_u, np.log(6.0 * n * d)[None, :])
 
+    def at_table(self, frame: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(law only, with discrepancy) per draw, (S, T), at the rows of a parsed target table: any
+        law's inputs (MoE's experts too), the distance measured from this selection's runs."""
+        x = {k: np.asarray(v)[None, :] for k, v in self.law.log_inputs(frame).items()}
+        dist = None if self.shift is None or self.bounds is None else distance(coordinates(self.law.inputs, frame), self.bounds)[None, :]
+        return log_loss(self.law, self.params, x, self.shift, dist)
+
     def unit_noise(self, rng: np.random.Generator) -> np.ndarray:
         """One standard draw of the likelihood's noise per posterior draw, (S, 1) (σ not applied)."""
         if self.likelihood is None:

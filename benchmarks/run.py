@@ -144,6 +144,14 @@ def main() -> None:
     t_alloc, _ = timed(lambda: warm.allocate(budgets))
     rows.append(("allocate 100 budgets × 4000 draws", t_alloc, 0.3, "target s", load()))
 
+    from bayescale.design import next_runs  # issue 29: no refit per candidate; both greedy passes of a budget
+
+    rng = np.random.default_rng(0)
+    pool = {"params": 10 ** rng.uniform(7.5, 10.5, 1000)}
+    pool["tokens"] = pool["params"] * 10 ** rng.uniform(0.3, 2.5, 1000)
+    t_next, _ = timed(lambda: next_runs(warm, pool, {"params": 7e10, "tokens": 1.4e12}, budget_flops=1e22))
+    rows.append((f"next_runs: 1,000 candidates × {draws} draws, a budget (both greedy passes)", t_next, 5.0, "target s", load()))
+
     if args.hierarchy:
         # the default grouped fit (levels per group, exponents shared, auto-centred), cold in a new
         # process, on the designs of benchmarks/pooling_bench.py: groups differing in E, A, B
