@@ -151,13 +151,17 @@ def drift_fit():
     return fit(drift_runs("drift", DRIFT_TRUTH, 30), "drift", seed=30, **SMALL)
 
 
-def routed_runs(truth: dict[str, float], seed: int) -> pd.DataFrame:
+def routed_design() -> pd.DataFrame:
     """Six dense sizes × ten expert counts (1–512), one token count: the design of Clark et al.'s runs."""
     n, e = np.meshgrid(np.geomspace(1.5e7, 1.5e9, 6), 2.0 ** np.arange(10), indexing="ij")
     design = pd.DataFrame({"active_params": n.ravel(), "experts": e.ravel(), "tokens": 1.3e11})
     design["params"] = design["active_params"]
     design["arch"] = np.where(design["experts"] == 1, "dense", "moe")
-    return simulate_runs("routed", truth, design, sigma=0.01, seed=seed)
+    return design
+
+
+def routed_runs(truth: dict[str, float], seed: int) -> pd.DataFrame:
+    return simulate_runs("routed", truth, routed_design(), sigma=0.01, seed=seed)
 
 
 @pytest.fixture(scope="session")
@@ -386,7 +390,7 @@ def test_float32_fast_namespace_matches_float64(name):
 
 @pytest.mark.parametrize(
     ("form", "design"),
-    [("kaplan", None), ("compute", None), ("data_constrained", repeat_design()), ("token_crisis", repeat_design(dropout=(0.0, 0.1))), ("farseer", None), ("drift", None)],
+    [("kaplan", None), ("compute", None), ("data_constrained", repeat_design()), ("token_crisis", repeat_design(dropout=(0.0, 0.1))), ("farseer", None), ("drift", None), ("routed", routed_design())],
 )
 def test_forecast_summary_mean_curve_matches_full_forecast(form, design):
     """End to end for every non-Chinchilla form: the float32 bulk path agrees with float64 draws
