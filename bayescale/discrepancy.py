@@ -37,10 +37,12 @@ SEED_SALT = 0x7A0
 
 
 def directions(inputs: tuple[str, ...]) -> tuple[str, ...]:
-    """The directions a law with these inputs defines: all four with a size and tokens, else compute only."""
-    if "tokens" in inputs and ({"params", "active_params"} & set(inputs)):
+    """The directions a law with these inputs defines: all four with a size and tokens, size alone
+    for a law without tokens (``routed``: one training length), else compute only."""
+    sized = bool({"params", "active_params"} & set(inputs))
+    if "tokens" in inputs and sized:
         return DIRECTIONS
-    return ("flops",)
+    return ("params",) if sized else ("flops",)
 
 
 def coordinates(inputs: tuple[str, ...], columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -51,6 +53,8 @@ def coordinates(inputs: tuple[str, ...], columns: Mapping[str, Any]) -> dict[str
         return {"flops": np.log10(np.asarray(columns["flops"], dtype=float))}
     size = columns["active_params"] if "active_params" in inputs else columns["params"]
     decades_n = np.log10(np.asarray(size, dtype=float))
+    if dirs == ("params",):
+        return {"params": decades_n}
     decades_d = np.log10(np.asarray(columns["tokens"], dtype=float))
     return {"params": decades_n, "tokens": decades_d, "tokens_per_param": decades_d - decades_n, "flops": np.log10(6.0) + decades_n + decades_d}
 

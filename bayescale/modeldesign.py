@@ -7,12 +7,13 @@ rule, the posterior view and the self-check read one.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from bayescale.errors import RunTableError
+from bayescale.errors import DataWarning, RunTableError
 from bayescale.laws import Law
 from bayescale.names import RESERVED_DIMS, stored_name
 from bayescale.runs import RunTable
@@ -56,9 +57,12 @@ def design(spec: ModelSpec, runs: RunTable, groups: Sequence[str] = ()) -> Desig
             f"at least {needed} runs are needed (more, spread over sizes and token counts, for useful intervals)"
         )
     for column in law.inputs:
-        if column in ("unique_tokens", "experts"):  # all-fresh data / all-dense runs are valid inputs
-            continue
         distinct = np.unique(runs.column(column)).size
+        if column in law.may_be_constant:
+            if distinct == 1 and law.may_be_constant[column]:
+                value = runs.column(column)[0]
+                warnings.warn(f"{runs.source}: every run has {column} = {value:.4g}; for the {law.name} law {law.may_be_constant[column]}", DataWarning, stacklevel=3)
+            continue
         if distinct < MIN_DISTINCT:
             raise RunTableError(
                 f"{runs.source}: column {column!r} has only {distinct} distinct value(s); the {law.name} law needs "

@@ -219,3 +219,14 @@ def test_forecast_summary_with_discrepancy_is_independent_of_blocks_and_threads(
         pd.testing.assert_frame_equal(forecasting.forecast_summary(synthetic_fit, seed=1, **targets), reference)
         monkeypatch.setenv("BAYESCALE_NUM_THREADS", "1")
         pd.testing.assert_frame_equal(forecasting.forecast_summary(synthetic_fit, seed=1, **targets), reference)
+
+
+def test_a_law_without_tokens_measures_distance_in_size():
+    """The routed law (one training length) has no tokens: the distance is decades of active parameters."""
+    from bayescale.laws import get_law
+
+    inputs = get_law("routed").inputs
+    assert directions(inputs) == ("params",)
+    runs = coordinates(inputs, {"active_params": np.array([1e7, 3.7e8])})
+    target = coordinates(inputs, {"active_params": np.array([1e8, 3.7e9])})
+    np.testing.assert_allclose(distance(target, ranges(runs)), [0.0, 1.0])

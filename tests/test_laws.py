@@ -36,6 +36,8 @@ TC_TRUTH = {**DC_TRUTH, "K_o": 0.05, "gamma_o": 0.5, "R_o": 10.0, "delta": 10.0}
 #: opposite directions (drift), so a sign swap between kappa_N and kappa_D would show.
 FARSEER_TRUTH = {**EPOCH_CHINCHILLA, "gamma": -0.15, "delta": 0.0}
 DRIFT_TRUTH = {**EPOCH_CHINCHILLA, "kappa_N": -0.03, "kappa_D": 0.03}
+#: Routed truth near the least-squares fit of ScaleBench's MoE runs (models/routed.toml).
+ROUTED_TRUTH = {"alpha": 0.09, "c": 0.005, "beta": 0.13, "d": 2.67, "E_start": 3.2, "E_max": 400.0}
 #: Few draws, no self-check: enough to read the sign of a drift parameter, not to pin R-hat.
 SIGN = {"draws": 300, "tune": 300, "chains": 2, "cores": 2, "self_check": False}
 
@@ -149,6 +151,24 @@ def drift_fit():
     return fit(drift_runs("drift", DRIFT_TRUTH, 30), "drift", seed=30, **SMALL)
 
 
+def routed_design() -> pd.DataFrame:
+    """Six dense sizes × ten expert counts (1–512), one token count: the design of Clark et al.'s runs."""
+    n, e = np.meshgrid(np.geomspace(1.5e7, 1.5e9, 6), 2.0 ** np.arange(10), indexing="ij")
+    design = pd.DataFrame({"active_params": n.ravel(), "experts": e.ravel(), "tokens": 1.3e11})
+    design["params"] = design["active_params"]
+    design["arch"] = np.where(design["experts"] == 1, "dense", "moe")
+    return design
+
+
+def routed_runs(truth: dict[str, float], seed: int) -> pd.DataFrame:
+    return simulate_runs("routed", truth, routed_design(), sigma=0.01, seed=seed)
+
+
+@pytest.fixture(scope="session")
+def routed_fit():
+    return fit(routed_runs(ROUTED_TRUTH, 31), "routed", seed=31, **SMALL)
+
+
 @pytest.fixture(scope="session")
 def moe_truth():
     return json.loads(data_path("synthetic_moe_truth.json").read_text())
@@ -234,6 +254,22 @@ def test_moe_dense_runs_reduce_to_chinchilla():
     assert np.all(more < chin.loss(EPOCH_CHINCHILLA, {"params": n, "tokens": d}))
 
 
+def test_routed_expert_count_saturates():
+    """Ê is E_start for a dense model, grows about one for one with E, and tends to E_max."""
+    law = get_law("routed")
+    flat = {**ROUTED_TRUTH, "alpha": 0.0, "c": 0.0, "d": 0.0, "beta": -1.0}  # log L = log Ê
+    experts = np.array([1.0, 2.0, 8.0, 1e7])
+    e_hat = law.loss(flat, {"active_params": np.ones(4), "experts": experts})
+    assert e_hat[0] == pytest.approx(ROUTED_TRUTH["E_start"])
+    assert e_hat[1] - e_hat[0] == pytest.approx(1.0, abs=0.05)
+    assert e_hat[-1] == pytest.approx(ROUTED_TRUTH["E_max"], rel=1e-4)
+    loss = law.loss(ROUTED_TRUTH, {"active_params": np.full(4, 1e8), "experts": experts})
+    assert np.all(np.diff(loss) < 0)  # experts help, less and less
+    dense = law.loss(ROUTED_TRUTH, {"active_params": np.array([1e8, 1e9]), "experts": np.ones(2)})
+    gain = law.loss(ROUTED_TRUTH, {"active_params": np.array([1e8, 1e9]), "experts": np.full(2, 64.0)}) / dense
+    assert gain[1] > gain[0]  # c > 0: routing helps the larger model less
+
+
 NULL_DRIFT = {"farseer": {"gamma": 0.0, "delta": 0.0}, "drift": {"kappa_N": 0.0, "kappa_D": 0.0}}
 
 
@@ -314,6 +350,7 @@ LAW_TRUTHS = {
     "data_constrained": DC_TRUTH,
     "token_crisis": TC_TRUTH,
     "moe": {**EPOCH_CHINCHILLA, "c": 0.4},
+    "routed": ROUTED_TRUTH,
     "farseer": {**FARSEER_TRUTH, "delta": 0.05},
     "drift": DRIFT_TRUTH,
 }
@@ -353,7 +390,7 @@ def test_float32_fast_namespace_matches_float64(name):
 
 @pytest.mark.parametrize(
     ("form", "design"),
-    [("kaplan", None), ("compute", None), ("data_constrained", repeat_design()), ("token_crisis", repeat_design(dropout=(0.0, 0.1))), ("farseer", None), ("drift", None)],
+    [("kaplan", None), ("compute", None), ("data_constrained", repeat_design()), ("token_crisis", repeat_design(dropout=(0.0, 0.1))), ("farseer", None), ("drift", None), ("routed", routed_design())],
 )
 def test_forecast_summary_mean_curve_matches_full_forecast(form, design):
     """End to end for every non-Chinchilla form: the float32 bulk path agrees with float64 draws
@@ -421,6 +458,11 @@ def test_recovers_farseer(farseer_fit):
 @pytest.mark.slow
 def test_recovers_drift(drift_fit):
     assert_recovers(drift_fit, DRIFT_TRUTH)
+
+
+@pytest.mark.slow
+def test_recovers_routed(routed_fit):
+    assert_recovers(routed_fit, ROUTED_TRUTH)
 
 
 @pytest.mark.slow

@@ -11,6 +11,8 @@ TABLES = {
     "gemstones_runs.csv": (619, "recipe", {"cooldown": 199, "constant_lr": 220, "constant_lr_half": 200}),
     "llama3_isoflop_runs.csv": (133, "compute_budget", None),
     "cerebras_gpt_runs.csv": (7, None, None),
+    "scalebench_moe_runs.csv": (221, "split", {"train": 193, "test": 28}),
+    "scalebench_data_constrained_runs.csv": (182, "split", {"train": 161, "test": 21}),
 }
 
 

@@ -246,3 +246,21 @@ def test_forecast_targets_group_values_per_target_and_collisions():
         forecast_summary(fit, pd.DataFrame({"params": [1e9], "tokens": [2e10], "Dataset": ["web"]}))
     with pytest.raises(RunTableError, match="the targets have a column 'new_group'"):
         forecast_summary(fit, pd.DataFrame({"params": [1e9], "tokens": [2e10], "dataset": ["web"], "new_group": [False]}))
+
+
+def test_identifiability_asks_only_for_the_inputs_a_law_needs_varied():
+    """ScaleBench's MoE runs share one token count: the moe proxy law and the routed law fit them
+    (moe saying its data term then rests on the priors), Chinchilla still refuses them."""
+    from bayescale.modeldesign import design
+    from bayescale.spec import load_spec
+
+    runs = load_runs(data_path("scalebench_moe_runs.csv"), where={"split": "train"})
+    with pytest.warns(DataWarning, match=r"every run has tokens = 1\.3e\+11; for the moe law its data term .* rests on the priors"):
+        moe = design(load_spec("moe"), runs, ["arch"])
+    assert np.ptp(moe.x["tokens"]) == 0 and np.ptp(moe.x["active_params"]) > 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        routed = design(load_spec("routed"), runs)  # no token input: nothing to say
+    assert set(routed.x) == {"active_params", "experts"}
+    with pytest.raises(RunTableError, match="column 'tokens' has only 1 distinct value"):
+        design(load_spec("chinchilla"), runs)

@@ -10,9 +10,10 @@ from bayescale.laws.drift import Drift
 from bayescale.laws.farseer import Farseer
 from bayescale.laws.kaplan import Kaplan
 from bayescale.laws.moe import MoE
+from bayescale.laws.routed import Routed
 from bayescale.laws.token_crisis import TokenCrisis
 
-LAWS: dict[str, type[Law]] = {law.name: law for law in (Chinchilla, Kaplan, Compute, DataConstrained, TokenCrisis, MoE, Farseer, Drift)}
+LAWS: dict[str, type[Law]] = {law.name: law for law in (Chinchilla, Kaplan, Compute, DataConstrained, TokenCrisis, MoE, Routed, Farseer, Drift)}
 
 
 def get_law(name: str) -> Law:

@@ -53,6 +53,9 @@ class Law:
     covariates: ClassVar[tuple[str, ...]] = ()
     #: The parameter that is the loss at infinite scale (a target below it is unreachable), if any.
     irreducible: ClassVar[str | None] = None
+    #: Inputs the runs may hold at one value, each with what that leaves to the priors ("": nothing,
+    #: e.g. all-fresh data or all-dense runs). Every other input needs several values to be identified.
+    may_be_constant: ClassVar[Mapping[str, str]] = {"unique_tokens": "", "experts": ""}
 
     def optimal_log_params(self, p: Mapping[str, Any], log_c6: Any, log_u: Any = None) -> np.ndarray | None:
         """Closed-form compute-optimal log N for budgets ``6·exp(log_c6)`` where the law has one, else ``None``."""
