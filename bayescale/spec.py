@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from bayescale import literature
 from bayescale.errors import ModelSpecError
 from bayescale.laws import LAWS, Law, get_law
 from bayescale.likelihoods import Likelihood, likelihood_from_dict
@@ -23,7 +24,7 @@ from bayescale.priors import Prior
 from bayescale.resources import models_dir
 from bayescale.spec_ranges import check_ranges
 
-TOP_LEVEL_KEYS = {"name", "form", "description", "priors", "likelihood", "pooling", "discrepancy"}
+TOP_LEVEL_KEYS = {"name", "form", "description", "prior", "priors", "likelihood", "pooling", "discrepancy"}
 POOLING_KEYS = {"params", "group", "scale", "centered"}
 DEFAULT_POOL_SCALE = 0.2
 #: ``pooling.centered = "auto"`` (the default): each pooled parameter is centred or not by the
@@ -79,6 +80,8 @@ class ModelSpec:
     centered: tuple[str, ...] | str = AUTO
     discrepancy: Discrepancy = field(default_factory=Discrepancy)
     description: str = ""
+    #: The named prior (``bayescale.literature``) under the spec's own priors: ``default`` or ``literature``.
+    prior: str = literature.DEFAULT
 
     @property
     def law(self) -> Law:
@@ -98,6 +101,8 @@ class ModelSpec:
         if not isinstance(form, str) or form not in LAWS:
             raise ModelSpecError(f"{source}: unknown form {form!r}; known forms: {', '.join(sorted(LAWS))}")
         law = get_law(form)
+        prior = literature.check_name(raw.get("prior", literature.DEFAULT), f"{source}: prior")
+        raw = literature.apply(raw, law.parameter_names, form, source)  # the named prior under the spec's own entries
         priors = _priors(raw, law, source)
         likelihood = likelihood_from_dict(_mapping(raw.get("likelihood", {}), f"{source}: likelihood", 'a table like [likelihood] family = "studentt"'), source)
         pooled, scale, centered, group = _pooling(raw, law, priors, source)
@@ -112,15 +117,18 @@ class ModelSpec:
             centered=centered,
             discrepancy=Discrepancy.from_dict(raw.get("discrepancy", {}), source),
             description=str(raw.get("description", law.description)),
+            prior=prior,
         )
         check_ranges(spec.prior_items(), spec.pool_scale, spec.discrepancy.scale, source)  # every value finite and samplable, named in the error
         return spec
 
     def to_dict(self) -> dict[str, Any]:
+        named = {} if self.prior == literature.DEFAULT else {"prior": self.prior}  # specs without one serialise as before
         return {
             "name": self.name,
             "form": self.form,
             "description": self.description,
+            **named,
             "priors": {k: v.to_dict() for k, v in self.priors.items()},
             "likelihood": self.likelihood.to_dict(),
             "pooling": {"params": list(self.pooled), "group": list(self.group), "scale": dict(self.pool_scale), "centered": self.centered if self.centered == AUTO else list(self.centered)},
@@ -130,10 +138,17 @@ class ModelSpec:
     def to_toml(self) -> str:
         """The spec as a TOML file ``load_spec`` reads back, every prior written out (the law's defaults included)."""
         raw = self.to_dict()
-        lines = [f"{key} = {_toml_value(raw[key])}" for key in ("name", "form", "description")]
+        lines = [f"{key} = {_toml_value(raw[key])}" for key in ("name", "form", "description", "prior") if key in raw]
         for table in ("priors", "likelihood", "pooling", "discrepancy"):
             lines += ["", f"[{table}]", *(f"{key} = {_toml_value(value)}" for key, value in raw[table].items())]
         return "\n".join(lines) + "\n"
+
+    def with_prior(self, name: str) -> ModelSpec:
+        """This spec under the named prior ``name`` (``--prior``): it replaces the exponents', ``sigma``'s and
+        the discrepancy scale's priors, whatever the spec said; every other prior is kept."""
+        raw = literature.without_named_keys(self.to_dict())
+        raw["prior"] = literature.check_name(name, "--prior")
+        return ModelSpec.from_dict(raw, source=f"{self.name} with prior {name!r}")
 
     @property
     def fixed(self) -> dict[str, float]:

@@ -66,7 +66,8 @@ def test_user_copy_of_a_spec(tmp_path):
     ("raw", "match"),
     [
         ({"form": "gpt"}, "unknown form 'gpt'"),
-        ({**BASE, "prior": {}}, "unknown key"),
+        ({**BASE, "priros": {}}, "unknown key"),
+        ({**BASE, "prior": {}}, r"prior: unknown prior \{\}; known priors: default, literature \(per-parameter priors go under \[priors\]\)"),
         ({**BASE, "priors": {"gamma": {"dist": "Normal", "mu": 0, "sigma": 1}}}, "does not have"),
         ({**BASE, "priors": {"E": {"mu": 1}}}, "a prior is a table"),
         ({**BASE, "priors": {"E": {"dist": "LogNormal", "mu": "big"}}}, "must be a number"),

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from bayescale.fitting import Fit
     from bayescale.runs import RunTable
     from bayescale.sampling import SamplerConfig
+    from bayescale.spec import ModelSpec
 
 
 #: Help of the row filters (issue 31 §4); parsing and order live in ``bayescale.where`` and ``runs.load_runs``.
@@ -42,17 +43,27 @@ def fit_runs(
     command: str | None = None,
     strict: bool = False,
     self_check: bool = True,
+    prior: str | None = None,
 ) -> Fit:
     """Load the runs as the flags select them, refuse to replace a different saved fit, and fit with ``config``."""
     import bayescale
 
+    spec = model_spec(model, prior)  # a bad --model or --prior fails before the runs are read
     table = bayescale.load_runs(runs, columns=column_map(column), drop_highest_loss=drop_highest_loss, max_epochs=max_epochs, where=where, strict=strict, flops_unit=flops_unit)
     if output is not None and not force:
-        _refuse_overwrite(output, table, model, group, config)
-    return bayescale.fit(table, model, group or None, **config.fit_options(), command=command, self_check=self_check)
+        _refuse_overwrite(output, table, spec, group, config)
+    return bayescale.fit(table, spec, group or None, **config.fit_options(), command=command, self_check=self_check)
 
 
-def _refuse_overwrite(output: Path, table: RunTable, model: str, group: list[str] | None, config: SamplerConfig) -> None:
+def model_spec(model: str, prior: str | None) -> ModelSpec:
+    """The spec ``--model`` names, under the named prior ``--prior`` when one is given."""
+    from bayescale.spec import load_spec
+
+    spec = load_spec(model)
+    return spec if prior is None else spec.with_prior(prior)
+
+
+def _refuse_overwrite(output: Path, table: RunTable, model: str | ModelSpec, group: list[str] | None, config: SamplerConfig) -> None:
     """Before any sampling: refuse to replace an existing file unless it holds this very fit (same runs, spec, groups, seed, settings)."""
     from bayescale.errors import BayescaleError, FitFileError
     from bayescale.fitfile import fit_identity, spec_identity
@@ -60,6 +71,7 @@ def _refuse_overwrite(output: Path, table: RunTable, model: str, group: list[str
 
     if not output.exists():
         return
+    spec = load_spec(model)
     advice = "pass --force to replace it, or choose another -o"
     try:
         existing = fit_identity(output)
@@ -67,8 +79,8 @@ def _refuse_overwrite(output: Path, table: RunTable, model: str, group: list[str
         raise BayescaleError(f"{output} already exists and is not a bayescale fit: {advice}") from None
     wanted = {
         "runs": table.content_hash(),
-        "model spec": spec_identity(load_spec(model).to_json()),
-        "groups": list(group) if group else list(load_spec(model).group),
+        "model spec": spec_identity(spec.to_json()),
+        "groups": list(group) if group else list(spec.group),
         "seed": config.seed,
         "sampler": config.sampler,
         "draws": config.draws,
@@ -84,6 +96,12 @@ def fit_cmd(
     runs: RunsArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to save the fit (.nc or .zarr).")] = Path("fit.nc"),
     model: ModelOpt = "chinchilla",
+    prior: Annotated[
+        str | None,
+        typer.Option(
+            help="Named prior for the exponents alpha and beta, the noise sigma and the discrepancy scale: default (the law's) or literature (learned from the public studies bayescale ships)."
+        ),
+    ] = None,
     group: Annotated[list[str] | None, typer.Option(help="Grouping column (repeatable): partially pooled parameters per group.")] = None,
     column: Annotated[list[str] | None, typer.Option(help="Rename a header: CANONICAL=HEADER, e.g. params='Model Size'.")] = None,
     drop_highest_loss: Annotated[int, typer.Option(help="Drop the k highest-loss runs (Epoch AI dropped 5 Chinchilla points); applied after --where.")] = 0,
@@ -109,7 +127,7 @@ def fit_cmd(
         "fit",
         runs,
         options=[
-            ("-o", output), ("--model", Path(model) if model.endswith(".toml") else model), ("--group", group or []), ("--column", column or []),
+            ("-o", output), ("--model", Path(model) if model.endswith(".toml") else model), ("--prior", prior), ("--group", group or []), ("--column", column or []),
             ("--where", where or []), ("--drop-highest-loss", drop_highest_loss or None), ("--max-epochs", max_epochs), ("--flops-unit", flops_unit),
             ("--draws", draws), ("--tune", tune), ("--chains", chains), ("--seed", seed),
             ("--sampler", None if sampler == "nutpie" else sampler), ("--adaptation", adaptation), ("--no-self-check", not self_check),
@@ -122,10 +140,10 @@ def fit_cmd(
     from bayescale.recovery import output_state, save_or_recover
 
     seen = output_state(output)  # what --force agreed to replace; anything written there meanwhile is re-checked
-    result = run(fit_runs, runs, model, group, config, **selection, output=output, force=force, command=command, self_check=self_check)
+    result = run(fit_runs, runs, model, group, config, **selection, output=output, force=force, command=command, self_check=self_check, prior=prior)
 
     def recheck() -> None:  # again at save time: another process may have written -o while this fit sampled
-        _refuse_overwrite(output, result.runs, model, group, config)
+        _refuse_overwrite(output, result.runs, model_spec(model, prior), group, config)
 
     if not quiet:
         from bayescale.progress import phase
