@@ -51,7 +51,12 @@ def _next(fit_path, candidates, target_params, target_tokens, target_flops, grou
 
 def next_cmd(
     fit_path: FitArg,
-    candidates: Annotated[str, typer.Option(help="Pool of runs you could train: a CSV/Parquet table (params, tokens, group columns, optional cost), or 'grid' (log-spaced sizes and tokens per parameter around the data, capped by the budget).")],
+    candidates: Annotated[
+        str,
+        typer.Option(
+            help="Pool of runs you could train: a CSV/Parquet table (params, tokens, group columns, optional cost), or 'grid' (log-spaced sizes and tokens per parameter around the data, capped by the budget)."
+        ),
+    ],
     target_params: Annotated[str | None, typer.Option(help="The run the forecast is for: model size, e.g. 70B.")] = None,
     target_tokens: Annotated[str | None, typer.Option(help="The run the forecast is for: training tokens, e.g. 1.4T.")] = None,
     target_flops: Annotated[str | None, typer.Option(help="Instead of a target run: a FLOP budget whose compute-optimal (robust) run is the target.")] = None,
