@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from bayescale.groups import GroupTarget
 
 #: Report sections, in order; the test checks each is rendered.
-SECTIONS = ("headline", "diagnostics", "fit", "frontier", "allocation", "forecast", "posteriors", "comparison", "data", "reproduce")
+SECTIONS = ("headline", "diagnostics", "fit", "frontier", "allocation", "forecast", "next", "posteriors", "comparison", "data", "reproduce")
 
 
 def _png(fig) -> str:
@@ -77,11 +77,13 @@ def report_context(
     command: str | None = None,
     group_values: Mapping[str, Any] | None = None,
     new_group: bool = False,
+    next_runs: bool = False,
 ) -> dict[str, Any]:
     """Everything the template shows (numbers and base64 figures), computed through the API.
 
     Grouped fits need ``group_values`` (seen levels) or ``new_group=True``, as ``allocate`` does;
-    the report says which group its plan is for.
+    the report says which group its plan is for. ``next_runs=True`` adds "What to train next"
+    (``_next_section``): otherwise that section only says how to ask for it.
     """
     import matplotlib
 
@@ -116,6 +118,7 @@ def report_context(
         "seed_table": seed_table.to_dict("records") if seed_table is not None else None,
         "on_isoflop_lines": on_lines,
         **_fit_section(fit, ci),
+        "next_runs": _next_section(fit, float(budgets[0]), groups, figures) if next_runs else None,
         "comparison": comparison.reset_index().to_dict("records") if comparison is not None else None,
         "comparison_columns": list(comparison.reset_index().columns) if comparison is not None else [],
         "data": _data_section(fit, source, targets),
@@ -176,6 +179,22 @@ def _figures(fit: Fit, budgets: np.ndarray, target_loss: float | None, prob: flo
     if target_loss is not None:
         figures["prob"] = _png(plot_prob_vs_compute(fit, target_loss, compute_grid(fit, budgets), prob=prob, unique_tokens=unique_tokens, **groups))
     return figures, seed_table, on_lines
+
+
+def _next_section(fit: Fit, budget: float, groups: GroupTarget, figures: dict[str, str]) -> dict[str, Any]:
+    """Which runs to train next for the first budget's recommended run: ``design.next_runs`` on the
+    ``grid`` pool with a tenth of that budget to spend; adds its figure to ``figures``."""
+    import warnings
+
+    from bayescale.design import GRID_TARGET_SHARE, next_runs
+    from bayescale.errors import ExtrapolationWarning
+    from bayescale.plots import plot_next_runs
+
+    with warnings.catch_warnings():  # the headline's allocation already warned about this budget
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        plan = next_runs(fit, "grid", budget, budget_flops=GRID_TARGET_SHARE * budget, **groups)
+    figures["next"] = _png(plot_next_runs(fit, plan))
+    return {**plan.to_dict(), "share": GRID_TARGET_SHARE, "target_flops": budget}
 
 
 def _fit_section(fit: Fit, ci: float) -> dict[str, Any]:

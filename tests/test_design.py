@@ -245,3 +245,17 @@ def test_cli_refuses_to_write_over_its_pool(spread_fit_path, tmp_path):
     result = _invoke("next", spread_fit_path, "--candidates", pool, "--target-flops", "1e23", "--k", "1", "-o", pool)
     assert result.exit_code == 2 and "error:" in result.stderr
     assert pd.read_csv(pool).shape == (1, 2)
+
+
+def test_report_section_what_to_train_next(spread_fit_path, tmp_path):
+    """Only when asked: the picks, their figure and the command that gives the same answer; otherwise how to ask."""
+    from bayescale.fitting import load_fit
+    from bayescale.report import render_report
+
+    result = load_fit(spread_fit_path)
+    html = render_report(result, tmp_path / "with.html", flops=[1e23], next_runs=True).read_text()
+    section = html[html.index('<section id="next">') : html.index("</section>", html.index('<section id="next">'))]
+    assert "What to train next" in section and 'alt="candidate runs coloured by gain per FLOP"' in section
+    assert "<td>1</td>" in section and "bayescale next FIT --candidates grid --target-flops 1e+23" in section
+    plain = render_report(result, tmp_path / "without.html", flops=[1e23]).read_text()
+    assert "Not computed for this report: add <code>--next-runs</code>" in plain and "gain per FLOP" not in plain
