@@ -94,7 +94,11 @@ def _text(plan) -> str:
     if plan.selected.empty:
         body = "no run selected"
     else:
-        body = table_text(plan.selected)
+        shown = plan.selected.copy()
+        for column in ("params", "tokens"):
+            if column in shown.columns:
+                shown[column] = [_number(float(v)) for v in shown[column]]
+        body = table_text(shown)
         body += f"\nexpected sd after all {len(plan.selected)} run(s): {plan.sd_expected_after:.4g} (cost {plan.selected['cost'].sum():.3g} of a pool of {len(plan.candidates)})"
     notes = "".join(f"\nnote: {note}" for note in plan.notes)
     return f"{head}\n{body}{notes}"
