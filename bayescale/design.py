@@ -43,6 +43,8 @@ MIN_GAIN = 1e-3
 GRID_SIZES, GRID_RATIOS = 12, 10
 #: Tokens per parameter a grid run may have, whatever the data span: beyond it a run teaches about a regime no target is in.
 GRID_RATIO_RANGE = (1.0, 2000.0)
+#: A grid run costs at most this share of the target's compute: the runs to train next are the small ones.
+GRID_TARGET_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,11 @@ def next_runs(
     t_law, t_pred, t_bounds, ev = _evaluate(fit, targets, seed)
     c_law, _, _, _ = _evaluate(fit, pool, seed)
     noise_pred, noise_obs = noise_variances(ev, seed)
-    var_now = np.var(t_pred, axis=0) + noise_pred
+    # u is drawn independently of the law's parameters, so the variance splits into the law's, the
+    # discrepancy's Var(τ·u)·d² and the noise's; the split (not the draws' sample covariance of the
+    # two, pure Monte Carlo noise) is what picks remove, so they never remove more than there is
+    ranges = Ranges(fit, ev, targets, pool, t_bounds)
+    var_now = np.var(t_law, axis=0) + ranges.var_shift * ranges.d**2 + noise_pred
     mean_now = np.mean(t_pred, axis=0)
     threshold = float(np.log(target_loss)) if target_loss is not None else 0.0
     cost = pool["cost"].to_numpy(dtype=float)
@@ -331,30 +337,27 @@ def _shown(targets: pd.DataFrame) -> pd.DataFrame:
 
 
 def candidate_grid(fit: Fitted, targets: pd.DataFrame | None = None, budget_flops: float | None = None) -> pd.DataFrame:
-    """A pool for users without one: ``GRID_SIZES`` log-spaced sizes from a third of the smallest run to
-    10× the largest (never beyond the largest target) × ``GRID_RATIOS`` tokens per parameter from half
-    the data's lowest to twice its highest (within ``GRID_RATIO_RANGE``, 20 always inside); runs costing more than the budget
-    or the largest target's compute are left out."""
+    """A pool for users without one: ``GRID_SIZES`` log-spaced sizes from a third of the smallest run
+    to twice the largest × ``GRID_RATIOS`` tokens per parameter from half the data's lowest to twice
+    its highest (within ``GRID_RATIO_RANGE``, 20 always inside); runs costing more than the budget
+    or ``GRID_TARGET_SHARE`` of the largest target's compute are left out (the next runs are small ones)."""
     law = fit.spec.law
-    if not {"params", "tokens"} <= set(law.inputs) and law.inputs != ("flops",):
-        raise BayescaleError(f"a grid pool needs a law of params and tokens; the {law.name} law reads {', '.join(law.inputs)}: give a pool table (--candidates POOL.csv)")
     runs = fit.runs.data
+    if (not {"params", "tokens"} <= set(law.inputs) and law.inputs != ("flops",)) or not {"params", "tokens"} <= set(runs.columns):
+        raise BayescaleError(f"a grid pool needs a law of params and tokens; the {law.name} law reads {', '.join(law.inputs)}: give a pool table (--candidates POOL.csv)")
     n, ratio = runs["params"].to_numpy(dtype=float), runs["tokens"].to_numpy(dtype=float) / runs["params"].to_numpy(dtype=float)
-    top = np.log10(n.max()) + 1.0
     cap = float(budget_flops) if budget_flops else np.inf  # a zero budget selects nothing; its grid is still shown
     if targets is not None and len(targets):
         flops = targets["flops"] if "flops" in targets.columns else 6.0 * targets["params"] * targets["tokens"]
-        cap = min(cap, float(np.max(flops)))
-        if "params" in targets.columns:
-            top = min(top, float(np.log10(targets["params"].max())))
-    sizes = np.logspace(np.log10(n.min() / 3.0), max(top, np.log10(n.min())), GRID_SIZES)
+        cap = min(cap, GRID_TARGET_SHARE * float(np.max(flops)))
+    sizes = np.geomspace(n.min() / 3.0, n.max() * 2.0, GRID_SIZES)
     low, high = np.clip(np.quantile(ratio, [0.0, 1.0]) * [0.5, 2.0], *GRID_RATIO_RANGE)
-    ratios = np.logspace(np.log10(min(low, 20.0)), np.log10(max(high, 20.0)), GRID_RATIOS)
+    ratios = np.geomspace(min(low, 20.0), max(high, 20.0), GRID_RATIOS)
     size, per = (a.ravel() for a in np.meshgrid(sizes, ratios, indexing="ij"))
     grid = pd.DataFrame({"params": size, "tokens": size * per})
     grid = grid[6.0 * grid["params"] * grid["tokens"] <= cap].reset_index(drop=True)
     if grid.empty:
-        raise BayescaleError(f"no grid run costs at most {cap:.3g} FLOPs (the budget or the target's compute): raise --budget-flops")
+        raise BayescaleError(f"no grid run costs at most {cap:.3g} FLOPs (the budget, or {GRID_TARGET_SHARE:g} of the target's compute): raise --budget-flops or give a pool")
     return grid
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from numpy.typing import ArrayLike
 
+    from bayescale.design import NextRuns
     from bayescale.fitted import Fitted
 
 
@@ -243,6 +244,41 @@ def plot_prob_vs_compute(
     ax.set_xlabel("training compute C (FLOPs)")
     ax.set_ylabel(f"P(loss < {target_loss:g})")
     ax.set_title("posterior predictive" if predictive else "mean curve")
+    fig.tight_layout()
+    return fig
+
+
+def plot_next_runs(fit: Fitted, plan: NextRuns, ax: Axes | None = None) -> Figure:
+    """Which runs to train next (``design.next_runs``): the candidates on the (N, D) plane coloured by
+    what each alone would remove per FLOP, the picks numbered in order, the fitted runs and the target."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    else:
+        fig = _figure_of(ax)
+    pool = plan.candidates
+    rate = pool["gain_per_flop"].to_numpy(dtype=float)
+    useful = rate > 0
+    what = "sd of log loss" if plan.objective == "sd" else "certainty"
+    ax.scatter(pool.loc[~useful, "params"], pool.loc[~useful, "tokens"], s=14, c="0.8", label="candidates (no gain)")
+    if useful.any():
+        points = ax.scatter(pool.loc[useful, "params"], pool.loc[useful, "tokens"], s=18, c=rate[useful], cmap="viridis", norm=LogNorm(), label="candidates")
+        fig.colorbar(points, ax=ax, label=f"{what} removed per FLOP (alone)")
+    runs = fit.runs.data
+    ax.scatter(runs["params"], runs["tokens"], marker="x", s=16, c="k", lw=0.8, label="fitted runs")
+    for _, row in pool[pool["pick"] > 0].iterrows():
+        ax.scatter(row["params"], row["tokens"], s=110, facecolors="none", edgecolors="tab:red", lw=1.2)
+        ax.annotate(str(int(row["pick"])), (row["params"], row["tokens"]), xytext=(5, 4), textcoords="offset points", fontsize=8, color="tab:red")
+    if {"params", "tokens"} <= set(plan.target.columns):
+        ax.scatter(plan.target["params"], plan.target["tokens"], marker="*", s=180, c="tab:red", label="target")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("parameters N")
+    ax.set_ylabel("training tokens D")
+    ax.set_title(f"what to train next: sd {plan.sd_now:.3g} now, {plan.sd_expected_after:.3g} expected after {len(plan.selected)} run(s)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
 

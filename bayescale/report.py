@@ -20,9 +20,10 @@ from bayescale.strictjson import json_text
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
+    from bayescale.groups import GroupTarget
 
 #: Report sections, in order; the test checks each is rendered.
-SECTIONS = ("headline", "diagnostics", "fit", "frontier", "allocation", "forecast", "posteriors", "comparison", "data", "reproduce")
+SECTIONS = ("headline", "diagnostics", "fit", "frontier", "allocation", "forecast", "next", "posteriors", "comparison", "data", "reproduce")
 
 
 def _png(fig) -> str:
@@ -75,12 +76,15 @@ def report_context(
     command: str | None = None,
     group_values: Mapping[str, Any] | None = None,
     new_group: bool = False,
+    next_runs: bool = False,
 ) -> dict[str, Any]:
     """Everything the template shows (numbers and base64 figures), computed through the API.
 
     A grouped fit answers the level ``group_values`` names (or a new group, ``new_group=True``), as
     ``allocate`` does; asked for none, it answers every seen level and a new group (``levels``: a
     one-screen overview, then a section per level), as ``bayescale allocate``/``decide`` do.
+    ``next_runs=True`` adds "What to train next" for the first of those (``_next_section``);
+    otherwise that section only says how to ask for it.
     """
     import matplotlib
 
@@ -114,6 +118,7 @@ def report_context(
         "seed_table": seed_table.to_dict("records") if seed_table is not None else None,
         "on_isoflop_lines": on_lines,
         **_fit_section(fit, ci),
+        "next_runs": _next_section(fit, float(budgets[0]), {"group_values": requests[0][1] or None, "new_group": requests[0][2]}, figures) if next_runs else None,
         "comparison": comparison.reset_index().to_dict("records") if comparison is not None else None,
         "comparison_columns": list(comparison.reset_index().columns) if comparison is not None else [],
         "data": _data_section(fit, source, pd.concat([level["targets"] for level in levels], ignore_index=True)),
@@ -213,6 +218,22 @@ def _figures(
         fig.tight_layout()
         figures["prob"] = _png(fig)
     return figures, seed_table, on_lines
+
+
+def _next_section(fit: Fit, budget: float, groups: GroupTarget, figures: dict[str, str]) -> dict[str, Any]:
+    """Which runs to train next for the first budget's recommended run: ``design.next_runs`` on the
+    ``grid`` pool with a tenth of that budget to spend; adds its figure to ``figures``."""
+    import warnings
+
+    from bayescale.design import GRID_TARGET_SHARE, next_runs
+    from bayescale.errors import ExtrapolationWarning
+    from bayescale.plots import plot_next_runs
+
+    with warnings.catch_warnings():  # the headline's allocation already warned about this budget
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        plan = next_runs(fit, "grid", budget, budget_flops=GRID_TARGET_SHARE * budget, **groups)
+    figures["next"] = _png(plot_next_runs(fit, plan))
+    return {**plan.to_dict(), "share": GRID_TARGET_SHARE, "target_flops": budget}
 
 
 def _fit_section(fit: Fit, ci: float) -> dict[str, Any]:

@@ -125,7 +125,9 @@ def test_decision_objective_moves_the_probability_towards_certainty(synthetic_fi
 def test_grid_pool_stays_below_the_target_and_budget(synthetic_fit):
     grid = candidate_grid(synthetic_fit, pd.DataFrame(TARGET, index=[0]), budget_flops=1e21)
     cost = 6 * grid["params"] * grid["tokens"]
-    assert len(grid) > 10 and (cost <= 1e21).all() and (grid["params"] <= TARGET["params"] * (1 + 1e-9)).all()
+    assert len(grid) > 10 and (cost <= 1e21).all() and (grid["params"] <= 2 * synthetic_fit.runs.data["params"].max() * (1 + 1e-9)).all()
+    small = candidate_grid(synthetic_fit, pd.DataFrame({"params": [1e9], "tokens": [2e10]}))
+    assert (6 * small["params"] * small["tokens"] <= 0.1 * 6 * 1e9 * 2e10 * (1 + 1e-9)).all()
 
 
 def test_pool_without_a_group_column_trains_in_the_targets_group(grouped_fit):
@@ -178,3 +180,82 @@ def test_exported_from_the_package():
     from bayescale import design
 
     assert bayescale.next_runs is design.next_runs and "next_runs" in bayescale.__all__
+
+
+# --------------------------------------------------------------------------- the command line: bayescale next
+
+
+@pytest.fixture(scope="module")
+def spread_fit_path(tmp_path_factory):
+    """A fake fit with some spread in its draws (exact numbers, no sampling)."""
+    from .fakefit import fake_fit
+
+    return fake_fit(EPOCH_CHINCHILLA, spread=0.02, sigma=0.01, draws=200).save(tmp_path_factory.mktemp("next") / "fit.nc")
+
+
+def _invoke(*args):
+    from typer.testing import CliRunner
+
+    from bayescale.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_cli_json_is_the_contract(spread_fit_path):
+    result = _invoke("next", spread_fit_path, "--candidates", "grid", "--target-params", "70B", "--target-tokens", "1.4T", "--k", "2", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
+    assert doc["target"]["params"] == 7e10 and doc["sd_now"] > doc["sd_expected_after"] > 0
+    assert len(doc["selected"]) == 2
+    assert {"params", "tokens", "flops", "cost", "expected_sd_after", "gain_per_flop"} <= set(doc["selected"][0])
+
+
+def test_cli_pool_file_table_csv_and_output(spread_fit_path, tmp_path):
+    pool = tmp_path / "pool.csv"
+    pd.DataFrame({"params": ["1B", "3B", "10B"], "tokens": ["20B", "60B", "200B"], "cost": [1e20, 3e20, 1e21]}).to_csv(pool, index=False)
+    table = _invoke("next", spread_fit_path, "--candidates", pool, "--target-flops", "5.8e23", "--budget-flops", "5e20")
+    assert table.exit_code == 0, table.output
+    assert "sd of log loss now" in table.stdout and "expected sd after" in table.stdout
+    out = tmp_path / "picks.csv"
+    written = _invoke("next", spread_fit_path, "--candidates", pool, "--target-flops", "5.8e23", "--budget-flops", "5e20", "-o", out)
+    assert written.exit_code == 0, written.output
+    picks = pd.read_csv(out)
+    assert picks["cost"].sum() <= 5e20 and list(picks.columns[:4]) == ["params", "tokens", "flops", "cost"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--candidates", "grid", "--k", "1"], 2, "no target"),
+        (["--candidates", "grid", "--target-params", "70B", "--k", "1"], 2, "both --target-params and --target-tokens"),
+        (["--candidates", "grid", "--target-flops", "1e23"], 2, "--budget-flops"),
+        (["--candidates", "grid", "--target-flops", "1e23", "--k", "1", "--objective", "decision"], 2, "--target-loss"),
+        (["--candidates", "missing.csv", "--target-flops", "1e23", "--k", "1"], 3, "missing.csv"),
+    ],
+)
+def test_cli_errors_are_one_line(spread_fit_path, args, code, message):
+    result = _invoke("next", spread_fit_path, *args)
+    assert result.exit_code == code, result.output
+    assert message in result.stderr and result.stderr.count("error:") == 1 and "Traceback" not in result.output
+
+
+def test_cli_refuses_to_write_over_its_pool(spread_fit_path, tmp_path):
+    pool = tmp_path / "pool.csv"
+    pd.DataFrame({"params": [1e9], "tokens": [2e10]}).to_csv(pool, index=False)
+    result = _invoke("next", spread_fit_path, "--candidates", pool, "--target-flops", "1e23", "--k", "1", "-o", pool)
+    assert result.exit_code == 2 and "error:" in result.stderr
+    assert pd.read_csv(pool).shape == (1, 2)
+
+
+def test_report_section_what_to_train_next(spread_fit_path, tmp_path):
+    """Only when asked: the picks, their figure and the command that gives the same answer; otherwise how to ask."""
+    from bayescale.fitting import load_fit
+    from bayescale.report import render_report
+
+    result = load_fit(spread_fit_path)
+    html = render_report(result, tmp_path / "with.html", flops=[1e23], next_runs=True).read_text()
+    section = html[html.index('<section id="next">') : html.index("</section>", html.index('<section id="next">'))]
+    assert "What to train next" in section and 'alt="candidate runs coloured by gain per FLOP"' in section
+    assert "<td>1</td>" in section and "bayescale next FIT --candidates grid --target-flops 1e+23" in section
+    plain = render_report(result, tmp_path / "without.html", flops=[1e23]).read_text()
+    assert "Not computed for this report: add <code>--next-runs</code>" in plain and "gain per FLOP" not in plain

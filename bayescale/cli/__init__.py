@@ -7,6 +7,7 @@ commands. They are registered here, in the order ``bayescale --help`` lists them
 from __future__ import annotations
 
 from bayescale.cli.core import SeveralFlops, app
+from bayescale.cli.design import next_cmd
 from bayescale.cli.fit import fit_cmd
 from bayescale.cli.plan import allocate_cmd, decide_cmd, forecast_cmd
 from bayescale.cli.reporting import plot_cmd, report_cmd, summary_cmd
@@ -20,6 +21,7 @@ app.command("forecast")(forecast_cmd)
 app.command("demo")(demo_cmd)
 app.command("allocate", cls=SeveralFlops)(allocate_cmd)
 app.command("decide", cls=SeveralFlops)(decide_cmd)
+app.command("next")(next_cmd)
 app.command("backtest")(backtest_cmd)
 app.command("compare")(compare_cmd)
 app.command("batch")(batch_cmd)

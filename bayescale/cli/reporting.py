@@ -40,6 +40,7 @@ def report_cmd(
     compare: Annotated[
         list[Path] | None, typer.Option("--compare", metavar="FIT", help="Other saved fits of the same runs (e.g. another form): the report ranks them with this one by PSIS-LOO. Repeat the flag.")
     ] = None,
+    next_runs: Annotated[bool, typer.Option("--next-runs", help="Add 'What to train next': the grid runs that firm up the headline forecast most, within a tenth of its budget.")] = False,
 ) -> None:
     """Write a self-contained HTML uncertainty report for budget decisions; a grouped fit gets a section per level unless --group-value names one."""
     check_output(output, inputs=[fit_path, *(compare or [])])
@@ -49,14 +50,14 @@ def report_cmd(
         options=[
             ("-o", output), ("--flops", flops or []), ("--target-loss", target_loss), ("--prob", prob if target_loss is not None and prob != 0.9 else None),
             ("--unique-tokens", unique_tokens), ("--group-value", group_value or []), ("--new-group", new_group), ("--ci", ci if ci != 0.9 else None),
-            ("--compare", compare or []),
+            ("--compare", compare or []), ("--next-runs", next_runs),
         ],
     )  # fmt: skip
-    path = run(_report, fit_path, output, flops, target_loss, prob, unique_tokens, ci, group_value, new_group, command, compare or [])
+    path = run(_report, fit_path, output, flops, target_loss, prob, unique_tokens, ci, group_value, new_group, command, compare or [], next_runs)
     typer.echo(f"wrote {path}")
 
 
-def _report(fit_path, output, flops, target_loss, prob, unique_tokens, ci, group_value, new_group, command, others):
+def _report(fit_path, output, flops, target_loss, prob, unique_tokens, ci, group_value, new_group, command, others, next_runs):
     from bayescale.allocate import parse_flops
     from bayescale.errors import check_probability
     from bayescale.fitfile import load_fit
@@ -70,7 +71,18 @@ def _report(fit_path, output, flops, target_loss, prob, unique_tokens, ci, group
     result = load_fit(fit_path)
     comparison = compare(_named_fits([(fit_path, result), *((p, load_fit(p)) for p in others)])) if others else None
     return render_report(
-        result, output, flops=budgets, target_loss=target_loss, unique_tokens=unique_tokens, prob=prob, ci=ci, group_values=groups, new_group=new_group, command=command, comparison=comparison
+        result,
+        output,
+        flops=budgets,
+        target_loss=target_loss,
+        unique_tokens=unique_tokens,
+        prob=prob,
+        ci=ci,
+        group_values=groups,
+        new_group=new_group,
+        command=command,
+        comparison=comparison,
+        next_runs=next_runs,
     )
 
 
