@@ -11,10 +11,12 @@ from bayescale.cli.design import next_cmd
 from bayescale.cli.fit import fit_cmd
 from bayescale.cli.plan import allocate_cmd, decide_cmd, forecast_cmd
 from bayescale.cli.reporting import plot_cmd, report_cmd, summary_cmd
+from bayescale.cli.tasks import fit_tasks_cmd
 from bayescale.cli.validation import backtest_cmd, compare_cmd
 from bayescale.cli.workflows import batch_cmd, demo_cmd, spec_cmd
 
 app.command("fit")(fit_cmd)
+app.command("fit-tasks")(fit_tasks_cmd)
 app.command("summary")(summary_cmd)
 app.command("spec")(spec_cmd)
 app.command("forecast")(forecast_cmd)

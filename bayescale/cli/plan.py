@@ -53,6 +53,10 @@ def forecast_cmd(
 ) -> None:
     """Posterior forecast of the loss of models never trained."""
     check_output(output, inputs=[fit_path, targets], stdout=True)
+    if _is_task_fit(fit_path):
+        from bayescale.cli.tasks import forecast_text
+
+        return forecast_text(fit_path, params, tokens, ci, seed, format, output)
     result, table = run(_forecast, fit_path, params, tokens, unique_tokens, flops, group_value, new_group, targets, column, ci, seed)
     warning = health_line(result)
     if format is Format.json:
@@ -167,11 +171,20 @@ def decide_cmd(
     flops_per_gpu_hour: Annotated[float | None, typer.Option(help="Delivered FLOPs per GPU-hour: adds a gpu_hours field.")] = None,
     group_value: GroupValueOpt = None,
     new_group: NewGroupOpt = False,
+    task: Annotated[str | None, typer.Option(help="Task fits (fit-tasks): the task to decide on.")] = None,
+    accuracy_target: Annotated[float | None, typer.Option(help="Task fits: the accuracy to reach, a proportion; answers P(accuracy ≥ it).")] = None,
+    tokens_per_param: Annotated[float, typer.Option(help="Task fits: tokens per parameter of the plans searched for the compute needed (default 20; a --params/--tokens plan uses its own).")] = 20.0,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
-    """P(loss < target) for a plan or budgets, or the least compute that reaches the target with --prob."""
+    """P(loss < target) for a plan or budgets, or the least compute that reaches the target with --prob; on a task fit, P(accuracy ≥ target on a task)."""
     check_output(output, inputs=[fit_path], stdout=True)
+    if _is_task_fit(fit_path):
+        from bayescale.cli.tasks import decide_text
+
+        return decide_text(fit_path, task, accuracy_target, prob, params, tokens, tokens_per_param, predictive, format, output)
+    if task is not None or accuracy_target is not None:
+        run(_refuse_task_flags)
     docs = run(_decide, fit_path, target_loss, prob, flops, params, tokens, unique_tokens, predictive, usd_per_flop, flops_per_gpu_hour, group_value, new_group)
     if format is Format.json:
         text = json_text(docs[0] if len(docs) == 1 else {"levels": docs})
@@ -190,3 +203,16 @@ def _decision_text(doc: dict[str, Any], table) -> str:
     if len(doc["plans"]) == 1:
         return text + f"\nP(loss < {doc['target_loss']:g}) = {doc['plans'][0]['prob']:.3g} — {doc['trust']}"
     return text + f"\nEvery probability above: {doc['trust']}"
+
+
+def _is_task_fit(path: Path) -> bool:
+    """Whether ``path`` is a task fit (``fit-tasks``), which ``forecast`` and ``decide`` answer per task."""
+    from bayescale.taskfit import is_task_fit
+
+    return is_task_fit(path)
+
+
+def _refuse_task_flags() -> None:
+    from bayescale.errors import BayescaleError
+
+    raise BayescaleError("--task and --accuracy-target are for task fits (bayescale fit-tasks); this is a loss fit: use --target-loss")

@@ -1,0 +1,243 @@
+"""Task-accuracy fits: ``fit_tasks`` samples ``taskmodel``'s joint two-step model with nutpie and
+returns a ``TaskFit``, saved and loaded like any fit (one file, a content hash, root attribute
+``bayescale_kind = "tasks"`` that ``forecast``/``decide`` dispatch on).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayescale.documents import Diagnostics
+from bayescale.errors import BayescaleError, ConvergenceWarning, FitFileError, ModelSpecError, SamplerError, check_count, check_seed
+from bayescale.taskmodel import LAWS, LINKS, POOLED, TaskTable, build_model, task_table
+
+#: Root attribute marking a task fit, and its format version (bump on incompatible change).
+KIND = "tasks"
+TASK_FORMAT = 1
+#: Free variables whose convergence is judged (every sampled variable of ``taskmodel.build_model``).
+FREE = (*(f"{p}_{s}" for p in POOLED for s in ("mu", "tau", "z")), "e_logit", "log_A", "log_B", "sigma", "position", "ceiling_logit", "log_phi")
+#: Default HalfNormal scale of the loss step's extrapolation discrepancy τ, in log task loss per
+#: decade beyond the ladder (the package's loss default, ``spec.DEFAULT_DISCREPANCY_SCALE``).
+DEFAULT_DISCREPANCY_SCALE = 0.02
+#: nutpie mass-matrix adaptation of the task model.
+ADAPTATION = "low_rank"
+
+
+@dataclass
+class TaskFit:
+    """A posterior of the two-step task model: draws per task, the fitted table and the fit's settings."""
+
+    posterior: xr.Dataset
+    sample_stats: xr.Dataset
+    table: TaskTable
+    diagnostics: Diagnostics
+    seed: int
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.table.tasks
+
+    @property
+    def converged(self) -> bool:
+        return self.diagnostics.converged
+
+    @property
+    def discrepancy_scale(self) -> float:
+        return float(self.settings.get("discrepancy_scale", DEFAULT_DISCREPANCY_SCALE))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fit to ``path`` (.nc or .zarr) atomically, with a content hash."""
+        return save_task_fit(self, path)
+
+    def summary_frame(self) -> pd.DataFrame:
+        """Posterior median of each task's parameters, one row per task."""
+        from bayescale.taskmodel import TASK_PARAMETERS
+
+        rows = {name: self.posterior[name].median(("chain", "draw")).values for name in TASK_PARAMETERS}
+        frame = pd.DataFrame(rows)
+        frame.insert(0, "task", list(self.tasks))
+        frame.insert(1, "chance", self.table.chance())
+        frame.insert(2, "runs", self.table.data["task"].value_counts().reindex(list(self.tasks)).to_numpy())
+        return frame
+
+
+def fit_tasks(
+    runs: pd.DataFrame | str | Path,
+    *,
+    task: str = "task",
+    loss: str = "task_bpb",
+    accuracy: str = "accuracy",
+    chance: str | float | None = None,
+    tasks: tuple[str, ...] | list[str] | None = None,
+    law: str = "chinchilla",
+    link: str = "sigmoid",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    target_accept: float = 0.9,
+    discrepancy_scale: float = DEFAULT_DISCREPANCY_SCALE,
+    progress: bool = False,
+) -> TaskFit:
+    """Fit task loss (step 1) and accuracy (step 2) of every task jointly; see ``taskmodel``.
+
+    ``runs``: a DataFrame or a CSV/Parquet path with ``params``, ``tokens`` and the ``task``,
+    ``loss``, ``accuracy`` (and optionally ``chance``) columns named. ``tasks`` restricts (and
+    requires) the tasks fitted. ``discrepancy_scale``: the prior scale of the loss step's error
+    beyond the runs, per decade, carried through the link into every accuracy forecast.
+    """
+    if law not in LAWS:
+        raise ModelSpecError(f"law {law!r} is not a task-loss law; choose one of {', '.join(LAWS)}")
+    if link not in LINKS:
+        raise ModelSpecError(f"link {link!r} is unknown; choose one of {', '.join(LINKS)}")
+    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
+        check_count(value, name)
+    check_seed(seed)
+    if not 0.0 < float(discrepancy_scale) <= 1.0:
+        raise ModelSpecError(f"discrepancy_scale must be in (0, 1], got {discrepancy_scale!r}")
+    source = "<DataFrame>"
+    if not isinstance(runs, pd.DataFrame):
+        from bayescale.tables import read_table
+
+        source = str(runs)
+        runs = read_table(Path(runs))
+    table = task_table(runs, task=task, loss=loss, accuracy=accuracy, chance=chance, tasks=tuple(tasks) if tasks else None, source=source)
+    raw = _sample(table, draws, tune, chains, seed, target_accept, progress)
+    from bayescale.result import check_convergence
+
+    diagnostics = check_convergence(raw, FREE)
+    if not diagnostics.converged:
+        warnings.warn(f"the task fit did not converge: {'; '.join(diagnostics.problems)}", ConvergenceWarning, stacklevel=2)
+    settings = {
+        "law": law,
+        "link": link,
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "target_accept": target_accept,
+        "discrepancy_scale": float(discrepancy_scale),
+        "columns": {"task": task, "loss": loss, "accuracy": accuracy, "chance": chance},
+    }
+    return TaskFit(raw["posterior"].to_dataset(), raw["sample_stats"].to_dataset(), table, diagnostics, int(seed), settings)
+
+
+def _sample(table: TaskTable, draws: int, tune: int, chains: int, seed: int, target_accept: float, progress: bool) -> xr.DataTree:
+    """nutpie on the Numba-compiled model (``compiled.compile_model``, the package's default path)."""
+    from bayescale import compiled
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        try:
+            kernels = compiled.compile_model(build_model(table), "nutpie")
+            return compiled.sample(
+                kernels,
+                ("diverging", "maxdepth_reached", "depth", "step_size", "n_steps"),
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=1,
+                seed=seed,
+                progress_bar=progress,
+                target_accept=target_accept,
+                adaptation=ADAPTATION,
+            )
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:
+            raise SamplerError(f"the nutpie sampler failed on the task model: {type(exc).__name__}: {str(exc).split('Stack backtrace:')[0]}") from exc
+
+
+def save_task_fit(result: TaskFit, path: str | Path) -> Path:
+    """Write ``result`` atomically (``paths.write_atomic``): posterior, sample stats, the task table, settings and a content hash."""
+    from bayescale.fitformat import content_hash, package_version
+    from bayescale.paths import make_parents, write_atomic
+
+    path = make_parents(path)
+    table = result.table.data
+    runs = xr.Dataset({c: ("row", table[c].to_numpy().astype(str) if c == "task" else table[c].to_numpy(dtype=float)) for c in table.columns}, attrs={"source": result.table.source})
+    tree = xr.DataTree.from_dict({"posterior": result.posterior, "sample_stats": result.sample_stats, "runs": runs})
+    tree.attrs = {
+        "bayescale_kind": KIND,
+        "bayescale_task_format": TASK_FORMAT,
+        "bayescale_version": package_version(),
+        "tasks": json.dumps(list(result.tasks)),
+        "diagnostics": json.dumps(result.diagnostics.to_dict()),
+        "seed": int(result.seed),
+        "settings": json.dumps(result.settings),
+    }
+    tree.attrs["content_hash"] = content_hash(tree)
+    if path.suffix == ".zarr":
+
+        def write_store(tmp: Path) -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tree.to_zarr(tmp, mode="w-")
+
+        return write_atomic(path, write_store, "fit")
+    return write_atomic(path, bytes(tree.to_netcdf(engine="h5netcdf")), "fit")
+
+
+def is_task_fit(path: str | Path) -> bool:
+    """Whether ``path`` holds a task fit (root attribute ``bayescale_kind``); False for anything unreadable (``load_fit`` then says why)."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with xr.open_datatree(path, engine="zarr" if path.is_dir() else "h5netcdf") as tree:
+                return tree.attrs.get("bayescale_kind") == KIND
+    except Exception:
+        return False
+
+
+def load_task_fit(path: str | Path) -> TaskFit:
+    """Read a task fit saved by ``TaskFit.save``; an edited, foreign or damaged file is a ``FitFileError``."""
+    from bayescale.fitfile import MAX_LOAD_BYTES
+    from bayescale.fitformat import content_hash
+    from bayescale.taskmodel import TASK_PARAMETERS
+
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with xr.open_datatree(path, engine="zarr" if path.is_dir() else "h5netcdf") as lazy:
+                declared = sum(int(v.size) * v.dtype.itemsize for node in lazy.subtree for v in node.dataset.variables.values())
+                if declared > MAX_LOAD_BYTES:
+                    raise FitFileError(f"{path}: declares {declared / 2**30:.3g} GiB, more than a fit may hold; refusing to read it")
+                tree = lazy.load()
+    except FitFileError:
+        raise
+    except Exception as exc:
+        raise FitFileError(f"{path}: not a readable fit file ({type(exc).__name__})") from None
+    attrs = dict(tree.attrs)
+    if attrs.get("bayescale_kind") != KIND:
+        raise FitFileError(f"{path}: not a task fit (fit one with bayescale fit-tasks)")
+    if int(attrs.get("bayescale_task_format", -1)) != TASK_FORMAT:
+        raise FitFileError(f"{path}: task fit format {attrs.get('bayescale_task_format')!r}, this bayescale reads {TASK_FORMAT}; refit")
+    stored = attrs.pop("content_hash", None)
+    check = tree.copy()
+    check.attrs = attrs
+    if stored != content_hash(check):
+        raise FitFileError(f"{path}: content hash mismatch: the file was edited or damaged after it was saved")
+    try:
+        posterior = tree["posterior"].to_dataset()
+        runs = tree["runs"].to_dataset()
+        tasks = tuple(json.loads(attrs["tasks"]))
+        frame = pd.DataFrame({c: runs[c].values.astype(str) if c == "task" else runs[c].values for c in runs.data_vars})
+        for name in TASK_PARAMETERS:
+            if name not in posterior or not np.all(np.isfinite(posterior[name].values)):
+                raise FitFileError(f"{path}: posterior variable {name!r} is missing or not finite")
+        table = TaskTable(frame, tasks, str(runs.attrs.get("source", path)))
+        return TaskFit(posterior, tree["sample_stats"].to_dataset(), table, Diagnostics.from_dict(json.loads(attrs["diagnostics"])), int(attrs["seed"]), json.loads(attrs["settings"]))
+    except BayescaleError:
+        raise
+    except Exception as exc:
+        raise FitFileError(f"{path}: a task fit with missing or damaged content ({type(exc).__name__}: {str(exc)[:200]})") from None
