@@ -5,7 +5,9 @@ that is the command's own input) fails in a second instead of after a long fit. 
 package writes goes through ``write_atomic``: a temporary sibling whose name only bayescale uses
 (``.NAME.bayescale-tmp-PID-RANDOM``), created exclusively so no planted link is ever followed,
 moved into place with ``os.replace``; only that exact temporary is removed, and temporaries left
-by a killed process are cleaned up on the next write to the same path.
+by a killed process are cleaned up on the next write to the same path. Under ``remember_interrupts``
+(the CLI), a Ctrl-C that a library swallowed (raised inside a weakref callback or ``__del__``,
+printed and ignored) still stops the next write before it replaces anything.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import stat
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +33,8 @@ Kind = Literal["file", "fit", "folder"]
 #: First bytes of the files a fit may replace: HDF5 (netCDF-4) and classic netCDF.
 _FIT_MAGIC = (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02")
 _TMP_TAG = "bayescale-tmp"
+#: SIGINTs received under ``remember_interrupts`` (checked before a write replaces anything).
+_INTERRUPTS: list[int] = []
 _OLD_TAG = "bayescale-old"
 
 
@@ -249,6 +256,8 @@ def write_atomic(path: str | Path, write: Callable[[Path], None] | str | bytes, 
             made = _temporary(path, lambda tmp: os.mkdir(tmp, 0o700))
             staged = made / path.name
             content(staged)
+        if _INTERRUPTS:  # an interrupt a library swallowed while this was written: nothing replaced
+            raise KeyboardInterrupt
         _move_into_place(staged, path, kind)
     except BayescaleError:
         raise
@@ -258,6 +267,27 @@ def write_atomic(path: str | Path, write: Callable[[Path], None] | str | bytes, 
         if made is not None and (made.exists() or made.is_symlink()):
             _remove(made)
     return path
+
+
+@contextmanager
+def remember_interrupts() -> Iterator[None]:
+    """Within: Ctrl-C raises ``KeyboardInterrupt`` as usual and is also remembered, so ``write_atomic``
+    refuses to replace anything afterwards even if the exception was swallowed (a library's
+    callback printed it and went on). Main thread only (elsewhere a no-op); restored on exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        _INTERRUPTS.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _INTERRUPTS.clear()
 
 
 def _temporary(path: Path, create: Callable[[Path], object]) -> Path:
