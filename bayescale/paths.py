@@ -19,11 +19,12 @@ import secrets
 import shutil
 import signal
 import stat
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from bayescale.errors import BayescaleError, OutputPathError, OutputWriteError
 
@@ -35,6 +36,8 @@ _FIT_MAGIC = (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02")
 _TMP_TAG = "bayescale-tmp"
 #: SIGINTs received under ``remember_interrupts`` (checked before a write replaces anything).
 _INTERRUPTS: list[int] = []
+#: Non-empty while ``write_atomic`` writes (its interrupts are remembered, checked before the move).
+_WRITING: list[bool] = []
 _OLD_TAG = "bayescale-old"
 
 
@@ -250,12 +253,13 @@ def write_atomic(path: str | Path, write: Callable[[Path], None] | str | bytes, 
     content = write.encode("utf-8") if isinstance(write, str) else write
     made: Path | None = None
     try:
-        if isinstance(content, bytes):
-            made = staged = _write_temporary(path, content)
-        else:
-            made = _temporary(path, lambda tmp: os.mkdir(tmp, 0o700))
-            staged = made / path.name
-            content(staged)
+        with _writing():
+            if isinstance(content, bytes):
+                made = staged = _write_temporary(path, content)
+            else:
+                made = _temporary(path, lambda tmp: os.mkdir(tmp, 0o700))
+                staged = made / path.name
+                content(staged)
         if _INTERRUPTS:  # an interrupt a library swallowed while this was written: nothing replaced
             raise KeyboardInterrupt
         _move_into_place(staged, path, kind)
@@ -273,21 +277,42 @@ def write_atomic(path: str | Path, write: Callable[[Path], None] | str | bytes, 
 def remember_interrupts() -> Iterator[None]:
     """Within: Ctrl-C raises ``KeyboardInterrupt`` as usual and is also remembered, so ``write_atomic``
     refuses to replace anything afterwards even if the exception was swallowed (a library's
-    callback printed it and went on). Main thread only (elsewhere a no-op); restored on exit."""
+    callback printed it and went on). While ``write_atomic`` writes, an interrupt is only
+    remembered (raising inside h5py/netCDF internals leaves half-made objects whose cleanup prints
+    tracebacks): the write finishes into its temporary, which is then removed, not moved into place.
+    After an interrupt, cleanup errors of such objects are not printed. Main thread only (elsewhere
+    a no-op); the previous handler is restored on exit."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def on_interrupt(signum: int, frame: object) -> None:
         _INTERRUPTS.append(signum)
-        raise KeyboardInterrupt
+        if not _WRITING:
+            raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    def unraisable(report: Any) -> None:
+        if not _INTERRUPTS:
+            default(report)
+
+    previous, default = signal.signal(signal.SIGINT, on_interrupt), sys.unraisablehook
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = default
         _INTERRUPTS.clear()
+
+
+@contextmanager
+def _writing() -> Iterator[None]:
+    """While a write runs: interrupts under ``remember_interrupts`` are remembered, not raised."""
+    _WRITING.append(True)
+    try:
+        yield
+    finally:
+        _WRITING.pop()
 
 
 def _temporary(path: Path, create: Callable[[Path], object]) -> Path:
