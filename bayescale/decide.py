@@ -65,10 +65,15 @@ def cost(flops: Any, usd_per_flop: float | None = None, flops_per_gpu_hour: floa
     for name, value in (("usd_per_flop", usd_per_flop), ("flops_per_gpu_hour", flops_per_gpu_hour)):
         if value is not None and not (np.isfinite(value) and value > 0):
             raise BayescaleError(f"{name}={value!r} must be a positive, finite number")
-    if usd_per_flop is not None:
-        out["usd"] = np.asarray(flops, float) * usd_per_flop
-    if flops_per_gpu_hour is not None:
-        out["gpu_hours"] = np.asarray(flops, float) / flops_per_gpu_hour
+    with np.errstate(over="ignore"):
+        if usd_per_flop is not None:
+            out["usd"] = np.asarray(flops, float) * usd_per_flop
+        if flops_per_gpu_hour is not None:
+            out["gpu_hours"] = np.asarray(flops, float) / flops_per_gpu_hour
+    for name, value in out.items():  # a rate off by many orders overflows: refused, never printed as inf
+        if not np.all(np.isfinite(value)):
+            rate = f"usd_per_flop={usd_per_flop!r} (a price per FLOP is about 1e-18)" if name == "usd" else f"flops_per_gpu_hour={flops_per_gpu_hour!r} (an H100 delivers about 1e18)"
+            raise BayescaleError(f"{name} overflows at {float(np.max(flops)):.3g} FLOPs with {rate}: check the rate's unit")
     return {k: (float(v) if np.ndim(v) == 0 else v) for k, v in out.items()}
 
 

@@ -5,7 +5,9 @@ that is the command's own input) fails in a second instead of after a long fit. 
 package writes goes through ``write_atomic``: a temporary sibling whose name only bayescale uses
 (``.NAME.bayescale-tmp-PID-RANDOM``), created exclusively so no planted link is ever followed,
 moved into place with ``os.replace``; only that exact temporary is removed, and temporaries left
-by a killed process are cleaned up on the next write to the same path.
+by a killed process are cleaned up on the next write to the same path. Under ``remember_interrupts``
+(the CLI), a Ctrl-C that a library swallowed (raised inside a weakref callback or ``__del__``,
+printed and ignored) still stops the next write before it replaces anything.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import stat
-from collections.abc import Callable, Iterable
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from bayescale.errors import BayescaleError, OutputPathError, OutputWriteError
 
@@ -28,6 +34,10 @@ Kind = Literal["file", "fit", "folder"]
 #: First bytes of the files a fit may replace: HDF5 (netCDF-4) and classic netCDF.
 _FIT_MAGIC = (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02")
 _TMP_TAG = "bayescale-tmp"
+#: SIGINTs received under ``remember_interrupts`` (checked before a write replaces anything).
+_INTERRUPTS: list[int] = []
+#: Non-empty while ``write_atomic`` writes (its interrupts are remembered, checked before the move).
+_WRITING: list[bool] = []
 _OLD_TAG = "bayescale-old"
 
 
@@ -243,12 +253,15 @@ def write_atomic(path: str | Path, write: Callable[[Path], None] | str | bytes, 
     content = write.encode("utf-8") if isinstance(write, str) else write
     made: Path | None = None
     try:
-        if isinstance(content, bytes):
-            made = staged = _write_temporary(path, content)
-        else:
-            made = _temporary(path, lambda tmp: os.mkdir(tmp, 0o700))
-            staged = made / path.name
-            content(staged)
+        with _writing():
+            if isinstance(content, bytes):
+                made = staged = _write_temporary(path, content)
+            else:
+                made = _temporary(path, lambda tmp: os.mkdir(tmp, 0o700))
+                staged = made / path.name
+                content(staged)
+        if _INTERRUPTS:  # an interrupt a library swallowed while this was written: nothing replaced
+            raise KeyboardInterrupt
         _move_into_place(staged, path, kind)
     except BayescaleError:
         raise
@@ -258,6 +271,48 @@ def write_atomic(path: str | Path, write: Callable[[Path], None] | str | bytes, 
         if made is not None and (made.exists() or made.is_symlink()):
             _remove(made)
     return path
+
+
+@contextmanager
+def remember_interrupts() -> Iterator[None]:
+    """Within: Ctrl-C raises ``KeyboardInterrupt`` as usual and is also remembered, so ``write_atomic``
+    refuses to replace anything afterwards even if the exception was swallowed (a library's
+    callback printed it and went on). While ``write_atomic`` writes, an interrupt is only
+    remembered (raising inside h5py/netCDF internals leaves half-made objects whose cleanup prints
+    tracebacks): the write finishes into its temporary, which is then removed, not moved into place.
+    After an interrupt, cleanup errors of such objects are not printed. Main thread only (elsewhere
+    a no-op); the previous handler is restored on exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        _INTERRUPTS.append(signum)
+        if not _WRITING:
+            raise KeyboardInterrupt
+
+    def unraisable(report: Any) -> None:
+        if not _INTERRUPTS:
+            default(report)
+
+    previous, default = signal.signal(signal.SIGINT, on_interrupt), sys.unraisablehook
+    sys.unraisablehook = unraisable
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = default
+        _INTERRUPTS.clear()
+
+
+@contextmanager
+def _writing() -> Iterator[None]:
+    """While a write runs: interrupts under ``remember_interrupts`` are remembered, not raised."""
+    _WRITING.append(True)
+    try:
+        yield
+    finally:
+        _WRITING.pop()
 
 
 def _temporary(path: Path, create: Callable[[Path], object]) -> Path:

@@ -225,3 +225,12 @@ def test_zarr_fit_with_a_linked_or_special_chunk_is_refused(tmp_path, kind):
         os.mkfifo(chunk)
     with pytest.raises(FitFileError, match="link, device or FIFO"):
         load_fit(store)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "match"), [("--usd-per-flop", "1e308", "usd overflows at 1e[+]22 FLOPs with usd_per_flop=1e[+]308"), ("--flops-per-gpu-hour", "1e-308", "gpu_hours overflows")]
+)
+def test_cost_rates_that_overflow_are_refused_not_printed_as_inf(saved_fit_path, flag, value, match):
+    """Found by the adversarial pass: `decide --usd-per-flop 1e308` printed usd inf (JSON: null) with exit 0."""
+    result = CliRunner().invoke(app, ["decide", str(saved_fit_path), "--target-loss", "2", "--flops", "1e22", flag, value])
+    assert result.exit_code == 2 and re.search(match, result.stderr), result.output

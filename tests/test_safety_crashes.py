@@ -3,6 +3,7 @@ cannot start is one error line with exit 6, never a segfault (issue 32 §1-§2).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -142,3 +143,53 @@ def test_sampler_that_cannot_start_exits_6_without_a_segfault():
     assert run.returncode == SamplerError.exit_code, run.stdout + run.stderr
     assert "log density is not finite at its initial values" in run.stdout
     assert "Stack backtrace" not in run.stdout
+
+
+def _swallowed_interrupt() -> None:
+    """A real SIGINT whose ``KeyboardInterrupt`` a library swallows (as a weakref callback or
+    ``__del__`` does: printed as "Exception ignored", then execution goes on)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_a_swallowed_interrupt_still_stops_the_write(tmp_path):
+    """Found by the adversarial pass: Ctrl-C 50 ms into `fit`'s save landed in a weakref callback
+    inside the netCDF writer; the save went on, replaced -o, and the command exited 0."""
+    from bayescale.paths import remember_interrupts, write_atomic
+
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    handler = signal.getsignal(signal.SIGINT)
+
+    finished = []
+
+    def writer(tmp):
+        tmp.write_text("new")
+        signal.raise_signal(signal.SIGINT)  # while writing: remembered, not raised inside the writer's library
+        finished.append(True)
+
+    with pytest.raises(KeyboardInterrupt), remember_interrupts():
+        write_atomic(target, writer)
+    assert finished and target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+    assert signal.getsignal(signal.SIGINT) is handler  # restored: later writes are not refused
+    write_atomic(target, "after")
+    assert target.read_text() == "after"
+
+
+def test_cli_swallowed_interrupt_exits_130_and_keeps_the_old_report(monkeypatch, tmp_path):
+    from bayescale import report
+
+    saved = complete_fake_fit().save(tmp_path / "fit.nc")
+    out = tmp_path / "r.html"
+    out.write_text("old report")
+    real = report.report_context
+
+    def interrupted(*args, **kwargs):
+        _swallowed_interrupt()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(report, "report_context", interrupted)
+    run = CliRunner().invoke(app, ["report", str(saved), "-o", str(out), "--flops", "1e21"])
+    assert run.exit_code == 130, run.output
+    assert "error: interrupted; nothing was written" in run.output and "wrote" not in run.output
+    assert out.read_text() == "old report" and sorted(p.name for p in tmp_path.iterdir()) == ["fit.nc", "r.html"]

@@ -40,8 +40,11 @@ class _Group(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        from bayescale.paths import remember_interrupts
+
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with remember_interrupts():  # a Ctrl-C a library swallows still stops the next write
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except typer.TyperException as exc:  # typer's (vendored click's) usage errors
             if type(exc).__name__ == "NoArgsIsHelpError":
                 typer.echo(exc.format_message(), err=True)
