@@ -329,8 +329,9 @@ def _scored(pool: pd.DataFrame, first: np.ndarray, picks: np.ndarray, sd_now: fl
 def _shown(targets: pd.DataFrame) -> pd.DataFrame:
     """The target columns a report shows: the law's inputs, compute and the group (``new_group`` where any is new)."""
     out = targets.copy()
-    if "flops" not in out.columns and {"params", "tokens"} <= set(out.columns):
-        out["flops"] = 6.0 * out["params"] * out["tokens"]
+    size = "active_params" if "active_params" in out.columns else "params"
+    if "flops" not in out.columns and {size, "tokens"} <= set(out.columns):
+        out["flops"] = 6.0 * out[size] * out["tokens"]
     if "new_group" in out.columns and not out["new_group"].any():
         out = out.drop(columns=["new_group"])
     return out.reset_index(drop=True)

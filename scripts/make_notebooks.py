@@ -135,6 +135,24 @@ BUDGET = [
         'comparison = compare_plans(result, plan_a, {"params": 70e9, "tokens": 1.4e12})\n'
         '{k: v for k, v in comparison.items() if k != "diff"}'
     ),
+    new_markdown_cell(
+        "## What to train next\n"
+        "\n"
+        "Which small runs would firm up the forecast of 70B on 1.4T tokens most, for at most 5e22 FLOPs in all? `next_runs` "
+        "reads it off the posterior (a linear-Gaussian update of the law's draws, no refit per candidate) on a grid of "
+        "candidates around the runs; each pick is conditioned on the earlier ones, and the model discrepancy shrinks only as "
+        "far as a pick widens the runs' range towards the target. Colour: what each candidate alone removes per FLOP; "
+        "circles: the picks, in order; crosses: the fitted runs; star: the target."
+    ),
+    new_code_cell(
+        "from bayescale.design import next_runs\n"
+        "from bayescale.plots import plot_next_runs\n"
+        "\n"
+        'plan = next_runs(result, "grid", {"params": 70e9, "tokens": 1.4e12}, budget_flops=5e22)\n'
+        "fig = plot_next_runs(result, plan)\n"
+        'print(f"sd of log loss at the target: {plan.sd_now:.4f} now, {plan.sd_expected_after:.4f} expected after {len(plan.selected)} runs")\n'
+        'plan.selected[["params", "tokens", "cost", "expected_sd_after", "gain"]]'
+    ),
 ]
 
 REPEATED = [

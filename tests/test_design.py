@@ -259,3 +259,21 @@ def test_report_section_what_to_train_next(spread_fit_path, tmp_path):
     assert "<td>1</td>" in section and "bayescale next FIT --candidates grid --target-flops 1e+23" in section
     plain = render_report(result, tmp_path / "without.html", flops=[1e23]).read_text()
     assert "Not computed for this report: add <code>--next-runs</code>" in plain and "gain per FLOP" not in plain
+
+
+def test_other_laws_moe_pool_and_compute_only():
+    """A pool of MoE runs (active parameters, experts) and a compute-only law's FLOP pool both work; MoE's cost counts active parameters."""
+    from bayescale.resources import data_path
+
+    from .fakefit import fake_fit
+
+    design = pd.read_csv(data_path("synthetic_moe_runs.csv")).drop(columns=["loss"])
+    moe = fake_fit({"A": 480.0, "alpha": 0.34, "beta": 0.36, "c": 0.4, "E": 1.84, "B": 2200.0}, form="moe", design=design, spread=0.02, sigma=0.01)
+    pool = design.sample(20, random_state=0).assign(tokens=lambda f: f["tokens"] * 3).reset_index(drop=True)
+    picked = next_runs(moe, pool, {"active_params": [3e9], "experts": [8], "tokens": [1e12]}, k=2)
+    assert len(picked.selected) == 2 and np.allclose(picked.selected["cost"], 6 * picked.selected["active_params"] * picked.selected["tokens"])
+    with pytest.raises(BayescaleError, match="grid pool needs a law of params and tokens"):
+        next_runs(moe, "grid", {"active_params": [3e9], "experts": [8], "tokens": [1e12]}, k=1)
+    compute = fake_fit({"E": 1.7, "gamma": 0.15, "K": 3e3}, form="compute", spread=0.02, sigma=0.01)
+    result = next_runs(compute, pd.DataFrame({"flops": [1e19, 1e20, 1e21]}), 1e23, budget_flops=1e20)
+    assert len(result.selected) >= 1 and result.selected["cost"].sum() <= 1e20 and result.target["flops"].tolist() == [1e23]

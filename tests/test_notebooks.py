@@ -21,7 +21,8 @@ CLAIMS = {
     "budget_decision": (
         "assert table['params_median'].is_monotonic_increasing and table['tokens_median'].is_monotonic_increasing\n"
         "assert 1e21 < decision.flops < 1e26 and decision.prob >= 0.75, decision\n"
-        "assert 0.0 <= comparison['prob_a_better'] <= 1.0"
+        "assert 0.0 <= comparison['prob_a_better'] <= 1.0\n"
+        "assert plan.sd_expected_after < plan.sd_now and 0 < plan.selected['cost'].sum() <= 5e22"
     ),
     "repeated_data": (
         "row = two_stage.summary().loc['R_D_star']\n"

@@ -11,6 +11,7 @@ import typer
 from bayescale.cli.core import check_output, group_map, health_line, run
 from bayescale.cli.formatting import Format, emit, json_text, table_text
 from bayescale.cli.options import FitArg, FormatOpt, GroupValueOpt, NewGroupOpt, OutputOpt
+from bayescale.documents import failure
 
 
 class Objective(str, Enum):
@@ -75,7 +76,7 @@ def next_cmd(
     result, plan = run(_next, fit_path, candidates, target_params, target_tokens, target_flops, group_value, new_group, budget_flops, k, objective, target_loss, seed)
     warning = health_line(result)
     if format is Format.json:
-        text = json_text({**plan.to_dict(), "converged": result.converged, "self_check_warning": warning[len("WARNING: ") :] or None, "groups": list(result.groups)})
+        text = json_text({**plan.to_dict(), "converged": result.converged, "self_check_warning": failure(result.self_check), "groups": list(result.groups)})
     elif format is Format.csv or (output is not None and format is Format.table and output.suffix == ".csv"):
         text = plan.selected.to_csv(index=False)
         if warning:  # a CSV stays parseable: the warning goes to stderr
