@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bayescale.cli.core import check_output, column_map, command_line, health_line, run, strict_exit, visible
-from bayescale.cli.options import ChainsOpt, DrawsOpt, ModelOpt, QuietOpt, RunsArg, TuneOpt
+from bayescale.cli.options import ChainsOpt, DrawsOpt, QuietOpt, RunsArg, TuneOpt
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
@@ -28,7 +28,7 @@ FLOPS_UNIT_HELP = "Unit of the table's flops column: FLOPs, GFLOPs, TFLOPs, PFLO
 
 def fit_runs(
     runs: Path,
-    model: str,
+    model: str | None,
     group: list[str] | None,
     config: SamplerConfig,
     *,
@@ -52,8 +52,10 @@ def fit_runs(
     return bayescale.fit(table, model, group or None, **config.fit_options(), command=command, self_check=self_check)
 
 
-def _refuse_overwrite(output: Path, table: RunTable, model: str, group: list[str] | None, config: SamplerConfig) -> None:
-    """Before any sampling: refuse to replace an existing file unless it holds this very fit (same runs, spec, groups, seed, settings)."""
+def _refuse_overwrite(output: Path, table: RunTable, model: str | None, group: list[str] | None, config: SamplerConfig) -> None:
+    """Before any sampling: refuse to replace an existing file unless it holds this very fit (same runs, spec, groups, seed, settings).
+
+    Without ``--model`` the spec is chosen from the runs, groups and seed compared here, so it is not compared itself."""
     from bayescale.errors import BayescaleError, FitFileError
     from bayescale.fitfile import fit_identity, spec_identity
     from bayescale.spec import load_spec
@@ -67,8 +69,8 @@ def _refuse_overwrite(output: Path, table: RunTable, model: str, group: list[str
         raise BayescaleError(f"{output} already exists and is not a bayescale fit: {advice}") from None
     wanted = {
         "runs": table.content_hash(),
-        "model spec": spec_identity(load_spec(model).to_json()),
-        "groups": list(group) if group else list(load_spec(model).group),
+        **({} if model is None else {"model spec": spec_identity(load_spec(model).to_json())}),
+        "groups": list(group) if group else ([] if model is None else list(load_spec(model).group)),
         "seed": config.seed,
         "sampler": config.sampler,
         "draws": config.draws,
@@ -83,7 +85,13 @@ def _refuse_overwrite(output: Path, table: RunTable, model: str, group: list[str
 def fit_cmd(
     runs: RunsArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to save the fit (.nc or .zarr).")] = Path("fit.nc"),
-    model: ModelOpt = "chinchilla",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Shipped spec name or path to a TOML spec. Default: chosen by forecasting your own largest runs from the rest "
+            "(chinchilla or farseer_exponent, data_constrained too when runs repeat data; with --group, levels or all pooled)."
+        ),
+    ] = None,
     group: Annotated[list[str] | None, typer.Option(help="Grouping column (repeatable): partially pooled parameters per group.")] = None,
     column: Annotated[list[str] | None, typer.Option(help="Rename a header: CANONICAL=HEADER, e.g. params='Model Size'.")] = None,
     drop_highest_loss: Annotated[int, typer.Option(help="Drop the k highest-loss runs (Epoch AI dropped 5 Chinchilla points); applied after --where.")] = 0,
@@ -104,12 +112,12 @@ def fit_cmd(
     ] = True,
 ) -> None:
     """Fit a scaling law to a run table and save the posterior."""
-    check_output(output, "fit", inputs=[runs, model if model.endswith(".toml") else None])
+    check_output(output, "fit", inputs=[runs, model if model and model.endswith(".toml") else None])
     command = command_line(
         "fit",
         runs,
         options=[
-            ("-o", output), ("--model", Path(model) if model.endswith(".toml") else model), ("--group", group or []), ("--column", column or []),
+            ("-o", output), ("--model", Path(model) if model and model.endswith(".toml") else model), ("--group", group or []), ("--column", column or []),
             ("--where", where or []), ("--drop-highest-loss", drop_highest_loss or None), ("--max-epochs", max_epochs), ("--flops-unit", flops_unit),
             ("--draws", draws), ("--tune", tune), ("--chains", chains), ("--seed", seed),
             ("--sampler", None if sampler == "nutpie" else sampler), ("--adaptation", adaptation), ("--no-self-check", not self_check),
@@ -134,6 +142,7 @@ def fit_cmd(
     path = run(save_or_recover, result, output, recheck=recheck, seen=seen if force else None)  # a sampled fit is never lost
     typer.echo(visible(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message(result.info)}"))
     typer.echo(visible(result.selection_sentence()))
+    typer.echo(visible(result.model_choice_sentence()))
     if result.groups:
         typer.echo(visible(result.pooling_sentence()))
     from bayescale.documents import sentence
