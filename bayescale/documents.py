@@ -178,6 +178,82 @@ def _centring(centered: tuple[str, ...], switched: tuple[str, ...]) -> str:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One candidate of the model choice and its held-out scores (``None``: not scored, see ``skipped``)."""
+
+    model: str
+    #: What varies by group (``pooling.pooling_choice``: ``levels``, ``all``); ``None`` on an ungrouped table.
+    pooling: str | None = None
+    #: Mean log predictive density of the held-out runs' log loss (higher is better): what the choice ranks by.
+    score: float | None = None
+    #: Standard error of the summed score difference to the best candidate (0 for the best).
+    se: float | None = None
+    crps: float | None = None
+    median_abs_log_error: float | None = None
+    #: Free coordinates of its mode fit (law parameters, group offsets, σ): the tie-break prefers fewer.
+    parameters: int | None = None
+    skipped: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "pooling": self.pooling, **_without_none({f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "pooling")})}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Candidate:
+        return cls(
+            model=str(raw["model"]),
+            pooling=_optional(raw, "pooling", str),
+            score=_optional(raw, "score", float),
+            se=_optional(raw, "se", float),
+            crps=_optional(raw, "crps", float),
+            median_abs_log_error=_optional(raw, "median_abs_log_error", float),
+            parameters=_optional(raw, "parameters", int),
+            skipped=_optional(raw, "skipped", str),
+        )
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """How ``fit`` chose its law form (and pooling): candidates scored by an inner leave-future-out
+    on the self-check's split, or ``made=False`` when the caller forced the spec (``reason`` says why)."""
+
+    chosen: str
+    pooling: str | None = None
+    made: bool = True
+    candidates: tuple[Candidate, ...] = ()
+    reason: str | None = None
+    n_train: int | None = None
+    n_test: int | None = None
+    seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["candidates"] = [c.to_dict() for c in self.candidates]
+        return {k: v for k, v in out.items() if v is not None or k in ("chosen", "pooling", "made", "candidates")}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ModelChoice:
+        return cls(
+            chosen=str(raw["chosen"]),
+            pooling=_optional(raw, "pooling", str),
+            made=bool(raw.get("made", True)),
+            candidates=tuple(Candidate.from_dict(c) for c in raw.get("candidates", ()) if isinstance(c, Mapping)),
+            reason=_optional(raw, "reason", str),
+            n_train=_optional(raw, "n_train", int),
+            n_test=_optional(raw, "n_test", int),
+            seconds=_optional(raw, "seconds", float),
+        )
+
+    def sentence(self) -> str:
+        """One line: what was chosen and why (or that the caller chose)."""
+        chosen = self.chosen + (f" (pooling {self.pooling})" if self.pooling else "")
+        if not self.made:
+            return f"model {chosen}: {self.reason or 'given by the caller'}, no choice made"
+        scored = [c for c in self.candidates if c.score is not None]
+        ranks = ", ".join(f"{c.model}{'/' + c.pooling if c.pooling else ''} {c.score:.3f}" for c in scored)
+        return f"model {chosen} chosen by forecasting its own {self.n_test} largest runs (held-out log density per run: {ranks})" + (f"; {self.reason}" if self.reason else "")
+
+
+@dataclass(frozen=True)
 class FitInfo:
     """``Fit.info``: sampler settings, what was pooled and centred (and by which rule), timing and
     the command line that asked for the fit. ``None``: not recorded (a hand-built fit, an older file)."""
@@ -198,14 +274,17 @@ class FitInfo:
     uncentered: Uncentering | None = None
     #: Which rows ``load_runs`` kept and by which filters (``RunTable.selection``): ``read``, ``steps``.
     selection: Mapping[str, Any] | None = None
+    #: How the law form (and pooling) was chosen (``bayescale.model_choice``); JSON key ``model_choice``.
+    model_choice: ModelChoice | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object stored as the fit file's ``info`` attribute (unrecorded fields left out)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "uncentered"}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("uncentered", "model_choice")}
         out["pooled"] = None if self.pooled is None else list(self.pooled)
         out["centered"] = None if self.centered is None else list(self.centered)
         out["recentred"] = None if self.uncentered is None else self.uncentered.to_dict()
         out["selection"] = None if not self.selection else dict(self.selection)
+        out["model_choice"] = None if self.model_choice is None else self.model_choice.to_dict()
         return _without_none(out)
 
     @classmethod
@@ -224,6 +303,7 @@ class FitInfo:
             command=_optional(raw, "command", str),
             uncentered=None if raw.get("recentred") is None else Uncentering.from_dict(raw["recentred"]),
             selection=dict(raw["selection"]) if isinstance(raw.get("selection"), Mapping) else None,
+            model_choice=ModelChoice.from_dict(raw["model_choice"]) if isinstance(raw.get("model_choice"), Mapping) else None,
         )
 
 

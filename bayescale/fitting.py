@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.documents import Attempt, Diagnostics, FitInfo, SelfCheck, Uncentering
+from bayescale.documents import Attempt, Diagnostics, FitInfo, ModelChoice, SelfCheck, Uncentering
 from bayescale.errors import BayescaleError, ConvergenceWarning, RunTableError, SamplerError, check_count, check_seed
 from bayescale.fitfile import MAX_LOAD_BYTES, load_fit
 from bayescale.fitformat import FORMAT_VERSION, check_storable, content_hash, package_version, save_fit
@@ -60,7 +60,7 @@ MIN_DRAWS = 4
 
 def fit(
     runs: RunTable | str | Path | pd.DataFrame,
-    model: str | Path | ModelSpec | Mapping[str, Any] = "chinchilla",
+    model: str | Path | ModelSpec | Mapping[str, Any] | None = None,
     group: str | Sequence[str] | None = None,
     *,
     draws: int = 1000,
@@ -78,6 +78,12 @@ def fit(
     self_check_draws: int = 400,
 ) -> Fit:
     """Fit the spec ``model`` to ``runs`` and check convergence (warns ``ConvergenceWarning``).
+
+    ``model=None`` (the default) chooses the law form, and on grouped tables the pooling, by
+    forecasting: each candidate (``model_choice.candidate_specs``) is fitted at its posterior mode
+    on the runs the self-check trains on and scored on the largest runs it holds out
+    (``bayescale.model_choice``); ``info.model_choice`` records the scores and the choice. A given
+    ``model`` (a shipped name, a path, a spec) is fitted as it is, recorded as no choice made.
 
     ``group`` names grouping column(s) over which the spec's pooled parameters vary
     (partial pooling); default: the spec's own ``pooling.group``. ``adaptation`` picks nutpie's
@@ -100,6 +106,7 @@ def fit(
     if draws < MIN_DRAWS:
         raise BayescaleError(f"draws={draws}: convergence (R-hat, ESS) cannot be judged on fewer than {MIN_DRAWS} draws per chain; use 1000 (or 200 for a first look)")
     runs, spec, groups = _inputs(runs, model, group, strict)
+    spec, choice = _choice(runs, model, spec, groups, seed, progress)
     _adaptation(adaptation, sampler, False)  # a bad sampler or adaptation fails before any work
     design = make_design(spec, runs, groups)
     check_storable(runs, spec, groups)  # a table no fit file can hold fails now, not after sampling
@@ -112,7 +119,7 @@ def fit(
     prior_draws = spec.check_priors(0)  # initial values must not depend on the seed: a cached model serves every seed
     start = time.perf_counter()
     spec, tree, diagnostics, config, uncentered = _sample_uncentering(spec, design, prior_draws, config, adaptation, auto=rule == "auto")
-    info = _info(config, spec, groups, rule, time.perf_counter() - start, command, uncentered, runs.selection)
+    info = replace(_info(config, spec, groups, rule, time.perf_counter() - start, command, uncentered, runs.selection), model_choice=choice)
     result = Fit(tree=tree, spec=spec, runs=runs, groups=groups, diagnostics=diagnostics, seed=seed, sampler=sampler, info=info)
     check = _self_check(result, design, prior_draws, replace(config, draws=min(self_check_draws, draws), tune=min(self_check_draws, tune))) if self_check else None
     result = with_discrepancy(result, check).with_parameter_diagnostics()
@@ -159,8 +166,19 @@ def _sample_judged(spec: ModelSpec, design: Design, prior_draws: dict[str, np.nd
     return tree, check_convergence(tree, judged_variables(tree["posterior"].to_dataset(), spec)), config
 
 
+def _choice(runs: RunTable, model: object, spec: ModelSpec, groups: tuple[str, ...], seed: int, progress: bool) -> tuple[ModelSpec, ModelChoice]:
+    """The spec to sample and how it was chosen: by forecasting (``model_choice.choose``) when no ``model`` was given."""
+    from bayescale import model_choice
+
+    if model is not None:
+        return spec, model_choice.forced(spec, "given by the caller")
+    if progress:
+        phase("choosing the law form by forecasting the largest runs from the rest (mode fits, no sampling)")
+    return model_choice.choose(runs, groups, seed)
+
+
 def _inputs(
-    runs: RunTable | str | Path | pd.DataFrame, model: str | Path | ModelSpec | Mapping[str, Any], group: str | Sequence[str] | None, strict: bool
+    runs: RunTable | str | Path | pd.DataFrame, model: str | Path | ModelSpec | Mapping[str, Any] | None, group: str | Sequence[str] | None, strict: bool
 ) -> tuple[RunTable, ModelSpec, tuple[str, ...]]:
     """The validated runs (a given ``RunTable`` is re-checked only for ``strict``), the spec, and the group columns (default: the spec's)."""
     if isinstance(runs, RunTable):
@@ -169,7 +187,7 @@ def _inputs(
             raise RunTableError(problems[0] + "; strict mode refuses suspicious magnitudes")
     else:
         runs = load_runs(runs, strict=strict)
-    spec = load_spec(model)
+    spec = load_spec("chinchilla" if model is None else model)
     groups = tuple([group] if isinstance(group, str) else (group if group is not None else spec.group))
     return runs, spec, groups
 

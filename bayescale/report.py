@@ -250,6 +250,7 @@ def _fit_section(fit: Fit, ci: float) -> dict[str, Any]:
         "health": failure(fit.self_check),
         "self_check": fit.self_check_summary(),
         "discrepancy": fit.discrepancy_summary(ci),
+        "model_choice": fit.model_choice_sentence(),
     }
 
 

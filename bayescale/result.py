@@ -225,7 +225,14 @@ class Fit:
             "discrepancy": self.discrepancy_summary(ci),
             "pooling": self.pooling_summary(),
             "selection": dict(self.info.selection) if self.info.selection else None,
+            "model_choice": None if self.info.model_choice is None else self.info.model_choice.to_dict(),
         }
+
+    def model_choice_sentence(self) -> str:
+        """One line: how the law form was chosen (``documents.ModelChoice.sentence``), or that the file does not say."""
+        if self.info.model_choice is None:
+            return f"model {self.spec.name}: how it was chosen is not recorded (a fit from an older version)"
+        return self.info.model_choice.sentence()
 
     def selection_sentence(self) -> str:
         """One line: how many runs the table had and how many each row filter kept (``where.describe``)."""

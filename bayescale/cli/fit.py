@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bayescale.cli.core import check_output, column_map, command_line, health_line, run, strict_exit, visible
-from bayescale.cli.options import ChainsOpt, DrawsOpt, ModelOpt, QuietOpt, RunsArg, TuneOpt
+from bayescale.cli.options import ChainsOpt, DrawsOpt, QuietOpt, RunsArg, TuneOpt
 
 if TYPE_CHECKING:
     from bayescale.fitting import Fit
@@ -29,7 +29,7 @@ FLOPS_UNIT_HELP = "Unit of the table's flops column: FLOPs, GFLOPs, TFLOPs, PFLO
 
 def fit_runs(
     runs: Path,
-    model: str,
+    model: str | None,
     group: list[str] | None,
     config: SamplerConfig,
     *,
@@ -55,23 +55,28 @@ def fit_runs(
     return bayescale.fit(table, spec, group or None, **config.fit_options(), command=command, self_check=self_check)
 
 
-def model_spec(model: str, prior: str | None) -> ModelSpec:
-    """The spec ``--model`` names, under the named prior ``--prior`` when one is given."""
+def model_spec(model: str | None, prior: str | None) -> ModelSpec | None:
+    """The spec ``--model`` names, under the named prior ``--prior`` when one is given; ``None``
+    (the fit chooses the form by forecasting) when neither is given. ``--prior`` alone is Chinchilla's."""
     from bayescale.spec import load_spec
 
-    spec = load_spec(model)
+    if model is None and prior is None:
+        return None
+    spec = load_spec(model or "chinchilla")
     return spec if prior is None else spec.with_prior(prior)
 
 
-def _refuse_overwrite(output: Path, table: RunTable, model: str | ModelSpec, group: list[str] | None, config: SamplerConfig) -> None:
-    """Before any sampling: refuse to replace an existing file unless it holds this very fit (same runs, spec, groups, seed, settings)."""
+def _refuse_overwrite(output: Path, table: RunTable, model: str | ModelSpec | None, group: list[str] | None, config: SamplerConfig) -> None:
+    """Before any sampling: refuse to replace an existing file unless it holds this very fit (same runs, spec, groups, seed, settings).
+
+    Without a spec the fit chooses it from the runs, groups and seed compared here, so it is not compared itself."""
     from bayescale.errors import BayescaleError, FitFileError
     from bayescale.fitfile import fit_identity, spec_identity
     from bayescale.spec import load_spec
 
     if not output.exists():
         return
-    spec = load_spec(model)
+    spec = None if model is None else load_spec(model)
     advice = "pass --force to replace it, or choose another -o"
     try:
         existing = fit_identity(output)
@@ -79,8 +84,8 @@ def _refuse_overwrite(output: Path, table: RunTable, model: str | ModelSpec, gro
         raise BayescaleError(f"{output} already exists and is not a bayescale fit: {advice}") from None
     wanted = {
         "runs": table.content_hash(),
-        "model spec": spec_identity(spec.to_json()),
-        "groups": list(group) if group else list(spec.group),
+        **({} if spec is None else {"model spec": spec_identity(spec.to_json())}),
+        "groups": list(group) if group else ([] if spec is None else list(spec.group)),
         "seed": config.seed,
         "sampler": config.sampler,
         "draws": config.draws,
@@ -95,7 +100,13 @@ def _refuse_overwrite(output: Path, table: RunTable, model: str | ModelSpec, gro
 def fit_cmd(
     runs: RunsArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to save the fit (.nc or .zarr).")] = Path("fit.nc"),
-    model: ModelOpt = "chinchilla",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Shipped spec name or path to a TOML spec. Default: chosen by forecasting your own largest runs from the rest "
+            "(chinchilla or farseer_exponent, data_constrained too when runs repeat data; with --group, levels or all pooled; chinchilla with --prior)."
+        ),
+    ] = None,
     prior: Annotated[
         str | None,
         typer.Option(
@@ -122,12 +133,12 @@ def fit_cmd(
     ] = True,
 ) -> None:
     """Fit a scaling law to a run table and save the posterior."""
-    check_output(output, "fit", inputs=[runs, model if model.endswith(".toml") else None])
+    check_output(output, "fit", inputs=[runs, model if model and model.endswith(".toml") else None])
     command = command_line(
         "fit",
         runs,
         options=[
-            ("-o", output), ("--model", Path(model) if model.endswith(".toml") else model), ("--prior", prior), ("--group", group or []), ("--column", column or []),
+            ("-o", output), ("--model", Path(model) if model and model.endswith(".toml") else model), ("--prior", prior), ("--group", group or []), ("--column", column or []),
             ("--where", where or []), ("--drop-highest-loss", drop_highest_loss or None), ("--max-epochs", max_epochs), ("--flops-unit", flops_unit),
             ("--draws", draws), ("--tune", tune), ("--chains", chains), ("--seed", seed),
             ("--sampler", None if sampler == "nutpie" else sampler), ("--adaptation", adaptation), ("--no-self-check", not self_check),
@@ -152,6 +163,7 @@ def fit_cmd(
     path = run(save_or_recover, result, output, recheck=recheck, seen=seen if force else None)  # a sampled fit is never lost
     typer.echo(visible(f"{result.spec.name} fit of {len(result.runs)} runs: {result.diagnostics.message(result.info)}"))
     typer.echo(visible(result.selection_sentence()))
+    typer.echo(visible(result.model_choice_sentence()))
     if result.groups:
         typer.echo(visible(result.pooling_sentence()))
     from bayescale.documents import sentence

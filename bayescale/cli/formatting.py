@@ -53,7 +53,7 @@ def format_summary(result, ci: float, fmt: Format) -> str:
 
     warning = health_line(result)
     health = f"\n{warning}" if warning else ""
-    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{result.selection_sentence()}\n{body}\n\n{result.diagnostics.message(result.info)}\n{scope}{pooling}\nself-check: {sentence(result.self_check)}{health}\n{trust}"
+    return f"{result.spec.name} ({result.spec.description}); {len(result.runs)} runs\n{result.selection_sentence()}\n{result.model_choice_sentence()}\n{body}\n\n{result.diagnostics.message(result.info)}\n{scope}{pooling}\nself-check: {sentence(result.self_check)}{health}\n{trust}"
 
 
 def group_header(doc: dict[str, Any]) -> str:
