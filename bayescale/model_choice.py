@@ -41,6 +41,10 @@ from bayescale.spec import ModelSpec, load_spec
 FORMS = ("chinchilla", "farseer_exponent")
 #: Tried as well when some run repeats its data (more than one epoch).
 REPEATS_FORM = "data_constrained"
+#: Tried alone when every run has about the same tokens per parameter (within this many decades):
+#: then N and D move together and only loss against compute is identified.
+COMPUTE_FORM = "compute"
+MIN_RATIO_DECADES = 0.3
 #: Poolings tried on a grouped table: the levels vary by group, or every free parameter does.
 POOLINGS = ("levels", "all")
 #: Laplace draws per candidate for the predictive scores.
@@ -55,10 +59,14 @@ STEP = 1e-4
 
 def candidate_specs(runs: RunTable, groups: Sequence[str]) -> list[tuple[ModelSpec, str | None]]:
     """The (spec, pooling) candidates for this table: ``FORMS``, plus ``REPEATS_FORM`` when runs
-    repeat data; on grouped tables each with every pooling of ``POOLINGS``."""
+    repeat data, or ``COMPUTE_FORM`` alone when tokens per parameter hardly vary; on grouped
+    tables each with every pooling of ``POOLINGS``."""
     forms = list(FORMS)
     if np.any(runs.column("epochs").astype(float) > 1.0 + 1e-9):
         forms.append(REPEATS_FORM)
+    ratio = np.log10(runs.column("tokens").astype(float) / runs.column("params").astype(float))
+    if np.ptp(ratio) < MIN_RATIO_DECADES:
+        forms = [COMPUTE_FORM]
     out: list[tuple[ModelSpec, str | None]] = []
     for form in forms:
         spec = load_spec(form)

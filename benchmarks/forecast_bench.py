@@ -97,8 +97,12 @@ class Candidate:
     edit: Mapping[str, Any] = field(default_factory=dict)
     fit: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    #: Give ``fit`` no model: it chooses the form (and pooling) by forecasting (``bayescale.model_choice``).
+    choose: bool = False
 
-    def spec(self, dataset_model: str) -> str | ModelSpec:
+    def spec(self, dataset_model: str) -> str | ModelSpec | None:
+        if self.choose:
+            return None
         base = self.model if self.model is not None else dataset_model
         if not self.edit:
             return base
@@ -115,6 +119,7 @@ CANDIDATES: dict[str, Candidate] = {
         Candidate("farseer", model="farseer", description="the `farseer` spec: data exponent β(N) = β·(N/1e9)^γ and size shift δ of the data term"),
         Candidate("farseer_exponent", model="farseer_exponent", description="the `farseer_exponent` spec: `farseer` with δ fixed at 0"),
         Candidate("drift", model="drift", description="the `drift` spec: α(N) = α + κ_N·log(N/1e9), β(D) = β + κ_D·log(D/2e10)"),
+        Candidate("choice", choose=True, description="bayescale.fit with no model: the form (and pooling) chosen by forecasting the training part's own largest runs"),
     )
 }
 
@@ -235,7 +240,8 @@ HEADER = "| dataset | kind | groups | cutoff | candidate | n train/test | extrap
 
 
 def markdown_row(r: Mapping[str, Any]) -> str:
-    head = f"| {r['dataset']} | {r['kind']} | {r['groups']} | {r['cutoff']:.2g} | {r['candidate']} |"
+    label = f"{r['candidate']} → {r['model']}" if CANDIDATES.get(r["candidate"], CANDIDATES["default"]).choose and isinstance(r.get("model"), str) else r["candidate"]
+    head = f"| {r['dataset']} | {r['kind']} | {r['groups']} | {r['cutoff']:.2g} | {label} |"
     if isinstance(r.get("error"), str) and r["error"]:
         return head + f" failed: {r['error'][:160]} |" + " |" * 7
     conv = "–"
