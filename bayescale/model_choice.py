@@ -86,7 +86,8 @@ def choose(runs: RunTable, groups: Sequence[str] = (), seed: int = 0) -> tuple[M
     """Score every candidate on the self-check's split and return the chosen spec and the record.
 
     When the runs cannot support the split, or no candidate can be fitted on the smaller runs, the
-    first candidate (Chinchilla, levels pooled) is returned with the reason.
+    first candidate (Chinchilla, levels pooled) is returned with the reason. A table the first
+    candidate cannot take at all raises its error (``modeldesign.design``).
     """
     from bayescale.self_check import Skip, split
 
@@ -94,15 +95,19 @@ def choose(runs: RunTable, groups: Sequence[str] = (), seed: int = 0) -> tuple[M
     groups = tuple(groups)
     candidates = candidate_specs(runs, groups)
     first_spec, first_pooling = candidates[0]
+    make_design(first_spec, runs, groups)  # a table the simplest candidate cannot take fails as a fit of it would, before any work
     try:
         held, _ = split(runs, groups)
     except Skip as exc:
         return first_spec, ModelChoice(chosen=first_spec.name, pooling=first_pooling, reason=f"no choice: {exc}", seconds=time.perf_counter() - start)
     train_runs = RunTable(runs.data[~held].reset_index(drop=True), source=f"{runs.source} (model choice)", extra_columns=runs.extra_columns)
     scored: list[tuple[Candidate, np.ndarray | None]] = []
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):  # BLAS threads on small vectors: ~10x slower on busy cores
-        warnings.simplefilter("ignore")
-        start_values = _starting_values(train_runs)
+    try:
+        with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):  # BLAS threads on small vectors: ~10x slower on busy cores
+            warnings.simplefilter("ignore")
+            start_values = _starting_values(train_runs, first_spec)
+    except BayescaleError as exc:
+        return first_spec, ModelChoice(chosen=first_spec.name, pooling=first_pooling, reason=f"no choice: the smaller runs cannot be fitted ({exc})", seconds=time.perf_counter() - start)
     for spec, pooling in candidates:
         try:
             with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
@@ -225,12 +230,13 @@ class _Posterior:
         return theta
 
 
-def _starting_values(train_runs: RunTable) -> tuple[dict[str, float], float]:
-    """Chinchilla's point fit on the training runs (the literature's grid of starts; no groups) and
-    its residuals' robust scale: where every candidate's mode search starts."""
+def _starting_values(train_runs: RunTable, spec: ModelSpec) -> tuple[dict[str, float], float]:
+    """The point fit of the first (simplest) candidate's form on the training runs (the literature's
+    grid of starts; no groups) and its residuals' robust scale: where every candidate's mode search
+    starts (a nested form at its null)."""
     from bayescale.validate.point import point_fit
 
-    fitted = point_fit(train_runs, FORMS[0], n_refine=2)
+    fitted = point_fit(train_runs, spec.name, n_refine=2)
     r = fitted.residuals
     return dict(fitted.estimate), 1.4826 * float(np.median(np.abs(r - np.median(r))))
 

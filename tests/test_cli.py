@@ -89,7 +89,7 @@ def test_cli_fit_records_its_command(cli_fit):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         command = load_fit(cli_fit).info.command
-    assert command.startswith("bayescale fit runs.csv -o fit.nc --model chinchilla --column 'params=Model Size'")
+    assert command.startswith("bayescale fit runs.csv -o fit.nc --column 'params=Model Size'")  # no --model: the fit chose it, and chooses the same again
     assert "--draws 150 --tune 150 --chains 2 --seed 3" in command
     assert str(cli_fit.parent) not in command
 
