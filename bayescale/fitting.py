@@ -107,7 +107,7 @@ def fit(
         raise BayescaleError(f"draws={draws}: convergence (R-hat, ESS) cannot be judged on fewer than {MIN_DRAWS} draws per chain; use 1000 (or 200 for a first look)")
     runs, spec, groups = _inputs(runs, model, group, strict)
     _adaptation(adaptation, sampler, False)  # a bad sampler or adaptation fails before any work
-    spec, choice = _choice(runs, model, spec, groups, seed, progress)
+    spec, choice = _choice(runs, model, spec, groups, seed, show_progress(progress))
     design = make_design(spec, runs, groups)
     check_storable(runs, spec, groups)  # a table no fit file can hold fails now, not after sampling
     _check_size(spec, design, draws, chains)
