@@ -109,6 +109,8 @@ def fit(
         raise BayescaleError(f"draws={draws}: convergence (R-hat, ESS) cannot be judged on fewer than {MIN_DRAWS} draws per chain; use 1000 (or 200 for a first look)")
     runs, spec, groups = _inputs(runs, model, group, strict)
     _adaptation(adaptation, sampler, False)  # a bad sampler or adaptation fails before any work
+    if model is None:  # too many draws fails before the model choice's work, on the simplest candidate's size
+        _check_size(spec, make_design(spec, runs, groups), draws, chains)
     spec, choice = _choice(runs, model, spec, groups, seed, show_progress(progress), prior)
     design = make_design(spec, runs, groups)
     check_storable(runs, spec, groups)  # a table no fit file can hold fails now, not after sampling

@@ -153,10 +153,11 @@ def test_fit_refuses_to_overwrite_a_different_fit(plain_path, runs_csv, tmp_path
 def test_overwrite_check_accepts_the_same_fit(saved_fit_path, chinchilla_runs):
     from bayescale.cli.fit import _refuse_overwrite
     from bayescale.sampling import SamplerConfig
+    from bayescale.spec import load_spec
 
-    _refuse_overwrite(saved_fit_path, chinchilla_runs, "chinchilla", None, SamplerConfig(draws=1000, tune=1000, chains=4, seed=0, sampler="nutpie"))
+    _refuse_overwrite(saved_fit_path, chinchilla_runs, load_spec("chinchilla"), None, SamplerConfig(draws=1000, tune=1000, chains=4, seed=0, sampler="nutpie"))
     with pytest.raises(Exception, match="other seed"):
-        _refuse_overwrite(saved_fit_path, chinchilla_runs, "chinchilla", None, SamplerConfig(draws=1000, tune=1000, chains=4, seed=1, sampler="nutpie"))
+        _refuse_overwrite(saved_fit_path, chinchilla_runs, load_spec("chinchilla"), None, SamplerConfig(draws=1000, tune=1000, chains=4, seed=1, sampler="nutpie"))
 
 
 def test_summary_says_what_the_convergence_flag_covers(saved_fit_path):
