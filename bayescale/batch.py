@@ -16,7 +16,7 @@ import re
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -81,14 +81,12 @@ def run_job(job: Job, results: str | Path) -> dict[str, Any]:
         previous = _previous(folder, key)
         if previous is not None:
             return {**previous["row"], "status": "skipped"}
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _local_file_locks():  # fit writes a scratch netCDF too (check_storable)
             warnings.simplefilter("ignore")
             config = SamplerConfig(**job.options, cores=_worker_threads())
             result = fit(table, spec, job.group or None, **config.fit_options())
-        folder.mkdir(parents=True, exist_ok=True)
         marker = folder / "result.json"
-        marker.unlink(missing_ok=True)  # an old marker must never vouch for new, partial output
-        result.save(folder / "fit.nc")
+        save_job_fit(result, folder)
         row["converged"] = result.converged
         for i, target in enumerate(job.forecast):
             ds = result.forecast(pd.DataFrame([dict(target)]), group_values=dict(job.group_values) or None, new_group=job.new_group)
@@ -107,6 +105,26 @@ def run_job(job: Job, results: str | Path) -> dict[str, Any]:
         row["error"] = str(exc) if isinstance(exc, BayescaleError) else f"{type(exc).__name__}: {exc} ({traceback.format_exc(limit=2).splitlines()[-1]})"
         row["seconds"] = round(time.perf_counter() - start, 3)
         return row
+
+
+@contextmanager
+def _local_file_locks() -> Iterator[None]:
+    """On a Dask worker, xarray would lock each netCDF write with a *distributed* lock named by the
+    file, and a fit is written to memory first (no name the scheduler knows: every job failed with
+    "Semaphore or Lock ... not known"); a job's files are its own, so process-local locks suffice."""
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        yield
+
+
+def save_job_fit(result: Any, folder: Path) -> Path:
+    """Save a job's fit as ``folder/fit.nc`` (removing its old ``result.json`` first: an old marker
+    must never vouch for new, partial output), with process-local file locks (``_local_file_locks``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "result.json").unlink(missing_ok=True)
+    with _local_file_locks():
+        return result.save(folder / "fit.nc")
 
 
 def warm_worker(jobs: list[Job]) -> float:

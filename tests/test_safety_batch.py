@@ -128,3 +128,18 @@ def test_split_values_in_other_scripts_keep_their_own_folders(tmp_path, syntheti
     path = _manifest(tmp_path, '[[job]]\nname = "s"\nruns = "runs.csv"\nsplit_by = "ds"\n', frame)
     folders = sorted(job.folder_name for job in read_manifest(path))
     assert folders == sorted(["s__代码", "s__网页", "s__données"])
+
+
+def test_a_fit_saved_on_a_dask_worker_process(tmp_path):
+    """Found by the adversarial pass: on a Dask worker process xarray locked the in-memory netCDF write
+    with a distributed lock named by a BytesIO the scheduler never saw, and every batch job failed
+    ("Semaphore or Lock ... not known"). A job's fit is now saved with process-local locks."""
+    from dask.distributed import Client, LocalCluster
+
+    from bayescale.batch import save_job_fit
+
+    from .safetyfit import complete_fake_fit
+
+    with _quiet_dask(), LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+        saved = client.submit(save_job_fit, complete_fake_fit(), tmp_path / "job", pure=False).result()
+    assert saved == tmp_path / "job" / "fit.nc" and saved.is_file()
