@@ -22,7 +22,7 @@ from bayescale.resources import data_path
 from bayescale.taskfit import TaskFit, fit_tasks
 from bayescale.taskplan import forecast_tasks
 
-SAMPLING = {"draws": 1000, "tune": 1000, "chains": 4, "seed": 0}
+SAMPLING = {"draws": 1000, "tune": 1000, "chains": 4, "seed": 0, "target_accept": 0.95}
 CI = 0.9
 
 
@@ -55,7 +55,7 @@ def scored(result: TaskFit, actual: pd.DataFrame) -> pd.DataFrame:
 
 def diagnostics_line(result: TaskFit, seconds: float) -> str:
     d = result.diagnostics
-    return f"R-hat max {d.rhat_max:.3f}, bulk ESS min {d.ess_bulk_min:.0f}, tail ESS min {d.ess_tail_min:.0f}, divergences {d.divergences}; {seconds:.0f} s ({SAMPLING['chains']} chains × ({SAMPLING['tune']} + {SAMPLING['draws']}), compile included)"
+    return f"R-hat max {d.rhat_max:.3f}, bulk ESS min {d.ess_bulk_min:.0f}, tail ESS min {d.ess_tail_min:.0f}, divergences {d.divergences}; {seconds:.0f} s ({SAMPLING['chains']} chains × ({SAMPLING['tune']} + {SAMPLING['draws']}), target_accept {SAMPLING['target_accept']}, compile included)"
 
 
 def main() -> None:

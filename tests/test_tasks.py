@@ -182,3 +182,11 @@ def test_fit_tasks_is_public():
     from bayescale.taskfit import fit_tasks, load_task_fit
 
     assert bayescale.fit_tasks is fit_tasks and bayescale.load_task_fit is load_task_fit
+
+
+def test_loss_commands_name_a_task_fit(task_fit, tmp_path):
+    from bayescale.fitfile import load_fit
+
+    path = task_fit.save(tmp_path / "tasks.nc")
+    with pytest.raises(FitFileError, match="task-accuracy fit"):
+        load_fit(path)
