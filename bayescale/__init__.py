@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from bayescale.paths import check_output_path
     from bayescale.runs import RunTable, load_runs
     from bayescale.spec import ModelSpec, load_spec
+    from bayescale.taskfit import fit_tasks, load_task_fit
 
 #: Public names and the module that defines each: imported on first use, so ``import
 #: bayescale`` and ``bayescale --help`` do not pay for pandas, xarray or PyMC.
@@ -36,6 +37,8 @@ _LAZY = {
     "Fit": "bayescale.fitting",
     "fit": "bayescale.fitting",
     "load_fit": "bayescale.fitting",
+    "fit_tasks": "bayescale.taskfit",
+    "load_task_fit": "bayescale.taskfit",
     "forecast": "bayescale.forecasting",
     "forecast_summary": "bayescale.forecasting",
     "forecast_table": "bayescale.forecasting",
@@ -70,11 +73,13 @@ __all__ = [
     "SamplerError",
     "check_output_path",
     "fit",
+    "fit_tasks",
     "forecast",
     "forecast_summary",
     "forecast_table",
     "load_fit",
     "load_runs",
     "load_spec",
+    "load_task_fit",
     "next_runs",
 ]

@@ -176,9 +176,12 @@ def _check_hdf5_root(path: Path) -> None:
     try:
         with h5py.File(path, "r") as handle:
             marked = "bayescale_format" in handle.attrs
+            task_fit = handle.attrs.get("bayescale_kind") == "tasks"
             foreign = sorted(set(handle.keys()) - set(FIT_NODES))
     except OSError:
         return  # not HDF5: the netCDF reader gives its own error
+    if task_fit:
+        raise FitFileError(f"{path}: a task-accuracy fit (bayescale fit-tasks): forecast and decide read it; this command reads loss fits")
     if not marked:
         raise FitFileError(f"{path}: not a bayescale fit (no bayescale_format attribute); it may be a plain ArviZ/PyMC file")
     if foreign:

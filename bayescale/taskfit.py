@@ -84,7 +84,7 @@ def fit_tasks(
     tune: int = 1000,
     chains: int = 4,
     seed: int = 0,
-    target_accept: float = 0.9,
+    target_accept: float = 0.95,
     discrepancy_scale: float = DEFAULT_DISCREPANCY_SCALE,
     progress: bool = False,
 ) -> TaskFit:
@@ -94,6 +94,7 @@ def fit_tasks(
     ``loss``, ``accuracy`` (and optionally ``chance``) columns named. ``tasks`` restricts (and
     requires) the tasks fitted. ``discrepancy_scale``: the prior scale of the loss step's error
     beyond the runs, per decade, carried through the link into every accuracy forecast.
+    ``target_accept`` defaults to 0.95: at 0.9 the OLMo ladder fit had a few divergences.
     """
     if law not in LAWS:
         raise ModelSpecError(f"law {law!r} is not a task-loss law; choose one of {', '.join(LAWS)}")
@@ -190,10 +191,14 @@ def is_task_fit(path: str | Path) -> bool:
     """Whether ``path`` holds a task fit (root attribute ``bayescale_kind``); False for anything unreadable (``load_fit`` then says why)."""
     path = Path(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with xr.open_datatree(path, engine="zarr" if path.is_dir() else "h5netcdf") as tree:
-                return tree.attrs.get("bayescale_kind") == KIND
+        if path.is_dir():
+            import zarr
+
+            return zarr.open_group(path, mode="r").attrs.get("bayescale_kind") == KIND
+        import h5py
+
+        with h5py.File(path, "r") as handle:  # the root attributes only, in milliseconds
+            return bool(handle.attrs.get("bayescale_kind") == KIND)
     except Exception:
         return False
 

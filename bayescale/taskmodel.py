@@ -198,7 +198,10 @@ def build_model(table: TaskTable) -> Any:
         # (q = k·(L0 − mean loss)): nearly independent of k, where L0 itself is not
         q = pm.Normal("position", 0.0, 2.0, dims="task")
         l0 = pm.Deterministic("L0", spread + q / pooled["k"], dims="task")
-        h = pm.Normal("ceiling_logit", 1.5, 1.5, dims="task")
+        # a benchmark's ceiling is near 100% (label noise aside): the fraction of the way from chance is
+        # sigmoid(h), prior median 0.95, 90% in 0.79–0.99; a loose prior let the ladder's lower part of
+        # the curve pick ceilings near 0.5 (ARC-Challenge) that the 7B and 13B models exceed
+        h = pm.Normal("ceiling_logit", 3.0, 1.0, dims="task")
         ceiling = pm.Deterministic("ceiling", chance + (1.0 - chance) * pm.math.sigmoid(h), dims="task")
         log_phi = pm.Normal("log_phi", np.log(300.0), 1.5, dims="task")
         phi = pm.Deterministic("phi", pt.exp(log_phi), dims="task")

@@ -175,3 +175,18 @@ def test_cli_fit_tasks_errors(tmp_path):
     runs.drop(columns="task").to_csv(path, index=False)
     out = CliRunner().invoke(app, ["fit-tasks", str(path), "-o", str(tmp_path / "f.nc")])
     assert out.exit_code == 3 and "no task column 'task'" in out.output
+
+
+def test_fit_tasks_is_public():
+    import bayescale
+    from bayescale.taskfit import fit_tasks, load_task_fit
+
+    assert bayescale.fit_tasks is fit_tasks and bayescale.load_task_fit is load_task_fit
+
+
+def test_loss_commands_name_a_task_fit(task_fit, tmp_path):
+    from bayescale.fitfile import load_fit
+
+    path = task_fit.save(tmp_path / "tasks.nc")
+    with pytest.raises(FitFileError, match="task-accuracy fit"):
+        load_fit(path)
