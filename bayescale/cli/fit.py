@@ -58,9 +58,12 @@ def fit_runs(
 def model_spec(model: str | None, prior: str | None) -> ModelSpec | None:
     """The spec ``--model`` names, under the named prior ``--prior`` when one is given; ``None``
     without ``--model`` (the form is chosen by forecasting, under ``--prior`` too)."""
+    from bayescale.literature import check_name
     from bayescale.spec import load_spec
 
     if model is None:
+        if prior is not None:
+            check_name(prior, "--prior")  # the candidates take it later, after the runs are read
         return None
     spec = load_spec(model)
     return spec if prior is None else spec.with_prior(prior)
