@@ -249,6 +249,8 @@ class ModelChoice:
         if not self.made:
             return f"model {chosen}: {self.reason or 'given by the caller'}, no choice made"
         scored = [c for c in self.candidates if c.score is not None]
+        if not scored:
+            return f"model {chosen}: {self.reason or 'no candidate could be scored'}"
         ranks = ", ".join(f"{c.model}{'/' + c.pooling if c.pooling else ''} {c.score:.3f}" for c in scored)
         return f"model {chosen} chosen by forecasting its own {self.n_test} largest runs (held-out log density per run: {ranks})" + (f"; {self.reason}" if self.reason else "")
 

@@ -109,8 +109,12 @@ def fit(
         raise BayescaleError(f"draws={draws}: convergence (R-hat, ESS) cannot be judged on fewer than {MIN_DRAWS} draws per chain; use 1000 (or 200 for a first look)")
     runs, spec, groups = _inputs(runs, model, group, strict)
     _adaptation(adaptation, sampler, False)  # a bad sampler or adaptation fails before any work
-    if model is None:  # too many draws fails before the model choice's work, on the simplest candidate's size
-        _check_size(spec, make_design(spec, runs, groups), draws, chains)
+    if model is None:  # what fails for the simplest candidate fails before the choice's work, as a given model's would
+        from bayescale.model_choice import candidate_specs
+
+        simplest = candidate_specs(runs, groups)[0][0]  # not always Chinchilla: 5 compute-only runs take the compute law
+        check_storable(runs, simplest, groups)
+        _check_size(simplest, make_design(simplest, runs, groups), draws, chains)
     spec, choice = _choice(runs, model, spec, groups, seed, show_progress(progress), prior)
     design = make_design(spec, runs, groups)
     check_storable(runs, spec, groups)  # a table no fit file can hold fails now, not after sampling
