@@ -112,7 +112,7 @@ def fit(
     if model is None:  # what fails for the simplest candidate fails before the choice's work, as a given model's would
         from bayescale.model_choice import candidate_specs
 
-        simplest = candidate_specs(runs, groups)[0][0]  # not always Chinchilla: 5 compute-only runs take the compute law
+        simplest = candidate_specs(runs, groups, prior)[0][0]  # not always Chinchilla: 5 compute-only runs take the compute law
         check_storable(runs, simplest, groups)
         _check_size(simplest, make_design(simplest, runs, groups), draws, chains)
     spec, choice = _choice(runs, model, spec, groups, seed, show_progress(progress), prior)
