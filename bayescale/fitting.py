@@ -113,8 +113,9 @@ def fit(
         from bayescale.model_choice import candidate_specs
 
         simplest = candidate_specs(runs, groups, prior)[0][0]  # not always Chinchilla: 5 compute-only runs take the compute law
+        simplest_design = make_design(simplest, runs, groups)  # groups and the table checked first, as for a given model
         check_storable(runs, simplest, groups)
-        _check_size(simplest, make_design(simplest, runs, groups), draws, chains)
+        _check_size(simplest, simplest_design, draws, chains)
     spec, choice = _choice(runs, model, spec, groups, seed, show_progress(progress), prior)
     design = make_design(spec, runs, groups)
     check_storable(runs, spec, groups)  # a table no fit file can hold fails now, not after sampling
