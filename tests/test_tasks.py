@@ -190,3 +190,38 @@ def test_loss_commands_name_a_task_fit(task_fit, tmp_path):
     path = task_fit.save(tmp_path / "tasks.nc")
     with pytest.raises(FitFileError, match="task-accuracy fit"):
         load_fit(path)
+
+
+def test_summary_of_a_task_fit(task_fit, tmp_path):
+    """Per task and pooled parameters with intervals around the median, the ladder, diagnostics; text, JSON and CSV."""
+    import dataclasses
+
+    from bayescale.cli import app
+    from bayescale.tasksummary import POOLED_LABEL, summary_dict, summary_frame
+
+    rng = np.random.default_rng(1)
+    pooled = {name: (("chain", "draw"), rng.normal(0, 0.1, (2, 100))) for name in ("alpha_mu", "alpha_tau")}
+    fit = dataclasses.replace(task_fit, posterior=task_fit.posterior.assign(pooled))
+    frame = summary_frame(fit, ci=0.8)
+    assert set(frame["task"]) == {*TASKS, POOLED_LABEL}
+    assert np.all((frame["lo"] <= frame["median"]) & (frame["median"] <= frame["hi"]))
+    alpha = frame[(frame["task"] == "beta_task") & (frame["parameter"] == "alpha")].iloc[0]
+    assert alpha["lo"] <= TRUTH["alpha"][1] * 1.05 and alpha["hi"] >= TRUTH["alpha"][1] * 0.95
+    assert np.all(np.isfinite(frame[["rhat", "ess_bulk", "ess_tail"]].to_numpy()))
+    doc = summary_dict(fit)
+    assert doc["kind"] == "tasks" and doc["tasks"] == list(TASKS) and set(doc["pooled"]) == {"alpha_mu", "alpha_tau"}
+    assert doc["ladder"]["runs_per_task"] == {t: 16 for t in TASKS} and doc["ladder"]["params"] == [2e8, 1.6e9]
+    assert doc["ladder"]["chance"]["beta_task"] == 0.5 and doc["converged"]
+
+    path = task_fit.save(tmp_path / "tasks.nc")
+    runner = CliRunner()
+    out = runner.invoke(app, ["summary", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "gamma_task (chance 0.2, 16 runs)" in out.stdout and "convergence: converged" in out.stdout and "ladder: params 2e+08–1.6e+09" in out.stdout
+    out = runner.invoke(app, ["summary", str(path), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert set(doc["parameters"]["alpha_task"]) == {"E", "A", "B", "alpha", "beta", "sigma", "k", "L0", "ceiling", "phi"}
+    assert doc["pooled"] == {}
+    csv = runner.invoke(app, ["summary", str(path), "--format", "csv"])
+    assert csv.stdout.splitlines()[0] == "task,parameter,median,lo,hi,rhat,ess_bulk,ess_tail"

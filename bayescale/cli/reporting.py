@@ -19,12 +19,35 @@ def summary_cmd(
     format: FormatOpt = Format.table,
     strict: Annotated[bool, typer.Option(help="Exit with code 7 if the fit did not converge.")] = False,
 ) -> None:
-    """Parameter medians, intervals and convergence diagnostics of a saved fit."""
+    """Parameter medians, intervals and convergence diagnostics of a saved fit (of a task fit: per task, pooled, and its ladder)."""
     from bayescale.fitfile import load_fit
+    from bayescale.taskfit import is_task_fit
+
+    if is_task_fit(fit_path):
+        return _task_summary(fit_path, ci, format, strict)
 
     result = run(load_fit, fit_path)
     typer.echo(visible(run(format_summary, result, ci, format)))
     strict_exit(strict, result)
+
+
+def _task_summary(fit_path: Path, ci: float, format: Format, strict: bool) -> None:
+    """``summary`` of a task fit (``tasksummary``): JSON, CSV (one row per task and parameter) or text."""
+    from bayescale import tasksummary
+    from bayescale.cli.formatting import json_text
+    from bayescale.taskfit import load_task_fit
+
+    result = run(load_task_fit, fit_path)
+    if format is Format.json:
+        text = json_text(run(tasksummary.summary_dict, result, ci))
+    elif format is Format.csv:
+        text = run(tasksummary.summary_frame, result, ci).to_csv(index=False)
+    else:
+        text = run(tasksummary.summary_text, result, ci)
+    typer.echo(visible(text))
+    if strict and not result.converged:
+        typer.secho("error: --strict and the fit did not converge", err=True, fg=typer.colors.RED)
+        raise typer.Exit(7)
 
 
 def report_cmd(
