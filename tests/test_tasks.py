@@ -225,3 +225,29 @@ def test_summary_of_a_task_fit(task_fit, tmp_path):
     assert doc["pooled"] == {}
     csv = runner.invoke(app, ["summary", str(path), "--format", "csv"])
     assert csv.stdout.splitlines()[0] == "task,parameter,median,lo,hi,rhat,ess_bulk,ess_tail"
+
+
+def test_report_of_a_task_fit(task_fit, tmp_path):
+    """``report`` on a task fit: every section, a figure and a forecast row per task and budget, strict embedded JSON, loss-only flags refused."""
+    import re
+
+    from bayescale.cli import app
+    from bayescale.taskreport import SECTIONS
+
+    path = task_fit.save(tmp_path / "tasks.nc")
+    html_path = tmp_path / "r.html"
+    runner = CliRunner()
+    out = runner.invoke(app, ["report", str(path), "-o", str(html_path), "--flops", "1e22", "--flops", "1e23", "--ci", "0.8"])
+    assert out.exit_code == 0, out.output
+    html = html_path.read_text()
+    for section in (*SECTIONS, *(f"task-{i + 1}" for i in range(len(TASKS)))):
+        assert f'id="{section}"' in html
+    assert html.count("data:image/png;base64,") == len(TASKS)
+    doc = json.loads(re.search(r'<script type="application/json" id="headline-data">(.*?)</script>', html, re.S).group(1))
+    rows = doc["forecasts"]
+    assert doc["ci"] == 0.8 and len(rows) == 2 * len(TASKS)
+    assert sorted(r["flops"] for r in rows) == pytest.approx([1e22] * len(TASKS) + [1e23] * len(TASKS))
+    assert all(r["accuracy_lo"] <= r["accuracy_median"] <= r["accuracy_hi"] and r["tokens"] == pytest.approx(20 * r["params"]) for r in rows)
+    assert "--ci 0.8" in html and "NOT CONVERGED" not in html
+    out = runner.invoke(app, ["report", str(path), "-o", str(tmp_path / "r2.html"), "--target-loss", "2"])
+    assert out.exit_code != 0 and "--target-loss: for loss fits" in out.output

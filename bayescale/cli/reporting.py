@@ -21,9 +21,8 @@ def summary_cmd(
 ) -> None:
     """Parameter medians, intervals and convergence diagnostics of a saved fit (of a task fit: per task, pooled, and its ladder)."""
     from bayescale.fitfile import load_fit
-    from bayescale.taskfit import is_task_fit
 
-    if is_task_fit(fit_path):
+    if _is_task_fit(fit_path):
         return _task_summary(fit_path, ci, format, strict)
 
     result = run(load_fit, fit_path)
@@ -64,6 +63,7 @@ def report_cmd(
         list[Path] | None, typer.Option("--compare", metavar="FIT", help="Other saved fits of the same runs (e.g. another form): the report ranks them with this one by PSIS-LOO. Repeat the flag.")
     ] = None,
     next_runs: Annotated[bool, typer.Option("--next-runs", help="Add 'What to train next': the grid runs that firm up the headline forecast most, within a tenth of its budget.")] = False,
+    tokens_per_param: Annotated[float, typer.Option(help="Task fits (fit-tasks): tokens per parameter of the plan at each budget (default 20).")] = 20.0,
 ) -> None:
     """Write a self-contained HTML uncertainty report for budget decisions; a grouped fit gets a section per level unless --group-value names one."""
     check_output(output, inputs=[fit_path, *(compare or [])])
@@ -76,6 +76,22 @@ def report_cmd(
             ("--compare", compare or []), ("--next-runs", next_runs),
         ],
     )  # fmt: skip
+    if _is_task_fit(fit_path):
+        loss_only = {
+            "--target-loss": target_loss is not None,
+            "--unique-tokens": unique_tokens is not None,
+            "--group-value": bool(group_value),
+            "--new-group": new_group,
+            "--compare": bool(compare),
+            "--next-runs": next_runs,
+        }
+        given = [flag for flag, on in loss_only.items() if on]
+        command = command_line(
+            "report", fit_path, options=[("-o", output), ("--flops", flops or []), ("--ci", ci if ci != 0.9 else None), ("--tokens-per-param", tokens_per_param if tokens_per_param != 20.0 else None)]
+        )
+        path = run(_task_report, fit_path, output, flops, ci, tokens_per_param, command, given)
+        typer.echo(f"wrote {path}")
+        return
     path = run(_report, fit_path, output, flops, target_loss, prob, unique_tokens, ci, group_value, new_group, command, compare or [], next_runs)
     typer.echo(f"wrote {path}")
 
@@ -107,6 +123,23 @@ def _report(fit_path, output, flops, target_loss, prob, unique_tokens, ci, group
         comparison=comparison,
         next_runs=next_runs,
     )
+
+
+def _is_task_fit(path: Path) -> bool:
+    from bayescale.taskfit import is_task_fit
+
+    return is_task_fit(path)
+
+
+def _task_report(fit_path: Path, output: Path, flops: list[str] | None, ci: float, tokens_per_param: float, command: str, given: list[str]) -> Path:
+    """``report`` on a task fit (``taskreport``): per task, accuracy against compute and the forecasts at the budgets."""
+    from bayescale.allocate import parse_flops
+    from bayescale.taskfit import load_task_fit
+    from bayescale.taskreport import render_task_report
+
+    if given:
+        raise BayescaleError(f"{', '.join(given)}: for loss fits; a task fit's report takes --flops, --ci and --tokens-per-param")
+    return render_task_report(load_task_fit(fit_path), output, flops=parse_flops(flops) if flops else None, ci=ci, tokens_per_param=tokens_per_param, command=command)
 
 
 def _check_others(fit_path: Path, others: list[Path]) -> None:
