@@ -43,7 +43,7 @@ def _short(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _open_bounded(path: Path, max_bytes: int) -> xr.DataTree:
+def open_bounded(path: Path, max_bytes: int) -> xr.DataTree:
     """Open ``path`` lazily, refuse it if its variables declare more than ``max_bytes``, then read it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -168,18 +168,26 @@ def fit_identity(path: str | Path) -> dict[str, Any]:
 FIT_NODES = ("posterior", "sample_stats", "observed_data", "constant_data", "runs", "parameter_diagnostics")
 
 
-def _check_hdf5_root(path: Path) -> None:
-    """Refuse an HDF5 file without the fit's root attribute or with foreign top-level groups in
-    milliseconds, before xarray walks every (nested) group of it."""
+def hdf5_root(path: Path) -> tuple[dict[str, Any], list[str]] | None:
+    """The root attributes and top-level group names of an HDF5 file, read in milliseconds; None if it is not HDF5."""
     import h5py
 
     try:
         with h5py.File(path, "r") as handle:
-            marked = "bayescale_format" in handle.attrs
-            task_fit = handle.attrs.get("bayescale_kind") == "tasks"
-            foreign = sorted(set(handle.keys()) - set(FIT_NODES))
+            return dict(handle.attrs), list(handle.keys())
     except OSError:
+        return None
+
+
+def _check_hdf5_root(path: Path) -> None:
+    """Refuse an HDF5 file without the fit's root attribute or with foreign top-level groups in
+    milliseconds, before xarray walks every (nested) group of it."""
+    root = hdf5_root(path)
+    if root is None:
         return  # not HDF5: the netCDF reader gives its own error
+    marked = "bayescale_format" in root[0]
+    task_fit = root[0].get("bayescale_kind") == "tasks"
+    foreign = sorted(set(root[1]) - set(FIT_NODES))
     if task_fit:
         raise FitFileError(f"{path}: a task-accuracy fit (bayescale fit-tasks): forecast and decide read it; this command reads loss fits")
     if not marked:
@@ -219,18 +227,23 @@ def _check_zarr_store(path: Path, max_bytes: int) -> None:
                 raise FitFileError(f"{path}: holds more than a fit may ({max_bytes / 2**30:.3g} GiB); refusing to read it")
 
 
-def _read_checked(path: Path, max_bytes: int) -> xr.DataTree:
-    """The file's tree, once it is known to be a bayescale fit of this format whose content hash matches."""
+def check_fit_path(path: Path, max_bytes: int) -> None:
+    """``path`` is an existing regular file, or a ``.zarr`` folder of regular entries within ``max_bytes`` (``_check_zarr_store``): no device, FIFO or link out."""
     if not path.exists():
         raise FitFileError(f"{path}: no such fit file")
     if not (path.is_file() or (path.is_dir() and path.suffix == ".zarr")):
         raise FitFileError(f"{path}: not a fit file (a folder or a device); a fit is a .nc file or a .zarr folder")
+    if path.is_dir():
+        _check_zarr_store(path, max_bytes)
+
+
+def _read_checked(path: Path, max_bytes: int) -> xr.DataTree:
+    """The file's tree, once it is known to be a bayescale fit of this format whose content hash matches."""
+    check_fit_path(path, max_bytes)
     if path.is_file():
         _check_hdf5_root(path)
-    else:
-        _check_zarr_store(path, max_bytes)
     try:
-        tree = _open_bounded(path, max_bytes)
+        tree = open_bounded(path, max_bytes)
     except FitFileError:
         raise
     except Exception as exc:

@@ -203,46 +203,112 @@ def is_task_fit(path: str | Path) -> bool:
         return False
 
 
-def load_task_fit(path: str | Path) -> TaskFit:
-    """Read a task fit saved by ``TaskFit.save``; an edited, foreign or damaged file is a ``FitFileError``."""
-    from bayescale.fitfile import MAX_LOAD_BYTES
-    from bayescale.fitformat import content_hash
-    from bayescale.taskmodel import TASK_PARAMETERS
+#: The groups a task fit file holds; a file with others is foreign (refused before its groups are walked).
+TASK_NODES = ("posterior", "sample_stats", "runs")
+
+
+def load_task_fit(path: str | Path, *, max_bytes: int | None = None) -> TaskFit:
+    """Read a task fit saved by ``TaskFit.save``; an edited, foreign or damaged file is a ``FitFileError``.
+
+    The same file checks as ``fitfile.load_fit``: a ``.zarr`` folder of regular entries only (no
+    link, FIFO or device), foreign groups refused before they are walked, the declared size bounded
+    by ``max_bytes`` (``fitfile.MAX_LOAD_BYTES``) before anything is read, the content hash, every
+    attribute's type, and the stored runs re-checked as a task table.
+    """
+    from bayescale.fitfile import MAX_LOAD_BYTES, check_fit_path, hdf5_root, open_bounded
 
     path = Path(path)
+    limit = MAX_LOAD_BYTES if max_bytes is None else max_bytes
+    check_fit_path(path, limit)
+    root = hdf5_root(path) if path.is_file() else None
+    if root is not None:
+        _check_root(path, root[0], root[1])
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with xr.open_datatree(path, engine="zarr" if path.is_dir() else "h5netcdf") as lazy:
-                declared = sum(int(v.size) * v.dtype.itemsize for node in lazy.subtree for v in node.dataset.variables.values())
-                if declared > MAX_LOAD_BYTES:
-                    raise FitFileError(f"{path}: declares {declared / 2**30:.3g} GiB, more than a fit may hold; refusing to read it")
-                tree = lazy.load()
+        tree = open_bounded(path, limit)
     except FitFileError:
         raise
     except Exception as exc:
-        raise FitFileError(f"{path}: not a readable fit file ({type(exc).__name__})") from None
-    attrs = dict(tree.attrs)
-    if attrs.get("bayescale_kind") != KIND:
-        raise FitFileError(f"{path}: not a task fit (fit one with bayescale fit-tasks)")
-    if int(attrs.get("bayescale_task_format", -1)) != TASK_FORMAT:
-        raise FitFileError(f"{path}: task fit format {attrs.get('bayescale_task_format')!r}, this bayescale reads {TASK_FORMAT}; refit")
-    stored = attrs.pop("content_hash", None)
-    check = tree.copy()
-    check.attrs = attrs
-    if stored != content_hash(check):
-        raise FitFileError(f"{path}: content hash mismatch: the file was edited or damaged after it was saved")
+        raise FitFileError(f"{path}: not a readable fit file (truncated, corrupted or not netCDF/zarr: {type(exc).__name__})") from None
+    attrs = {str(k): v for k, v in tree.attrs.items()}
+    _check_root(path, attrs, list(map(str, tree.children)))
+    _check_format(path, attrs)
+    _check_hash(path, tree, attrs)
     try:
-        posterior = tree["posterior"].to_dataset()
-        runs = tree["runs"].to_dataset()
-        tasks = tuple(json.loads(attrs["tasks"]))
-        frame = pd.DataFrame({c: runs[c].values.astype(str) if c == "task" else runs[c].values for c in runs.data_vars})
-        for name in TASK_PARAMETERS:
-            if name not in posterior or not np.all(np.isfinite(posterior[name].values)):
-                raise FitFileError(f"{path}: posterior variable {name!r} is missing or not finite")
-        table = TaskTable(frame, tasks, str(runs.attrs.get("source", path)))
-        return TaskFit(posterior, tree["sample_stats"].to_dataset(), table, Diagnostics.from_dict(json.loads(attrs["diagnostics"])), int(attrs["seed"]), json.loads(attrs["settings"]))
+        return _task_fit_of(path, tree, attrs)
     except BayescaleError:
         raise
     except Exception as exc:
         raise FitFileError(f"{path}: a task fit with missing or damaged content ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _check_root(path: Path, attrs: dict[str, Any], groups: list[str]) -> None:
+    """A task fit (root attribute ``bayescale_kind``) with only and all ``TASK_NODES`` groups."""
+    from bayescale.fitfile import _short
+
+    if attrs.get("bayescale_kind") != KIND:
+        raise FitFileError(f"{path}: not a task fit (fit one with bayescale fit-tasks)")
+    foreign = sorted(set(groups) - set(TASK_NODES))
+    if foreign:
+        raise FitFileError(f"{path}: not a task fit: it holds group(s) {_short(foreign)} a task fit never has")
+    missing = [g for g in TASK_NODES if g not in groups]
+    if missing:
+        raise FitFileError(f"{path}: the task fit has no {missing[0]} group")
+
+
+def _check_format(path: Path, attrs: dict[str, Any]) -> None:
+    """The file's ``bayescale_task_format`` is an integer and the one this version reads."""
+    from bayescale.fitfile import _short
+
+    version = attrs.get("bayescale_task_format")
+    if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)):
+        raise FitFileError(f"{path}: bayescale_task_format must be an integer, got {_short(version)}")
+    if int(version) != TASK_FORMAT:
+        raise FitFileError(f"{path}: task fit format {int(version)}, this bayescale reads {TASK_FORMAT}; refit")
+
+
+def _check_hash(path: Path, tree: xr.DataTree, attrs: dict[str, Any]) -> None:
+    """The content hash written at save matches (a text attribute: an array must not reach ``!=``)."""
+    from bayescale.fitformat import content_hash
+
+    stored = attrs.pop("content_hash", None)
+    check = tree.copy()
+    check.attrs = attrs
+    if not isinstance(stored, str) or stored != content_hash(check):
+        raise FitFileError(f"{path}: content hash mismatch: the file was edited or damaged after it was saved")
+
+
+def _task_fit_of(path: Path, tree: xr.DataTree, attrs: dict[str, Any]) -> TaskFit:
+    """The ``TaskFit`` a checked tree holds: attributes typed, posterior numeric and finite over (chain, draw, task), runs a valid task table."""
+    from bayescale.errors import RunTableError
+    from bayescale.fitfile import _short
+    from bayescale.taskmodel import TASK_PARAMETERS
+
+    tasks = json.loads(attrs["tasks"])
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks) or len(set(tasks)) != len(tasks):
+        raise FitFileError(f"{path}: tasks must be a list of distinct task names, got {_short(tasks)}")
+    settings = json.loads(attrs["settings"])
+    if not isinstance(settings, dict):
+        raise FitFileError(f"{path}: settings must be a JSON object, got {_short(settings)}")
+    seed = attrs["seed"]
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise FitFileError(f"{path}: seed must be an integer, got {_short(seed)}")
+    posterior = tree["posterior"].to_dataset()
+    if min(posterior.sizes.get(dim, 0) for dim in ("chain", "draw")) < 1:
+        raise FitFileError(f"{path}: the posterior holds no draws")
+    for name in TASK_PARAMETERS:
+        if name not in posterior:
+            raise FitFileError(f"{path}: posterior variable {name!r} is missing")
+    for var_name, var in posterior.data_vars.items():
+        if var.dims[:2] != ("chain", "draw") or var.dtype.kind not in "fiu" or not np.all(np.isfinite(var.values)):
+            raise FitFileError(f"{path}: posterior variable {var_name!r} must hold finite numbers over (chain, draw, ...), has dims {var.dims} / dtype {var.dtype}")
+        if var_name in TASK_PARAMETERS and (var.dims[2:] != ("task",) or var.sizes["task"] != len(tasks)):
+            raise FitFileError(f"{path}: posterior variable {var_name!r} must have one value per task ({len(tasks)}), has dims {var.dims}")
+    runs = tree["runs"].to_dataset()
+    frame = pd.DataFrame({c: runs[c].values.astype(str) if c == "task" else runs[c].values for c in runs.data_vars})
+    try:
+        table = task_table(frame, loss="loss", chance="chance", tasks=tuple(tasks), source=str(runs.attrs.get("source", path)))
+    except RunTableError as exc:
+        raise FitFileError(f"{path}: the stored runs are not a valid task table: {exc}") from None
+    if len(table.data) != len(frame):
+        raise FitFileError(f"{path}: the stored runs hold tasks the fit does not list")
+    return TaskFit(posterior, tree["sample_stats"].to_dataset(), table, Diagnostics.from_dict(json.loads(attrs["diagnostics"])), int(seed), settings)

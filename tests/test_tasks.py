@@ -251,3 +251,79 @@ def test_report_of_a_task_fit(task_fit, tmp_path):
     assert "--ci 0.8" in html and "NOT CONVERGED" not in html
     out = runner.invoke(app, ["report", str(path), "-o", str(tmp_path / "r2.html"), "--target-loss", "2"])
     assert out.exit_code != 0 and "--target-loss: for loss fits" in out.output
+
+
+def _rewrite(path, out, edit, rehash=True):
+    """The task fit at ``path`` with ``edit(tree)`` applied and (``rehash``) its content hash recomputed: an edit that passes the hash."""
+    import xarray as xr
+
+    from bayescale.fitformat import content_hash
+
+    with xr.open_datatree(path, engine="h5netcdf") as lazy:
+        tree = lazy.load()
+    edit(tree)
+    if rehash:
+        tree.attrs.pop("content_hash", None)
+        tree.attrs["content_hash"] = content_hash(tree)
+    tree.to_netcdf(out, engine="h5netcdf")
+    return out
+
+
+@pytest.mark.parametrize("kind", ["dev_zero", "fifo"])
+def test_task_zarr_with_a_linked_or_special_chunk_is_refused(task_fit, tmp_path, kind):
+    import os
+
+    from bayescale.taskfit import load_task_fit
+
+    store = task_fit.save(tmp_path / "tasks.zarr")
+    assert load_task_fit(store).tasks == TASKS
+    chunk = next(p for p in sorted(store.rglob("*")) if p.is_file() and p.parent.name == "alpha")
+    chunk.unlink()
+    chunk.symlink_to("/dev/zero") if kind == "dev_zero" else os.mkfifo(chunk)
+    with pytest.raises(FitFileError, match="link, device or FIFO"):
+        load_task_fit(store)
+
+
+def test_task_fit_file_checks(task_fit, tmp_path):
+    """Foreign groups, devices, size bound, hash and every attribute's type: one clear ``FitFileError`` each."""
+    import h5py
+
+    from bayescale.taskfit import load_task_fit
+
+    path = task_fit.save(tmp_path / "tasks.nc")
+    with pytest.raises(FitFileError, match="not a fit file"):
+        load_task_fit("/dev/zero")
+    with pytest.raises(FitFileError, match="no such fit file"):
+        load_task_fit(tmp_path / "missing.nc")
+    with pytest.raises(FitFileError, match="more than a fit may hold"):
+        load_task_fit(path, max_bytes=100)
+    foreign = tmp_path / "foreign.nc"
+    with h5py.File(foreign, "w") as handle:
+        handle.attrs["bayescale_kind"] = "tasks"
+        for i in range(300):
+            handle.create_group(f"g{i}").create_dataset("x", data=[1.0])
+    with pytest.raises(FitFileError, match=r"group\(s\) .*a task fit never has"):
+        load_task_fit(foreign)
+    with pytest.raises(FitFileError, match="content hash mismatch"):
+        load_task_fit(_rewrite(path, tmp_path / "edited.nc", lambda tree: tree.attrs.__setitem__("seed", 2), rehash=False))
+
+    def set_attr(name, value):
+        return lambda tree: tree.attrs.__setitem__(name, value)
+
+    for i, (edit, match) in enumerate(
+        [
+            (set_attr("bayescale_task_format", "1"), "bayescale_task_format must be an integer"),
+            (set_attr("seed", "one"), "seed must be an integer"),
+            (set_attr("tasks", json.dumps(["alpha_task", "alpha_task", "x"])), "tasks must be a list of distinct task names"),
+            (set_attr("settings", "[1]"), "settings must be a JSON object"),
+            (set_attr("tasks", json.dumps(["alpha_task", "beta_task"])), "hold tasks the fit does not list|one value per task"),
+        ]
+    ):
+        with pytest.raises(FitFileError, match=match):
+            load_task_fit(_rewrite(path, tmp_path / f"e{i}.nc", edit))
+
+    def bad_accuracy(tree):
+        tree["runs"]["accuracy"].values[3] = 1.5
+
+    with pytest.raises(FitFileError, match=r"stored runs are not a valid task table: .*row 4, column 'accuracy'"):
+        load_task_fit(_rewrite(path, tmp_path / "acc.nc", bad_accuracy))
