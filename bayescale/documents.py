@@ -71,11 +71,14 @@ class Diagnostics:
             text += f" Tried: {tried.sentence()}."
         if info is None or not info.pooled:
             return text + " Untried options: look for outlying runs, or fit a simpler law."
-        options = (
-            []
-            if tried is not None
-            else ['the other centring of the group levels (the spec\'s pooling.centered = "auto" tries both)' if info.centering == "spec" else "the other centring of the group levels"]
-        )
+        if tried is None:
+            options = [
+                'the other centring of the group levels (the spec\'s pooling.centered = "auto" tries both, then every level non-centred)'
+                if info.centering == "spec"
+                else "the other centring of the group levels"
+            ]
+        else:
+            options = [] if tried.tried_all_non_centred(info.centered or ()) else ["every group level non-centred (the spec's pooling.centered = false)"]
         options += ["fit without --group (one law for every group)", "pool fewer parameters (the spec's [pooling] params; bayescale compare --group COLUMN --pooling ... ranks the choices)"]
         return text + " Untried options: " + "; ".join(options) + "."
 
@@ -102,7 +105,7 @@ def _without_none(document: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One sampling run of a fit that sampled twice: its centred pooled levels and its verdict."""
+    """One sampling run of a fit that sampled more than once: its centred pooled levels and its verdict."""
 
     centered: tuple[str, ...]
     converged: bool
@@ -128,11 +131,12 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Uncentering:
-    """A second sampling run of an auto-centred grouped fit whose first run did not converge, with
-    the other parametrisation of its pooled levels (JSON key ``recentred``).
+    """Further sampling runs of an auto-centred grouped fit whose first run did not converge: the
+    other parametrisation of its pooled levels, then (if that failed too and was not it) every
+    pooled level non-centred (JSON key ``recentred``).
 
-    ``params``: the levels whose centring the second run switched; ``divergences``: the first
-    run's. Fits since issue 31 also record ``attempts`` (first, second) and ``kept`` (the index
+    ``params``: the levels whose centring the later runs switched; ``divergences``: the first
+    run's. Fits since issue 31 also record ``attempts`` (every run in order) and ``kept`` (the index
     of the run the fit holds: a converged run beats one that is not, then fewer divergences, then
     the smaller largest R-hat); older files say only that ``params`` were sampled again non-centred.
     """
@@ -143,13 +147,19 @@ class Uncentering:
     kept: int | None = None
 
     def sentence(self) -> str:
-        """One line for people: what the second run switched, how each run did, which one the fit holds."""
+        """One line for people: what the later runs switched, how each run did, which one the fit holds."""
         if not self.attempts or self.kept is None:
             return f"{', '.join(self.params)} sampled again non-centred after {self.divergences} divergences in a funnel"
         labels = [_centring(a.centered, self.params) for a in self.attempts]
         runs = "; ".join(f"{label}: {a.verdict()}" for label, a in zip(labels, self.attempts, strict=True))
-        outcome = "" if any(a.converged for a in self.attempts) else "neither converged; "
-        return f"{' and '.join(labels)} group levels for {', '.join(self.params)} ({runs}); {outcome}kept the {labels[self.kept]} run"
+        outcome = "" if any(a.converged for a in self.attempts) else ("neither" if len(labels) == 2 else "none") + " converged; "
+        order = " and ".join(labels) if len(labels) == 2 else ", then ".join(labels)
+        return f"{order} group levels for {', '.join(self.params)} ({runs}); {outcome}kept the {labels[self.kept]} run"
+
+    def tried_all_non_centred(self, kept_centered: tuple[str, ...]) -> bool:
+        """Whether some run had every pooled level non-centred (older files without ``attempts``:
+        whether the run kept, centred as ``kept_centered``, was)."""
+        return any(not a.centered for a in self.attempts) if self.attempts else not kept_centered
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"params": list(self.params), "divergences": self.divergences}

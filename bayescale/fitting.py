@@ -25,7 +25,7 @@ from bayescale.fitfile import MAX_LOAD_BYTES, load_fit
 from bayescale.fitformat import FORMAT_VERSION, check_storable, content_hash, package_version, save_fit
 from bayescale.modeldesign import Design
 from bayescale.modeldesign import design as make_design
-from bayescale.pooling import other_centering, resolve_centered, switch_centering
+from bayescale.pooling import last_centering, other_centering, resolve_centered, switch_centering
 from bayescale.posterior import SAMPLE_DIMS, judged_variables
 from bayescale.progress import phase, show_progress
 from bayescale.result import Fit, check_convergence
@@ -142,8 +142,9 @@ def _sample_uncentering(
 ) -> tuple[ModelSpec, xr.DataTree, Diagnostics, SamplerConfig, Uncentering | None]:
     """Sample; if an auto-centred grouped fit did not converge, sample once more with the other
     parametrisation of its pooled levels (``pooling.other_centering``: the funnel's levels after
-    divergences there, else all) and keep the better run (``_better``). Returns the run kept
-    and, if it sampled twice, both runs' verdicts."""
+    divergences there, else all) and, if that fails too, once more with every pooled level
+    non-centred (``pooling.last_centering``; small grouped tables, issue 26) when not tried yet.
+    Keeps the best run (``_better``). Returns the run kept and, if it sampled again, every run's verdict."""
     first = (spec, *_sample_judged(spec, design, prior_draws, config, adaptation))
     diagnostics, tree = first[2], first[1]
     if not auto or diagnostics.converged or not design.groups or not spec.pooled:
@@ -152,14 +153,22 @@ def _sample_uncentering(
     other = switch_centering(spec, switched)
     if config.progress:
         phase(f"not converged ({'; '.join(diagnostics.problems)}): sampling again with {', '.join(switched)} in the other centring")
-    second = (other, *_sample_judged(other, design, prior_draws, config, adaptation))
-    kept = int(_better(second[2], diagnostics))
-    attempts = (Attempt.of(tuple(spec.centered), diagnostics), Attempt.of(tuple(other.centered), second[2]))
-    return (*(first, second)[kept], Uncentering(tuple(switched), diagnostics.divergences, attempts, kept))
+    runs = [first, (other, *_sample_judged(other, design, prior_draws, config, adaptation))]
+    last = None if runs[1][2].converged else last_centering(spec, (spec, other))
+    if last is not None:
+        if config.progress:
+            phase(f"not converged either ({'; '.join(runs[1][2].problems)}): sampling again with every pooled level non-centred")
+        runs.append((last, *_sample_judged(last, design, prior_draws, config, adaptation)))
+    kept = 0
+    for i in range(1, len(runs)):
+        kept = i if _better(runs[i][2], runs[kept][2]) else kept
+    attempts = tuple(Attempt.of(tuple(run[0].centered), run[2]) for run in runs)
+    levels = tuple(p for p in spec.pooled if p in switched or any(p in a.centered for a in attempts))
+    return (*runs[kept], Uncentering(levels if len(runs) > 2 else tuple(switched), diagnostics.divergences, attempts, kept))
 
 
 def _better(second: Diagnostics, first: Diagnostics) -> bool:
-    """Whether the second run is the better: converged beats not, then fewer divergences, then the smaller largest R-hat (a tie keeps the first)."""
+    """Whether run ``second`` beats run ``first``: converged beats not, then fewer divergences, then the smaller largest R-hat (a tie keeps the first)."""
 
     def score(d: Diagnostics) -> tuple[bool, int, float]:
         return (not d.converged, d.divergences, d.rhat_max if np.isfinite(d.rhat_max) else np.inf)

@@ -9,7 +9,8 @@ parameter lists; ``auto_centered`` is the rule behind ``pooling.centered = "auto
 ``uncenter_after_divergences`` its check after sampling: a centred level whose spread τ is small
 where the sampler diverged is in a funnel, and ``fit`` samples it again non-centred (every
 centred level when the divergent draws point at none). A first run that did not converge for
-another reason is sampled again with every pooled level switched (``other_centering``).
+another reason is sampled again with every pooled level switched (``other_centering``), and a second that did not either once more with every
+pooled level non-centred (``last_centering``).
 """
 
 from __future__ import annotations
@@ -153,3 +154,12 @@ def switch_centering(spec: ModelSpec, names: Sequence[str]) -> ModelSpec:
     """``spec`` (centring resolved) with the levels ``names`` in the other parametrisation."""
     kept = [p for p in spec.centered if p not in names]
     return dataclasses.replace(spec, centered=tuple(kept + [p for p in spec.pooled if p in names and p not in spec.centered]))
+
+
+def last_centering(spec: ModelSpec, tried: Sequence[ModelSpec]) -> ModelSpec | None:
+    """``spec`` with every pooled level non-centred, the last try after centrings ``tried`` did not
+    converge (on small grouped tables it samples where both auto and other centrings fail), or
+    ``None`` when one of them already was."""
+    if any(not t.centered for t in tried):
+        return None
+    return dataclasses.replace(spec, centered=())
