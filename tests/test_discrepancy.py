@@ -148,7 +148,7 @@ def test_no_self_check_keeps_tau_at_its_prior(synthetic_frame):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = fit(synthetic_frame, draws=100, tune=100, chains=2, seed=2, self_check=False)
+        result = fit(synthetic_frame, "chinchilla", draws=100, tune=100, chains=2, seed=2, self_check=False)
     assert result.self_check is None and result.summary_dict()["self_check"] is None
     prior, _ = draw_tau(result.spec.discrepancy.scale, (2, 100), seed=2)
     np.testing.assert_array_equal(result.posterior["discrepancy_tau"].values, prior)

@@ -169,13 +169,13 @@ def test_same_seed_same_posterior(synthetic_frame):
     kwargs = {"draws": 100, "tune": 100, "chains": 2, "seed": 7}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        a, b = fit(synthetic_frame, **kwargs), fit(synthetic_frame, **kwargs)
+        a, b = fit(synthetic_frame, "chinchilla", **kwargs), fit(synthetic_frame, "chinchilla", **kwargs)
     xr.testing.assert_identical(a.posterior, b.posterior)
 
 
 def test_non_convergence_warns(synthetic_frame):
     with pytest.warns(ConvergenceWarning, match="NOT CONVERGED"):
-        result = fit(synthetic_frame, draws=20, tune=20, chains=2, seed=0)
+        result = fit(synthetic_frame, "chinchilla", draws=20, tune=20, chains=2, seed=0)
     assert not result.converged
     assert result.summary_dict()["converged"] is False
 
@@ -212,6 +212,7 @@ def test_too_few_runs_and_one_size(synthetic_frame):
         fit(one_size)
 
 
+@pytest.mark.slow
 def test_compiled_model_cache_gives_identical_posteriors(synthetic_frame):
     """A cached compiled model with swapped data gives exactly what a fresh compile gives."""
     from bayescale import sampling

@@ -175,7 +175,7 @@ attr_values = st.one_of(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.dictionaries(st.sampled_from(["bayescale_format", "spec", "groups", "diagnostics", "seed", "sampler", "info", "content_hash"]), attr_values, min_size=1, max_size=3), st.booleans())
 def test_fit_file_attributes_loaded_or_fit_file_error(tmp_path_factory, saved_tree, attrs, rehash):
     from bayescale.errors import FitFileError

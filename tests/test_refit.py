@@ -138,6 +138,7 @@ def test_a_converged_second_run_is_not_sampled_again(grouped_frame, forced, funn
     assert result.diagnostics.converged and tuple(result.spec.centered) == ("E", "B")
 
 
+@pytest.mark.slow
 def test_the_first_run_is_kept_when_it_is_the_best_of_three(grouped_frame, forced, funnel_in_a):
     sampled, verdicts = forced
     verdicts += [lambda d: _failed(d, 0, 1.05), lambda d: _failed(d, 4, 1.02), lambda d: _failed(d, 1, 1.01)]

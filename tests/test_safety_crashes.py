@@ -137,6 +137,7 @@ except SamplerError as exc:
 """
 
 
+@pytest.mark.slow
 def test_sampler_that_cannot_start_exits_6_without_a_segfault():
     """nutpie's own initialisation failure corrupts its threads (exit 139 at interpreter exit); the model is checked first."""
     run = subprocess.run([sys.executable, "-c", _INIT_FAILURE, CHINCHILLA], check=False, capture_output=True, text=True, timeout=300)

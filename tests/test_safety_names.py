@@ -88,7 +88,7 @@ def test_cli_fit_of_a_wandb_export_saves(export_csv, tmp_path):
     from bayescale.cli import app
 
     out = tmp_path / "fit.nc"
-    args = ["fit", str(export_csv), "-o", str(out), "--group", GROUP, "--draws", "100", "--tune", "100", "--chains", "2", "--no-self-check", "-q"]
+    args = ["fit", str(export_csv), "-o", str(out), "--group", GROUP, "--model", "chinchilla", "--draws", "100", "--tune", "100", "--chains", "2", "--no-self-check", "-q"]
     args += [f"--column={k}={v}" for k, v in HEADERS.items()]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
