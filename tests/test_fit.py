@@ -342,6 +342,7 @@ def test_centered_levels_keep_the_non_centered_view(grouped_fit):
     assert "alpha_eta_dataset" not in post and post["alpha"].dims == ("chain", "draw")  # shared, as the spec says
 
 
+@pytest.mark.slow
 def test_non_centered_hierarchy_keeps_groups_apart(grouped_frame):
     """A spec that samples the levels non-centred (``centered = []``): a short fit keeps the groups'
     irreducible losses in order and forecasts each group from its own level."""

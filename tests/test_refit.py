@@ -67,6 +67,7 @@ def test_not_converged_samples_the_other_centring_and_keeps_the_converged_run(gr
     assert stored == result.info and result.pooling_summary()["recentred"]["kept"] == 1
 
 
+@pytest.mark.slow
 def test_neither_converged_keeps_the_better_and_names_only_what_was_tried(grouped_frame, forced):
     sampled, verdicts = forced
     verdicts += [lambda d: _failed(d, 0, 1.05), lambda d: _failed(d, 30, 1.3)]

@@ -82,6 +82,7 @@ def test_forecast_of_a_slashed_group_names_the_users_column(export_fit):
     assert GROUP in table.coords and np.all(np.isfinite(table["loss"].values))
 
 
+@pytest.mark.slow
 def test_cli_fit_of_a_wandb_export_saves(export_csv, tmp_path):
     from typer.testing import CliRunner
 

@@ -153,6 +153,7 @@ def test_backtest_no_test_runs_is_clear_error(synth_runs):
 # --- model comparison -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_compare_ranks_true_form_first(synth_runs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
