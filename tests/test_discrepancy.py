@@ -185,7 +185,7 @@ def test_cli_no_self_check(synthetic_frame, tmp_path):
     runs, out = tmp_path / "runs.csv", tmp_path / "fit.nc"
     synthetic_frame.to_csv(runs, index=False)
     runner = CliRunner()
-    result = runner.invoke(app, ["fit", str(runs), "--no-self-check", "--draws", "100", "--tune", "100", "--chains", "2", "-q", "-o", str(out)])
+    result = runner.invoke(app, ["fit", str(runs), "--model", "chinchilla", "--no-self-check", "--draws", "100", "--tune", "100", "--chains", "2", "-q", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "no self-check in this fit" in result.output
     doc = json.loads(runner.invoke(app, ["summary", str(out), "--format", "json"]).stdout)

@@ -33,12 +33,14 @@ def test_reporter_prints_at_most_every_interval_and_always_the_end():
 
 def test_fit_without_a_terminal_says_what_it_does(tmp_path):
     out = tmp_path / "fit.nc"
-    result = CliRunner().invoke(app, ["fit", str(data_path("chinchilla_figure4_runs.csv")), "--draws", "100", "--tune", "100", "--chains", "2", "-o", str(out)])
+    result = CliRunner().invoke(app, ["fit", str(data_path("chinchilla_figure4_runs.csv")), "--model", "chinchilla", "--draws", "100", "--tune", "100", "--chains", "2", "-o", str(out)])
     assert result.exit_code == 0, result.output
     text = result.output
     for expected in ("bayescale: sampling 2 chains × (100 tuning + 100) draws", "400/400 draws", "draws/s", "bayescale: self-check: refitting", f"bayescale: saving {out}"):
         assert expected in text, f"missing {expected!r} in:\n{text}"
-    quiet = CliRunner().invoke(app, ["fit", str(data_path("chinchilla_figure4_runs.csv")), "--draws", "100", "--tune", "100", "--chains", "2", "-q", "--force", "-o", str(out)])
+    quiet = CliRunner().invoke(
+        app, ["fit", str(data_path("chinchilla_figure4_runs.csv")), "--model", "chinchilla", "--draws", "100", "--tune", "100", "--chains", "2", "-q", "--force", "-o", str(out)]
+    )
     assert quiet.exit_code == 0 and "bayescale: " not in quiet.output
 
 

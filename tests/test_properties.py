@@ -50,7 +50,7 @@ def test_cli_fit_never_crashes_on_bad_tables(tmp_path_factory, frame):
     try:
         load_runs(path)
     except BayescaleError:
-        result = CliRunner().invoke(app, ["fit", str(path), "-q", "-o", str(path.with_suffix(".nc"))])
+        result = CliRunner().invoke(app, ["fit", str(path), "--model", "chinchilla", "-q", "-o", str(path.with_suffix(".nc"))])
         assert result.exit_code in (2, 3, 4, 5, 6), result.output
         assert "Traceback" not in result.output and "error:" in result.stderr
 

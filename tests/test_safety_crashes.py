@@ -63,7 +63,7 @@ def test_cli_interrupt_writes_nothing_and_exits_130(interrupted, tmp_path):
     target = tmp_path / "fit.nc"
     complete_fake_fit().save(target)
     before = hashlib.sha256(target.read_bytes()).hexdigest()
-    run = CliRunner().invoke(app, ["fit", CHINCHILLA, "-o", str(target), "--force", "--draws", "20", "--tune", "20", "-q"])
+    run = CliRunner().invoke(app, ["fit", CHINCHILLA, "--model", "chinchilla", "-o", str(target), "--force", "--draws", "20", "--tune", "20", "-q"])
     assert run.exit_code == 130, run.output
     assert "error: interrupted; nothing was written" in run.output and "saved" not in run.output
     assert hashlib.sha256(target.read_bytes()).hexdigest() == before

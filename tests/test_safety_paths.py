@@ -74,7 +74,7 @@ def test_cli_fit_dash_o_empty_or_dot_deletes_nothing(inside, out):
     from bayescale.resources import data_path
 
     before = sorted(p.name for p in inside.iterdir())
-    result = CliRunner().invoke(app, ["fit", str(data_path("chinchilla_figure4_runs.csv")), "-o", out, "-q", "--draws", "10", "--tune", "10"])
+    result = CliRunner().invoke(app, ["fit", str(data_path("chinchilla_figure4_runs.csv")), "--model", "chinchilla", "-o", out, "-q", "--draws", "10", "--tune", "10"])
     assert result.exit_code == 2, result.output
     assert "error:" in result.stderr and "Traceback" not in result.output
     assert "Fitting" not in result.output and "saved" not in result.output  # refused before any work

@@ -88,7 +88,7 @@ def test_recheck_is_skipped_only_when_the_target_is_as_it_was(tmp_path):
 def test_cli_fit_whose_save_fails_names_the_recovery_file_and_summary_reads_it(tmp_path, monkeypatch):
     target = tmp_path / "fit.nc"
     _failing_at(monkeypatch, target)
-    run = CliRunner().invoke(app, ["fit", CHINCHILLA, "-o", str(target), *QUICK])
+    run = CliRunner().invoke(app, ["fit", CHINCHILLA, "--model", "chinchilla", "-o", str(target), *QUICK])
     assert run.exit_code == OutputPathError.exit_code, run.output
     errors = [line for line in run.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "fit.recovery.nc" in errors[0] and "No space left" in errors[0]
@@ -113,7 +113,7 @@ def test_two_fits_to_one_output_do_not_both_say_saved(tmp_path, monkeypatch):
     monkeypatch.setattr(bayescale, "fit", fit_while_another_saves)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run = CliRunner().invoke(app, ["fit", CHINCHILLA, "-o", str(target), *QUICK])
+        run = CliRunner().invoke(app, ["fit", CHINCHILLA, "--model", "chinchilla", "-o", str(target), *QUICK])
         assert run.exit_code != 0, run.output
         assert "already holds a different fit" in run.output and "saved " not in run.output
         assert load_fit(target).runs.content_hash() == complete_fake_fit().runs.content_hash()  # the other fit is kept

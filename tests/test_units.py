@@ -81,9 +81,9 @@ def test_cli_refuses_gflops_in_one_line_and_takes_flops_unit(tmp_path):
 
     runs = tmp_path / "runs.csv"
     runs.write_text("params,tokens,loss,flops\n1e8,2e9,3.2,1.2e9\n4e8,8e9,2.9,1.92e10\n")
-    result = CliRunner().invoke(app, ["fit", str(runs), "-o", str(tmp_path / "fit.nc")])
+    result = CliRunner().invoke(app, ["fit", str(runs), "--model", "chinchilla", "-o", str(tmp_path / "fit.nc")])
     assert result.exit_code == RunTableError.exit_code
     assert result.stderr.count("\n") == 1 and "row 1 (line 2), flops: 1.2e+09 FLOPs is 1e-09 × 6·params·tokens" in result.stderr
     assert "--flops-unit GFLOPs" in result.stderr
-    result = CliRunner().invoke(app, ["fit", str(runs), "--flops-unit", "GFLOPs", "--where", "params<1e8", "-o", str(tmp_path / "fit.nc")])
+    result = CliRunner().invoke(app, ["fit", str(runs), "--model", "chinchilla", "--flops-unit", "GFLOPs", "--where", "params<1e8", "-o", str(tmp_path / "fit.nc")])
     assert result.exit_code == RunTableError.exit_code and "'params<1e8' matches none of the 2 runs" in result.stderr  # the unit was accepted
