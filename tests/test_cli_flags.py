@@ -72,6 +72,7 @@ def test_group_flags_on_a_fit_without_groups_are_errors(plain_path):
     one_error(invoke("allocate", plain_path, "--flops", "1e21", "--new-group"), 2, "this fit has no groups")
 
 
+@pytest.mark.slow
 def test_allocate_decide_report_take_group_flags(grouped_path, tmp_path):
     seen = json.loads(invoke("allocate", grouped_path, "--flops", "1e21", "--group-value", "dataset=WEB", "--format", "json").stdout)
     assert seen["group"] == {"dataset": "web"} and seen["new_group"] is False

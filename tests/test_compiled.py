@@ -31,6 +31,7 @@ def _python(code: str, env: dict[str, str] | None = None) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_summary_of_a_saved_fit_imports_no_sampler(saved_fit_path, chinchilla_fit):
     """``bayescale summary`` of a real fit reads R-hat and ESS stored at fit time: no sampler, no ArviZ, no SciPy."""
     code = (

@@ -51,6 +51,7 @@ def _fit(frame, model="chinchilla", progress=False):
         return fitting.fit(frame, model, group="dataset", seed=1, progress=progress, **TINY)
 
 
+@pytest.mark.slow
 def test_not_converged_samples_the_other_centring_and_keeps_the_converged_run(grouped_frame, forced, capsys):
     sampled, verdicts = forced
     verdicts += [lambda d: _failed(d, 0, 1.2), _passed]  # no divergences: every pooled level switches

@@ -68,6 +68,7 @@ def test_cli_report(saved_fit_path, tmp_path):
     assert bad.exit_code == 2 and "must be positive" in bad.stderr
 
 
+@pytest.mark.slow
 def test_cli_report_compare_ranks_the_given_fits(saved_fit_path, report_html, tmp_path):
     """``--compare`` fills the comparison section with a PSIS-LOO ranking, naming fits of one spec by file."""
     other = tmp_path / "again.nc"

@@ -130,6 +130,7 @@ def test_split_values_in_other_scripts_keep_their_own_folders(tmp_path, syntheti
     assert folders == sorted(["s__代码", "s__网页", "s__données"])
 
 
+@pytest.mark.slow
 def test_a_fit_saved_on_a_dask_worker_process(tmp_path):
     """Found by the adversarial pass: on a Dask worker process xarray locked the in-memory netCDF write
     with a distributed lock named by a BytesIO the scheduler never saw, and every batch job failed

@@ -130,6 +130,7 @@ def test_point_fit_bootstrap_and_forecast(synth_runs):
 # --- backtests ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_backtest_bayes_on_known_law(synth_runs):
     with warnings.catch_warnings():  # 15 training runs × 300 draws: R-hat may miss 1.01, forecasts are still good
         warnings.simplefilter("ignore", ConvergenceWarning)
